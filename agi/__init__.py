@@ -1,0 +1,1 @@
+"""FastAGI and classic AGI call entry."""

@@ -1,0 +1,1 @@
+"""AMI bridge to Asterisk (queues, desks, events)."""

@@ -1,0 +1,198 @@
+"""`hotline` command line: tier tables, policy checks and (later) the service itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from hotline.app import Services, open_services
+from hotline.logs import configure_logging
+from hotline.numbers import NumberPlan
+from hotline.policy import Policy, load_policy
+from hotline.settings import Settings, load_settings
+from hotline.yamlpos import ConfigFileError
+from tier_lookup.importer import ImportOptions, Mode, import_table
+from tier_lookup.store import TableBusy
+from tier_lookup.tables import TABLES, RowContext
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    parser.add_argument("--config", type=Path, help="settings file (YAML); also HOTLINE_CONFIG")
+    parser.add_argument("--redis-url", help="Redis URL; also HOTLINE_REDIS_URL")
+    parser.add_argument("--policy-file", type=Path, help="operator policy (YAML); also HOTLINE_POLICY_FILE")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", choices=["auto", "json", "console"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tiers = commands.add_parser("tiers", help="tier tables in Redis").add_subparsers(dest="action", required=True)
+    imp = tiers.add_parser("import", help="import a table from CSV (header row required)")
+    imp.add_argument("table", choices=sorted(TABLES))
+    imp.add_argument("file", type=Path, help="CSV file")
+    imp.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.REPLACE.value,
+                     help="replace: atomic swap of the whole table (default); upsert: add/overwrite rows; "
+                          "delete: remove the listed numbers")
+    imp.add_argument("--skip-bad", action="store_true",
+                     help="apply the valid rows even if some are rejected (default: refuse the whole file)")
+    imp.add_argument("--allow-shrink", action="store_true",
+                     help="allow a replace that leaves the table with under half of its rows")
+    imp.add_argument("--encoding", default="utf-8", help="file encoding, e.g. gbk (default utf-8)")
+
+    look = tiers.add_parser("lookup", help="resolve a caller's identity")
+    look.add_argument("number")
+    look.add_argument("--at", help="call time, ISO-8601 (default now; no offset means the policy's time zone)")
+    look.add_argument("--json", action="store_true", help="one JSON object")
+
+    stats = tiers.add_parser("stats", help="row counts and memory per table")
+    stats.add_argument("--json", action="store_true")
+
+    pol = commands.add_parser("policy", help="operator policy").add_subparsers(dest="action", required=True)
+    check = pol.add_parser("check", help="validate a policy file")
+    check.add_argument("file", type=Path, nargs="?", help="default: the configured policy file")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    cli = {"redis_url": args.redis_url, "policy_file": args.policy_file, "log_level": args.log_level,
+           "log_format": args.log_format}
+    return load_settings(os.environ, cli, args.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "policy":
+            return _policy_check(args.file or settings.policy_file)
+        policy = load_policy(settings.policy_file)
+        return asyncio.run(_run_tiers(args, settings, policy))
+    except ConfigFileError as exc:
+        print(f"hotline: configuration error\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("hotline: interrupted; a replace import in progress leaves the old table serving", file=sys.stderr)
+        return 130
+
+
+def _policy_check(path: Path) -> int:
+    policy = load_policy(path)
+    print(f"{path}: OK ({len(policy.levels)} levels, {len(policy.access_rules)} access rules, "
+          f"{len(policy.desks)} desks)")
+    return 0
+
+
+async def _run_tiers(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
+    async with open_services(settings, policy) as services:
+        try:
+            if args.action == "import":
+                return await _import(args, services)
+            if args.action == "lookup":
+                return await _lookup(args, services)
+            return await _stats(args, services)
+        except TableBusy as exc:
+            raise CliError(str(exc), EXIT_REFUSED) from None
+        except (RedisConnectionError, OSError) as exc:
+            raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
+        except RedisError as exc:
+            raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None
+
+
+async def _import(args: argparse.Namespace, services: Services) -> int:
+    policy = services.policy
+    brands = {code: code for code in policy.brands if code != "unknown"}
+    brands.update({spec.label.lower(): code for code, spec in policy.brands.items() if code != "unknown"})
+    ctx = RowContext(
+        zone=policy.zone,
+        brands=brands,
+        plan=NumberPlan(services.settings.country_code, services.settings.region),
+    )
+    options = ImportOptions(Mode(args.mode), args.skip_bad, args.allow_shrink, args.encoding)
+    try:
+        handle = args.file.open("rb")
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    with handle:
+        report = await import_table(services.store, args.table, handle, str(args.file), ctx, options)
+    for error in report.errors:
+        print(error.located(str(args.file)), file=sys.stderr)
+    if report.rejected > len(report.errors):
+        print(f"{args.file}: ... and {report.rejected - len(report.errors)} more rejected rows", file=sys.stderr)
+    print(report.summary())
+    return 0 if report.ok else EXIT_REFUSED
+
+
+def _parse_at(text: str | None, policy: Policy) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--at {text!r} is not an ISO-8601 date-time") from None
+    return at if at.tzinfo else at.replace(tzinfo=policy.zone)
+
+
+async def _lookup(args: argparse.Namespace, services: Services) -> int:
+    identity = await services.lookup.identify(args.number, _parse_at(args.at, services.policy))
+    if args.json:
+        print(json.dumps(identity.to_json(), ensure_ascii=False))
+        return 0
+    rows: list[tuple[str, Any]] = [
+        ("number", identity.number or "(withheld or invalid)"),
+        ("tier", f"{identity.tier} ({identity.label})"),
+        ("brand", f"{identity.brand} ({identity.brand_label})"),
+        ("level", f"{identity.level} ({identity.level_label})"),
+        ("queue priority", identity.queue_priority),
+        ("skill chain", " > ".join(identity.skill_chain)),
+        ("greeting", identity.greeting or "-"),
+        ("matched", ", ".join(identity.matched) or "-"),
+        ("flags", ", ".join(f for f in ("redlist", "blacklist") if getattr(identity, f)) or "-"),
+        ("degraded", "yes (Redis unavailable)" if identity.degraded else "no"),
+    ]
+    for name, value in rows:
+        print(f"{name:>15}: {value}")
+    return 0
+
+
+async def _stats(args: argparse.Namespace, services: Services) -> int:
+    stats = await services.store.stats()
+    if args.json:
+        out = [{**dataclasses.asdict(s), "bytes_per_row": round(s.bytes_per_row, 1)} for s in stats]
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    if not stats:
+        print("no tables imported yet")
+        return 0
+    print(f"{'table':<10} {'rows':>10} {'memory':>12} {'bytes/row':>9} {'buckets':>8}  imported (UTC)        source")
+    for s in stats:
+        print(f"{s.table:<10} {s.rows:>10} {s.memory_bytes:>12} {s.bytes_per_row:>9.1f} {s.buckets:>8}  "
+              f"{s.imported_at:<20}  {s.source}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""structlog set-up: one configuration for the whole process, subscriber numbers masked.
+
+JSON lines in production (stdout collected by the service manager), a readable console on a TTY.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+from hotline.numbers import mask_digits_in, mask_number
+
+# Keys that carry a subscriber number somewhere in the code base; their values never reach a log whole.
+NUMBER_KEYS = frozenset({"caller", "number", "callerid", "msisdn", "destination"})
+
+
+def mask_numbers(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: mask number-bearing keys, and long digit runs in the message itself."""
+    for key in NUMBER_KEYS & event.keys():
+        value = event[key]
+        if isinstance(value, str) and value:
+            event[key] = mask_number(value)
+    message = event.get("event")
+    if isinstance(message, str):
+        event["event"] = mask_digits_in(message)
+    return event
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Configure structlog once per process; `stream` defaults to stderr so CLI output stays clean."""
+    out = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False) if use_json else (
+        structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_numbers,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=True,
+    )

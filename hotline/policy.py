@@ -1,0 +1,264 @@
+"""The operator policy: everything in the domain that operators tune, validated once at start.
+
+A policy file is YAML (see hotline/data/policy.yaml for the shipped defaults). `load_policy`
+returns a frozen `Policy` or raises `ConfigFileError` naming the file, the key and what is
+wrong; the service refuses to start on a bad file rather than route callers by a guess.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml
+
+# The four micro-market tables; their names are the storage schema, not operator data.
+TIERS: tuple[str, ...] = ("highend", "newsub", "campus", "rural")
+NORMAL = "normal"
+WILDCARD = "*"
+TEMPLATE_FIELDS = frozenset({"name", "label", "brand_label", "level_label"})
+
+DEFAULT_POLICY_FILE = Path(__file__).parent / "data" / "policy.yaml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TierSettings(_Frozen):
+    precedence: tuple[str, ...]
+    labels: dict[str, str]
+    newsub_window_days: int = Field(default=30, ge=1, le=366)
+
+    @field_validator("precedence")
+    @classmethod
+    def _all_tiers_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in TIERS]
+        if unknown:
+            raise ValueError(f"unknown tier {unknown[0]!r}; tiers are {', '.join(TIERS)}")
+        if sorted(value) != sorted(TIERS):
+            missing = sorted(set(TIERS) - set(value))
+            dup = sorted({t for t in value if value.count(t) > 1})
+            what = f"missing {', '.join(missing)}" if missing else f"repeated {', '.join(dup)}"
+            raise ValueError(f"must list each of {', '.join(TIERS)} exactly once ({what})")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_every_tier(cls, value: dict[str, str]) -> dict[str, str]:
+        expected = {*TIERS, NORMAL}
+        missing = sorted(expected - set(value))
+        extra = sorted(set(value) - expected)
+        if missing:
+            raise ValueError(f"no label for {', '.join(missing)}")
+        if extra:
+            raise ValueError(f"label for unknown tier {', '.join(extra)}")
+        return value
+
+
+class BrandSpec(_Frozen):
+    label: str
+
+
+class LevelSpec(_Frozen):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    queue_priority: int = Field(ge=0, le=1_000_000)
+    priority_access: bool
+    answer_rate_target: float = Field(gt=0, le=1)
+    service_level_seconds: int = Field(ge=1)
+    max_queue_length: int = Field(ge=0)
+    max_wait_seconds: int = Field(ge=1)
+    occupancy_target: float = Field(gt=0, le=1)
+    skill_chain: tuple[str, ...] = Field(min_length=1)
+
+
+class AccessRule(_Frozen):
+    tier: str
+    brand: str
+    level: str
+
+
+class DeskSpec(_Frozen):
+    label: str
+    months: tuple[int, ...] | None = None
+
+    @field_validator("months")
+    @classmethod
+    def _valid_months(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("an empty month list would never open the desk; omit `months` instead")
+            bad = [m for m in value if not 1 <= m <= 12]
+            if bad:
+                raise ValueError(f"month {bad[0]} is not in 1..12")
+        return value
+
+    def open_in(self, month: int) -> bool:
+        return self.months is None or month in self.months
+
+
+class Policy(_Frozen):
+    timezone: str
+    tiers: TierSettings
+    brands: dict[str, BrandSpec]
+    levels: tuple[LevelSpec, ...] = Field(min_length=1)
+    access_rules: tuple[AccessRule, ...] = Field(min_length=1)
+    desks: dict[str, DeskSpec]
+    greetings: dict[str, str] = Field(default_factory=dict)
+    sms_templates: dict[str, str] = Field(default_factory=dict)
+    source: str = "<memory>"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    @field_validator("brands")
+    @classmethod
+    def _unknown_brand_present(cls, value: dict[str, BrandSpec]) -> dict[str, BrandSpec]:
+        if "unknown" not in value:
+            raise ValueError("must define `unknown`, the brand of numbers missing from the brand table")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def level(self, name: str) -> LevelSpec:
+        for level in self.levels:
+            if level.name == name:
+                return level
+        raise KeyError(name)
+
+    def tier_label(self, tier: str) -> str:
+        return self.tiers.labels[tier]
+
+
+def _cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """Consistency rules a schema alone cannot express; each problem with its key path."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    names = [lv.name for lv in policy.levels]
+    for i, level in enumerate(policy.levels):
+        if names.count(level.name) > 1:
+            problems.append((("levels", i, "name"), f"level {level.name!r} is defined twice"))
+        if i and level.queue_priority >= policy.levels[i - 1].queue_priority:
+            problems.append(
+                (
+                    ("levels", i, "queue_priority"),
+                    f"levels are listed highest first, so {level.queue_priority} must be below "
+                    f"{policy.levels[i - 1].name}'s {policy.levels[i - 1].queue_priority}",
+                )
+            )
+        for j, desk in enumerate(level.skill_chain):
+            if desk not in policy.desks:
+                problems.append((("levels", i, "skill_chain", j), f"desk {desk!r} is not defined under desks"))
+        known = [policy.desks[d] for d in level.skill_chain if d in policy.desks]
+        if known and all(d.months is not None for d in known):
+            problems.append(
+                (("levels", i, "skill_chain"), "every desk in the chain is seasonal; add a permanent group "
+                 "so callers have somewhere to go out of season")
+            )
+    tiers = {*TIERS, NORMAL}
+    for i, rule in enumerate(policy.access_rules):
+        if rule.tier != WILDCARD and rule.tier not in tiers:
+            problems.append((("access_rules", i, "tier"), f"unknown tier {rule.tier!r}"))
+        if rule.brand != WILDCARD and rule.brand not in policy.brands:
+            problems.append((("access_rules", i, "brand"), f"unknown brand {rule.brand!r}"))
+        if rule.level not in names:
+            problems.append((("access_rules", i, "level"), f"unknown level {rule.level!r}"))
+    for tier in sorted(tiers):
+        for brand in sorted(policy.brands):
+            if not any(_rule_matches(r, tier, brand) for r in policy.access_rules):
+                problems.append((("access_rules",), f"no rule gives a level to tier {tier!r} with brand {brand!r}"))
+    for section in ("greetings", "sms_templates"):
+        templates: Mapping[str, str] = getattr(policy, section)
+        for tier, template in templates.items():
+            if tier not in tiers:
+                problems.append(((section, tier), f"unknown tier {tier!r}"))
+            error = template_error(template)
+            if error:
+                problems.append(((section, tier), error))
+    return problems
+
+
+def _rule_matches(rule: AccessRule, tier: str, brand: str) -> bool:
+    return rule.tier in (WILDCARD, tier) and rule.brand in (WILDCARD, brand)
+
+
+def access_level(policy: Policy, tier: str, brand: str) -> LevelSpec:
+    """The level of the first access rule matching `tier` and `brand` (the check guarantees one)."""
+    for rule in policy.access_rules:
+        if _rule_matches(rule, tier, brand):
+            return policy.level(rule.level)
+    raise LookupError(f"no access rule for tier {tier!r} brand {brand!r}")
+
+
+def template_error(template: str) -> str | None:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"bad template: {exc}"
+    for field in fields:
+        if field not in TEMPLATE_FIELDS:
+            return f"unknown template field {{{field}}}; available: {', '.join(sorted(TEMPLATE_FIELDS))}"
+    return None
+
+
+def render_template(template: str, fields: Mapping[str, str]) -> str:
+    return template.format_map({k: fields.get(k, "") for k in TEMPLATE_FIELDS})
+
+
+def policy_from_loaded(loaded: LoadedYaml) -> Policy:
+    if not isinstance(loaded.data, dict):
+        raise ConfigFileError([loaded.problem((), "the policy must be a mapping of sections")])
+    raw: dict[str, Any] = dict(loaded.data)
+    raw["source"] = loaded.path
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = [loaded.problem(tuple(err["loc"]), _pydantic_message(err)) for err in exc.errors()]
+        raise ConfigFileError(problems) from None
+    cross = _cross_check(policy)
+    if cross:
+        raise ConfigFileError([loaded.problem(loc, msg) for loc, msg in cross])
+    return policy
+
+
+def _pydantic_message(err: Any) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (a typo?)"
+    message: str = err.get("msg", "invalid")
+    return message.removeprefix("Value error, ")
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    return policy_from_loaded(load_yaml(Path(path) if path else DEFAULT_POLICY_FILE))
+
+
+__all__ = [
+    "NORMAL",
+    "TIERS",
+    "AccessRule",
+    "ConfigFileError",
+    "DeskSpec",
+    "LevelSpec",
+    "Policy",
+    "Problem",
+    "access_level",
+    "load_policy",
+    "render_template",
+]
+

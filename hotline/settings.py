@@ -1,0 +1,92 @@
+"""Service settings, layered once: defaults < settings file (+ conf.d/) < environment < command line.
+
+The result is a frozen, validated `Settings`; nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hotline.policy import DEFAULT_POLICY_FILE
+from hotline.yamlpos import ConfigFileError, Problem, load_yaml
+
+ENV_PREFIX = "HOTLINE_"
+CONFIG_ENV = "HOTLINE_CONFIG"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field(default="hl", pattern=r"^[A-Za-z0-9_:.-]+$")
+    policy_file: Path = DEFAULT_POLICY_FILE
+    lookup_budget_ms: int = Field(default=200, ge=1, le=10_000)
+    agi_host: str = "127.0.0.1"
+    agi_port: int = Field(default=4573, ge=0, le=65535)
+    agi_idle_timeout_s: float = Field(default=10.0, gt=0)
+    call_record_ttl_s: int = Field(default=86_400, ge=60)
+    country_code: str = Field(default="86", pattern=r"^[1-9]\d{0,2}$")
+    region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def _file_layers(config_file: Path) -> list[tuple[str, dict[str, Any]]]:
+    files = [config_file]
+    conf_d = config_file.parent / "conf.d"
+    if conf_d.is_dir():
+        files += sorted(conf_d.glob("*.yaml"))
+    layers = []
+    for path in files:
+        loaded = load_yaml(path)
+        if loaded.data is None:
+            continue
+        if not isinstance(loaded.data, dict):
+            raise ConfigFileError([loaded.problem((), "a settings file must be a mapping of keys")])
+        layers.append((str(path), dict(loaded.data)))
+    return layers
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    fields = Settings.model_fields
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in fields:
+                out[name] = value
+    return out
+
+
+def load_settings(
+    environ: Mapping[str, str],
+    cli: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge every layer and validate once; errors name the layer and key that was wrong."""
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    path = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    layers: list[tuple[str, dict[str, Any]]] = _file_layers(path) if path else []
+    layers.append(("environment", _env_layer(environ)))
+    layers.append(("command line", {k: v for k, v in (cli or {}).items() if v is not None}))
+    for source, values in layers:
+        for key, value in values.items():
+            merged[key] = value
+            origin[key] = source
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            source = origin.get(key, "defaults")
+            if source == "environment":
+                key = ENV_PREFIX + key.upper()
+            message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(Problem(source, key, message))
+        raise ConfigFileError(problems) from None

@@ -1,0 +1,132 @@
+"""Fixing a caller's one identity: a pure function of the matched rows, the policy and the call time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from hotline.policy import NORMAL, Policy, access_level, render_template
+
+FLAG_TABLES = ("redlist", "blacklist")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling, as the IVR, the queue, the agent screen and the SMS see it."""
+
+    number: str | None
+    tier: str
+    label: str
+    brand: str
+    brand_label: str
+    level: str
+    level_label: str
+    queue_priority: int
+    priority_access: bool
+    skill_chain: tuple[str, ...]
+    greeting: str
+    name: str
+    matched: tuple[str, ...]
+    redlist: bool
+    blacklist: bool
+    degraded: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "tier": self.tier,
+            "label": self.label,
+            "brand": self.brand,
+            "brand_label": self.brand_label,
+            "level": self.level,
+            "level_label": self.level_label,
+            "queue_priority": self.queue_priority,
+            "priority_access": self.priority_access,
+            "skill_chain": list(self.skill_chain),
+            "greeting": self.greeting,
+            "name": self.name,
+            "matched": list(self.matched),
+            "redlist": self.redlist,
+            "blacklist": self.blacklist,
+            "degraded": self.degraded,
+        }
+
+
+def newsub_active(activated_at: int, at: datetime, policy: Policy) -> bool:
+    """True while `at` lies in [activation, activation + window), counted in local calendar days."""
+    activated = datetime.fromtimestamp(activated_at, policy.zone)
+    ends = activated + timedelta(days=policy.tiers.newsub_window_days)
+    return activated <= at.astimezone(policy.zone) < ends
+
+
+def _qualifies(tier: str, row: Mapping[str, str], at: datetime, policy: Policy) -> bool:
+    if tier != "newsub":
+        return True
+    try:
+        activated_at = int(row.get("activated_at", ""))
+    except ValueError:
+        # The importer stores epoch seconds; anything else is data we did not write: no priority.
+        return False
+    return newsub_active(activated_at, at, policy)
+
+
+def skill_chain_at(chain: tuple[str, ...], at: datetime, policy: Policy) -> tuple[str, ...]:
+    """The level's chain with the desks that are closed this month (seasonal desks) left out."""
+    month = at.astimezone(policy.zone).month
+    return tuple(desk for desk in chain if policy.desks[desk].open_in(month))
+
+
+def resolve_identity(
+    number: str | None,
+    rows: Mapping[str, Mapping[str, str]],
+    policy: Policy,
+    at: datetime,
+    degraded: bool = False,
+) -> Identity:
+    """Pick the winning tier by precedence, then derive level, priority, skill chain and greeting.
+
+    `rows` maps each table holding the number (tier tables, brand, red/black list) to its stored
+    values. `at` must be timezone-aware.
+    """
+    tier = NORMAL
+    for candidate in policy.tiers.precedence:
+        row = rows.get(candidate)
+        if row is not None and _qualifies(candidate, row, at, policy):
+            tier = candidate
+            break
+    brand = rows.get("brand", {}).get("brand", "unknown")
+    if brand not in policy.brands:
+        brand = "unknown"
+    level = access_level(policy, tier, brand)
+    fields = {
+        "name": rows.get(tier, {}).get("name", ""),
+        "label": policy.tier_label(tier),
+        "brand_label": policy.brands[brand].label,
+        "level_label": level.label,
+    }
+    template = policy.greetings.get(tier)
+    return Identity(
+        number=number,
+        tier=tier,
+        label=fields["label"],
+        brand=brand,
+        brand_label=fields["brand_label"],
+        level=level.name,
+        level_label=level.label,
+        queue_priority=level.queue_priority,
+        priority_access=level.priority_access,
+        skill_chain=skill_chain_at(level.skill_chain, at, policy),
+        greeting=render_template(template, fields) if template else "",
+        name=fields["name"],
+        matched=tuple(sorted(rows)),
+        redlist="redlist" in rows,
+        blacklist="blacklist" in rows,
+        degraded=degraded,
+    )
+
+
+def unidentified(policy: Policy, at: datetime, number: str | None = None, degraded: bool = False) -> Identity:
+    """The identity of a caller we could not or need not look up: normal tier, unknown brand."""
+    return resolve_identity(number, {}, policy, at, degraded=degraded)

@@ -1,0 +1,57 @@
+"""The call-path lookup: normalise, one Redis round trip within a time budget, resolve. Never raises."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from redis.exceptions import RedisError
+
+from hotline.numbers import NumberPlan, normalize_number
+from hotline.policy import Policy
+from tier_lookup.identity import Identity, resolve_identity, unidentified
+from tier_lookup.store import TierStore
+
+log = structlog.get_logger("tier_lookup")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TierLookup:
+    def __init__(
+        self,
+        store: TierStore,
+        policy: Policy,
+        budget_s: float,
+        plan: NumberPlan = NumberPlan(),
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.store = store
+        self.policy = policy
+        self.budget_s = budget_s
+        self.plan = plan
+        self._clock = clock
+
+    async def identify(self, caller: str, at: datetime | None = None) -> Identity:
+        """The caller's identity. If Redis is slow or down the caller is `normal` with `degraded`
+        set: a lookup must never hold a caller in silence or fail the call."""
+        when = at or self._clock()
+        number = normalize_number(caller, self.plan)
+        if number is None:
+            return unidentified(self.policy, when)
+        try:
+            async with asyncio.timeout(self.budget_s):
+                rows = await self.store.lookup_rows(number)
+        except TimeoutError:
+            log.warning("tier lookup timed out; caller served as normal", caller=number,
+                        budget_ms=round(self.budget_s * 1000))
+            return unidentified(self.policy, when, number, degraded=True)
+        except (RedisError, OSError, ValueError, IndexError) as exc:
+            log.warning("tier lookup failed; caller served as normal", caller=number,
+                        error=f"{type(exc).__name__}: {exc}")
+            return unidentified(self.policy, when, number, degraded=True)
+        return resolve_identity(number, rows, self.policy, when)

@@ -1,0 +1,137 @@
+"""The tier tables: what each one holds and how one CSV row becomes a stored row (pure, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from hotline.numbers import NumberPlan, normalize_number
+
+# Values are joined with this separator in Redis, so it may not appear inside one.
+FIELD_SEPARATOR = "\x1f"
+_COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,31}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_FIELD_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str
+    required: tuple[str, ...]
+    description: str
+
+
+TABLES: Mapping[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("highend", ("number",), "high-value customers (Q4 ARPU at or above the threshold)"),
+        TableSpec("newsub", ("number", "activated_at"), "new subscribers with their activation time"),
+        TableSpec("campus", ("number",), "students on campus plans"),
+        TableSpec("rural", ("number", "name"), "rural service-station liaisons with their name"),
+        TableSpec("brand", ("number", "brand"), "every subscriber's brand"),
+        TableSpec("redlist", ("number",), "important numbers"),
+        TableSpec("blacklist", ("number",), "abusive or fraudulent numbers"),
+    )
+}
+
+
+class RowRejected(ValueError):
+    """A data row that cannot be stored; the message says why in an operator's words."""
+
+
+class HeaderRejected(ValueError):
+    """The header row makes the whole file unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowContext:
+    """What row parsing needs from the policy: the number plan, brands and the local time zone."""
+
+    zone: ZoneInfo
+    brands: Mapping[str, str]  # accepted spelling (code or label, lower-cased) -> brand code
+    plan: NumberPlan = NumberPlan()
+
+
+def check_header(spec: TableSpec, header: list[str]) -> tuple[str, ...]:
+    """Validate a header row; return the normalised column names in file order."""
+    columns = tuple(c.strip().lower() for c in header)
+    for column in columns:
+        if not _COLUMN_NAME.fullmatch(column):
+            raise HeaderRejected(f"column name {column!r} is not a plain name (letters, digits, _)")
+    dup = sorted({c for c in columns if columns.count(c) > 1})
+    if dup:
+        raise HeaderRejected(f"column {dup[0]!r} appears twice")
+    missing = [c for c in spec.required if c not in columns]
+    if missing:
+        raise HeaderRejected(f"required column {missing[0]!r} is missing (table {spec.name} needs "
+                             f"{', '.join(spec.required)})")
+    return columns
+
+
+def stored_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """Columns kept as the row's value: every column but the number, in file order."""
+    return tuple(c for c in columns if c != "number")
+
+
+def parse_row(
+    spec: TableSpec, columns: tuple[str, ...], fields: list[str], ctx: RowContext
+) -> tuple[str, tuple[str, ...]]:
+    """Turn one CSV row into (normalised number, stored values); raise RowRejected on bad data."""
+    if len(fields) != len(columns):
+        raise RowRejected(f"expected {len(columns)} fields, found {len(fields)}")
+    number: str | None = None
+    values: list[str] = []
+    for column, raw in zip(columns, fields, strict=True):
+        value = raw.strip()
+        if _CONTROL.search(value):
+            raise RowRejected(f"{column}: control character in value")
+        if len(value) > MAX_FIELD_CHARS:
+            raise RowRejected(f"{column}: value longer than {MAX_FIELD_CHARS} characters")
+        if column == "number":
+            number = normalize_number(value, ctx.plan)
+            if number is None:
+                raise RowRejected(f"number: {value!r} is not a valid subscriber number")
+            continue
+        values.append(_typed_value(spec, column, value, ctx))
+    assert number is not None  # check_header guarantees the column
+    return number, tuple(values)
+
+
+def _typed_value(spec: TableSpec, column: str, value: str, ctx: RowContext) -> str:
+    if column in spec.required and not value:
+        raise RowRejected(f"{column}: required value is empty")
+    if column == "activated_at" and spec.name == "newsub":
+        return str(parse_activation(value, ctx.zone))
+    if column == "brand" and spec.name == "brand":
+        code = ctx.brands.get(value.lower())
+        if code is None:
+            known = sorted(set(ctx.brands.values()))
+            raise RowRejected(f"brand: {value!r} is not a known brand ({', '.join(known)})")
+        return code
+    return value
+
+
+_DATE_FORMATS = ("%Y%m%d%H%M%S", "%Y%m%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+
+
+def parse_activation(value: str, zone: ZoneInfo) -> int:
+    """Activation time as epoch seconds; a date means local midnight, naive times are local."""
+    parsed: datetime | None = None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        for fmt in _DATE_FORMATS:
+            try:
+                parsed = datetime.strptime(value, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise RowRejected(f"activated_at: {value!r} is not a date or date-time (e.g. 2026-11-01 or "
+                          "2026-11-01T09:30:00+08:00)")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return int(parsed.timestamp())
