@@ -133,11 +133,10 @@ async def _import(args: argparse.Namespace, services: Services) -> int:
     )
     options = ImportOptions(Mode(args.mode), args.skip_bad, args.allow_shrink, args.encoding)
     try:
-        handle = args.file.open("rb")
+        data = args.file.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    with handle:
-        report = await import_table(services.store, args.table, handle, str(args.file), ctx, options)
+    report = await import_table(services.store, args.table, data, str(args.file), ctx, options)
     for error in report.errors:
         print(error.located(str(args.file)), file=sys.stderr)
     if report.rejected > len(report.errors):

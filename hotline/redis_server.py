@@ -51,7 +51,7 @@ class RedisServer:
         return self.data_dir / "redis.pid"
 
     def command(self) -> list[str]:
-        persistence = ("--appendonly", "yes", "--save", "300 1") if self.persist else ("--appendonly", "no", "--save", "")
+        persistence = ("--appendonly", "yes", "--save", "300 1") if self.persist else ("--save", "")
         return [
             self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes",
             "--dir", str(self.data_dir), "--pidfile", str(self.pid_file), "--logfile", str(self.data_dir / "redis.log"),

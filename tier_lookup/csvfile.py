@@ -1,25 +1,32 @@
-"""Read a tier-table CSV into rows and located errors (pure over an iterable of byte lines).
+"""Read a tier-table CSV into rows and located errors (pure: bytes in, values out).
 
 Nothing here touches Redis: the importer decides what to do with the rows and the errors.
+The monthly refresh parses millions of rows, so the common path avoids per-row work that the
+rare bad row does not need (the first line of a conflicting duplicate is found only on conflict).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from tier_lookup.layout import BUCKET_DIGITS
 from tier_lookup.tables import (
+    MAX_LINE_CHARS,
     HeaderRejected,
     RowContext,
+    RowParser,
     RowRejected,
     TableSpec,
     check_header,
-    parse_row,
+    control_characters,
+    row_parser,
 )
 
-
 MAX_REPORTED_ERRORS = 1000
+_CsvReader = Any  # csv's reader type is private; it has line_num and iterates rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +40,32 @@ class RowError:
 
 @dataclass(slots=True)
 class ParsedTable:
-    """Every valid row grouped by normalised number, plus everything that was wrong."""
+    """Every valid row, already grouped by storage bucket (number -> encoded value in each),
+    plus everything that was wrong.
 
+    Grouping while parsing saves the importer a pass over millions of rows, and small per-bucket
+    dicts detect duplicates faster than one huge dict.
+    """
+
+    buckets: list[dict[str, str]]
     columns: tuple[str, ...] = ()
-    rows: dict[str, tuple[str, ...]] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
-    rows_read: int = 0
     duplicates: int = 0  # identical repeats, stored once
     rejected: int = 0
     header_error: RowError | None = None
+
+    @property
+    def row_count(self) -> int:
+        return sum(map(len, self.buckets))
+
+    @property
+    def rows_read(self) -> int:
+        # Every data row ends up stored, counted as an identical duplicate, or rejected.
+        return self.row_count + self.duplicates + self.rejected
+
+    def numbers(self) -> Iterator[str]:
+        for bucket in self.buckets:
+            yield from bucket
 
     def reject(self, line: int, reason: str) -> None:
         # A wholly wrong file would otherwise produce a million messages; the count stays exact.
@@ -50,79 +74,130 @@ class ParsedTable:
             self.errors.append(RowError(line, reason))
 
 
-class _Lines:
-    """Decode byte lines one by one so a bad byte is pinned to its line, not the whole file."""
+@dataclass(slots=True)
+class _Text:
+    """The file as text lines, with the lines that are unusable before CSV splitting."""
 
-    def __init__(self, raw: Iterable[bytes], encoding: str):
-        self._raw = raw
-        self._encoding = encoding
-        self.bad: dict[int, str] = {}
-        self.number = 0
-        self.last_ended = True
+    lines: list[str]
+    bad: dict[int, str]  # 1-based line number -> reason
+    ends_with_newline: bool
 
-    def __iter__(self) -> Iterator[str]:
-        for raw_line in self._raw:
-            self.number += 1
-            encoding = "utf-8-sig" if self.number == 1 and self._encoding == "utf-8" else self._encoding
-            self.last_ended = raw_line.endswith(b"\n")
+
+def _decode(data: bytes, encoding: str) -> _Text:
+    """Decode the whole file at once (the fast, usual case); on a bad byte, pin it to its line."""
+    plain = encoding.replace("_", "-").lower()
+    first_encoding = "utf-8-sig" if plain in ("utf-8", "utf8") else encoding
+    bad: dict[int, str] = {}
+    try:
+        text = data.decode(first_encoding)
+        lines = text.splitlines(keepends=True)
+        suspect = set(control_characters(text, lines))
+    except UnicodeDecodeError:
+        lines = []
+        for number, raw_line in enumerate(data.splitlines(keepends=True), start=1):
             try:
-                yield raw_line.decode(encoding)
+                lines.append(raw_line.decode(first_encoding if number == 1 else encoding))
             except UnicodeDecodeError as exc:
-                self.bad[self.number] = (
-                    f"not valid {self._encoding} text (byte 0x{raw_line[exc.start]:02x} at column {exc.start + 1}); "
+                bad[number] = (
+                    f"not valid {encoding} text (byte 0x{raw_line[exc.start]:02x} at column {exc.start + 1}); "
                     "re-export the file as UTF-8 or pass --encoding"
                 )
-                yield raw_line.decode(encoding, errors="replace")
+                lines.append(raw_line.decode(encoding, errors="replace"))
+        suspect = set(range(1, len(lines) + 1))
+    if max(map(len, lines), default=0) > MAX_LINE_CHARS:
+        suspect.update(n for n, line in enumerate(lines, start=1) if len(line) > MAX_LINE_CHARS)
+    for number in sorted(suspect):
+        line = lines[number - 1]
+        if number in bad:
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            bad[number] = f"line longer than {MAX_LINE_CHARS} characters"
+        elif control_characters(line, None):
+            bad[number] = "control character inside the line (or a quoted value spanning lines)"
+    return _Text(lines, bad, data.endswith(b"\n"))
+
+
+def data_lines(data: bytes) -> int:
+    """An upper bound on the rows in `data`, cheap enough to size the buckets before parsing."""
+    return data.count(b"\n") + 1
 
 
 def parse_table(
-    raw_lines: Iterable[bytes], spec: TableSpec, ctx: RowContext, encoding: str = "utf-8"
+    data: bytes, spec: TableSpec, ctx: RowContext, buckets: int, encoding: str = "utf-8"
 ) -> ParsedTable:
-    result = ParsedTable()
-    lines = _Lines(raw_lines, encoding)
-    reader = csv.reader(lines, strict=True)
-    first_line: dict[str, int] = {}
+    """Parse a whole CSV file's bytes into `buckets` groups (see tier_lookup.layout.bucket_of).
+
+    Header problems make the file unusable; row problems are collected with their line numbers
+    and the row left out."""
+    result = ParsedTable(buckets=[{} for _ in range(buckets)])
+    text = _decode(data, encoding)
+    reader = csv.reader(text.lines, strict=True)
     try:
         header = next(reader, None)
         if header is None:
             result.header_error = RowError(1, "the file is empty (a header row is required)")
             return result
-        if 1 in lines.bad:
-            result.header_error = RowError(1, lines.bad[1])
+        if 1 in text.bad:
+            result.header_error = RowError(1, text.bad[1])
             return result
         try:
             result.columns = check_header(spec, header)
         except HeaderRejected as exc:
             result.header_error = RowError(1, f"header: {exc}")
             return result
-        line_start = reader.line_num + 1
-        for fields in reader:
-            line = line_start
-            line_start = reader.line_num + 1
-            if not fields or fields == [""]:
-                continue
-            result.rows_read += 1
-            if line in lines.bad:
-                result.reject(line, lines.bad[line])
-                continue
-            try:
-                number, values = parse_row(spec, result.columns, fields, ctx)
-            except RowRejected as exc:
-                reason = str(exc)
-                if not lines.last_ended and reader.line_num == lines.number:
-                    reason += " (the last line has no line end: is the file truncated?)"
-                result.reject(line, reason)
-                continue
-            previous = result.rows.get(number)
-            if previous is None:
-                result.rows[number] = values
-                first_line[number] = line
-            elif previous == values:
-                result.duplicates += 1
-            else:
-                result.reject(line, f"number {number} already appears on line {first_line[number]} "
-                                    "with different data")
+        _read_rows(reader, text, row_parser(spec, result.columns, ctx), result)
     except csv.Error as exc:
-        result.rows_read += 1
         result.reject(reader.line_num, f"broken CSV ({exc}); is the file truncated or a quote unbalanced?")
     return result
+
+
+def _read_rows(reader: _CsvReader, text: _Text, parse: RowParser, result: ParsedTable) -> None:
+    groups = result.buckets
+    count = len(groups)
+    bad = text.bad
+    conflicts: list[tuple[int, str]] = []
+    line_start = reader.line_num + 1
+    for fields in reader:
+        line = line_start
+        line_start = reader.line_num + 1
+        if not fields or fields == [""]:
+            continue
+        if bad and line in bad:
+            result.reject(line, bad[line])
+            continue
+        try:
+            number, value = parse(fields)
+        except RowRejected as exc:
+            reason = str(exc)
+            if not text.ends_with_newline and reader.line_num == len(text.lines):
+                reason += " (the last line has no line end: is the file truncated?)"
+            result.reject(line, reason)
+            continue
+        previous = groups[int(number[-BUCKET_DIGITS:]) % count].setdefault(number, value)
+        if previous is value:
+            continue
+        if previous == value:
+            result.duplicates += 1
+        else:
+            conflicts.append((line, number))
+    if conflicts:
+        first = _first_lines({n for _, n in conflicts}, text, parse)
+        for line, number in conflicts:
+            result.reject(line, f"number {number} already appears on line {first[number]} with different data")
+
+
+def _first_lines(numbers: set[str], text: _Text, parse: RowParser) -> dict[str, int]:
+    """Where each of `numbers` first appears; a second pass, paid only when conflicts exist."""
+    first: dict[str, int] = {}
+    reader = csv.reader(text.lines, strict=True)
+    next(reader, None)
+    line_start = reader.line_num + 1
+    for fields in reader:
+        line, line_start = line_start, reader.line_num + 1
+        try:
+            number = parse(fields)[0]
+        except RowRejected:
+            continue
+        if number in numbers and number not in first:
+            first[number] = line
+    return first

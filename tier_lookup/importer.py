@@ -10,18 +10,18 @@ not wipe out the high-value list.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
-from tier_lookup.csvfile import ParsedTable, RowError, parse_table
+from tier_lookup.csvfile import ParsedTable, RowError, data_lines, parse_table
+from tier_lookup.layout import Generation
 from tier_lookup.store import TierStore
 from tier_lookup.tables import TABLES, RowContext, stored_columns
 
 SHRINK_LIMIT = 0.5
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     REPLACE = "replace"
     UPSERT = "upsert"
     DELETE = "delete"
@@ -66,32 +66,33 @@ class ImportReport:
 async def import_table(
     store: TierStore,
     table: str,
-    lines: Iterable[bytes],
+    data: bytes,
     source: str,
     ctx: RowContext,
     options: ImportOptions,
 ) -> ImportReport:
+    """Parse `data` (a CSV file's bytes) and apply it to `table` as `options` say; never partially
+    unless `skip_bad`. The table's lock is held throughout so two imports cannot interleave."""
     started = time.perf_counter()
     spec = TABLES[table]
     if options.mode is Mode.DELETE:
         # A delete file needs only the numbers; other columns are ignored rather than checked.
-        spec = type(spec)(spec.name, ("number",), spec.description)
-    parsed = parse_table(lines, spec, ctx, options.encoding)
-    report = ImportReport(
-        table=table,
-        source=source,
-        mode=options.mode,
-        rows_read=parsed.rows_read,
-        rejected=parsed.rejected,
-        duplicates=parsed.duplicates,
-        errors=list(parsed.errors),
-    )
-    report.refused = _refusal(parsed, options)
-    if not report.refused:
-        async with store.table_lock(table):
-            report.refused = await _guard(store, table, parsed, options)
-            if not report.refused:
-                await _apply(store, table, parsed, source, options, report)
+        spec = replace(spec, required=("number",))
+    async with store.table_lock(table):
+        buckets = await store.buckets_for(table, options.mode is Mode.REPLACE, data_lines(data))
+        parsed = parse_table(data, spec, ctx, buckets, options.encoding)
+        report = ImportReport(
+            table=table,
+            source=source,
+            mode=options.mode,
+            rows_read=parsed.rows_read,
+            rejected=parsed.rejected,
+            duplicates=parsed.duplicates,
+            errors=list(parsed.errors),
+        )
+        report.refused = _refusal(parsed, options) or await _guard(store, table, parsed, options)
+        if not report.refused:
+            await _apply(store, table, parsed, source, options, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -100,8 +101,9 @@ def _refusal(parsed: ParsedTable, options: ImportOptions) -> str:
     if parsed.header_error is not None:
         return f"line {parsed.header_error.line}: {parsed.header_error.reason}"
     if parsed.rejected and not options.skip_bad:
-        return f"{parsed.rejected} bad row(s); fix them, or pass --skip-bad to apply the {len(parsed.rows)} good rows"
-    if not parsed.rows and options.mode is Mode.REPLACE:
+        return (f"{parsed.rejected} bad row(s); fix them, or pass --skip-bad to apply the "
+                f"{parsed.row_count} good rows")
+    if not parsed.row_count and options.mode is Mode.REPLACE:
         return "no valid rows; a replace would empty the table"
     return ""
 
@@ -115,8 +117,8 @@ async def _guard(store: TierStore, table: str, parsed: ParsedTable, options: Imp
                     "use a replace import to change columns")
     if options.mode is Mode.REPLACE and not options.allow_shrink:
         live_rows = await store.table_rows(table)
-        if live_rows and len(parsed.rows) < live_rows * SHRINK_LIMIT:
-            return (f"the new file has {len(parsed.rows)} rows, under half of the {live_rows} live rows; "
+        if live_rows and parsed.row_count < live_rows * SHRINK_LIMIT:
+            return (f"the new file has {parsed.row_count} rows, under half of the {live_rows} live rows; "
                     "pass --allow-shrink if that is intended")
     return ""
 
@@ -126,14 +128,12 @@ async def _apply(
 ) -> None:
     columns = stored_columns(parsed.columns)
     if options.mode is Mode.REPLACE:
-        generation = await store.replace(table, columns, parsed.rows, source)
-        report.applied = len(parsed.rows)
+        generation: Generation | None = await store.replace(table, columns, parsed.buckets, source)
+        report.applied = parsed.row_count
     elif options.mode is Mode.UPSERT:
-        generation, _added = await store.upsert(table, columns, parsed.rows, source)
-        report.applied = len(parsed.rows)
+        generation, _added = await store.upsert(table, columns, parsed.buckets, source)
+        report.applied = parsed.row_count
     else:
-        report.applied = await store.delete(table, parsed.rows.keys(), source)
-        live = await store.live_generation(table)
-        report.generation = live.gen if live else None
-        return
-    report.generation = generation.gen
+        report.applied = await store.delete(table, parsed.numbers(), source)
+        generation = await store.live_generation(table)
+    report.generation = generation.gen if generation else None

@@ -13,7 +13,6 @@ integers, and the low digits of subscriber numbers are evenly spread.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tier_lookup.tables import FIELD_SEPARATOR
@@ -74,11 +73,7 @@ def bucket_of(number: str, buckets: int) -> int:
 def bucket_count(rows: int, max_listpack_entries: int) -> int:
     """Buckets for `rows`, filled to half the listpack limit so random spread never overflows one."""
     per_bucket = max(8, max_listpack_entries // 2)
-    return min(MAX_BUCKETS, max(1, math.ceil(rows / per_bucket)))
-
-
-def encode_values(values: tuple[str, ...]) -> str:
-    return FIELD_SEPARATOR.join(values)
+    return min(MAX_BUCKETS, max(1, -(-rows // per_bucket)))
 
 
 def decode_values(columns: tuple[str, ...], value: str) -> dict[str, str]:
@@ -86,3 +81,9 @@ def decode_values(columns: tuple[str, ...], value: str) -> dict[str, str]:
         return {}
     parts = value.split(FIELD_SEPARATOR)
     return dict(zip(columns, parts, strict=False))
+
+
+def remap_value(columns: tuple[str, ...], value: str, target: tuple[str, ...]) -> str:
+    """Re-encode a value stored under `columns` for a table stored under `target` (missing: empty)."""
+    by_name = decode_values(columns, value)
+    return FIELD_SEPARATOR.join(by_name.get(column, "") for column in target)

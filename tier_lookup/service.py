@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import structlog
 from redis.exceptions import RedisError
 
-from hotline.numbers import NumberPlan, normalize_number
+from hotline.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
 from hotline.policy import Policy
 from tier_lookup.identity import Identity, resolve_identity, unidentified
 from tier_lookup.store import TierStore
@@ -27,7 +27,7 @@ class TierLookup:
         store: TierStore,
         policy: Policy,
         budget_s: float,
-        plan: NumberPlan = NumberPlan(),
+        plan: NumberPlan = DEFAULT_PLAN,
         clock: Callable[[], datetime] = utc_now,
     ):
         self.store = store

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tier_lookup.layout import Generation, Keys, bucket_count, bucket_of, decode_values, encode_values
+from tier_lookup.layout import Generation, Keys, bucket_count, bucket_of, decode_values, remap_value
 
 # Redis's own default; used when CONFIG GET is not allowed (managed Redis services).
 DEFAULT_LISTPACK_ENTRIES = 128
@@ -68,7 +70,15 @@ class TierStore:
 
     async def live_generation(self, table: str) -> Generation | None:
         encoded = await self._redis.hget(self.keys.pointers, table)
-        return Generation.decode(encoded) if encoded else None
+        return Generation.decode(_text(encoded)) if encoded else None
+
+    async def buckets_for(self, table: str, mode_replace: bool, row_estimate: int) -> int:
+        """How many buckets rows must be grouped in: a new generation is sized for its rows,
+        an upsert or delete goes into the live generation's buckets."""
+        live = None if mode_replace else await self.live_generation(table)
+        if live is not None:
+            return live.buckets
+        return bucket_count(row_estimate, await self.listpack_entries())
 
     async def listpack_entries(self) -> int:
         try:
@@ -94,9 +104,11 @@ class TierStore:
         return int(rows) if rows else 0
 
     async def replace(
-        self, table: str, columns: tuple[str, ...], rows: Mapping[str, tuple[str, ...]], source: str
+        self, table: str, columns: tuple[str, ...], buckets: Sequence[Mapping[str, str]], source: str
     ) -> Generation:
         """Build a new generation beside the live one and switch to it in one command.
+
+        `buckets` holds the rows already grouped by `bucket_of(number, len(buckets))`.
 
         Call inside `table_lock`. If this is interrupted the pointer never moves and the old table
         keeps serving; the half-built generation is listed under the staging key and removed by the
@@ -104,13 +116,13 @@ class TierStore:
         """
         await self._drop_orphans(table)
         gen = int(await self._redis.incr(self.keys.generation_counter))
-        generation = Generation(gen, bucket_count(len(rows), await self.listpack_entries()), columns)
+        generation = Generation(gen, len(buckets), columns)
         await self._redis.hset(self.keys.staging(table), str(gen), generation.encode())
-        await self._write(table, generation, rows.items())
+        rows = await self._write(table, generation, buckets)
         old = await self.live_generation(table)
         async with self._redis.pipeline(transaction=True) as tx:
             tx.hset(self.keys.pointers, table, generation.encode())
-            tx.hset(self.keys.info(table), mapping=_info(len(rows), source))
+            tx.hset(self.keys.info(table), mapping=_info(rows, source))
             tx.hdel(self.keys.staging(table), str(gen))
             await tx.execute()
         if old is not None:
@@ -118,15 +130,20 @@ class TierStore:
         return generation
 
     async def upsert(
-        self, table: str, columns: tuple[str, ...], rows: Mapping[str, tuple[str, ...]], source: str
+        self, table: str, columns: tuple[str, ...], buckets: Sequence[Mapping[str, str]], source: str
     ) -> tuple[Generation, int]:
-        """Add or overwrite rows in the live generation; returns it and how many rows were new."""
+        """Add or overwrite rows in the live generation; returns it and how many rows were new.
+
+        `buckets` must be grouped for the live generation's bucket count (see `buckets_for`).
+        """
         live = await self.live_generation(table)
         if live is None:
-            return await self.replace(table, columns, rows, source), len(rows)
+            return await self.replace(table, columns, buckets, source), sum(map(len, buckets))
+        if len(buckets) != live.buckets:
+            raise ValueError(f"rows grouped in {len(buckets)} buckets, the live table has {live.buckets}")
         if columns != live.columns:
-            rows = {n: _remap(columns, values, live.columns) for n, values in rows.items()}
-        added = await self._write(table, live, rows.items())
+            buckets = [{n: remap_value(columns, v, live.columns) for n, v in b.items()} for b in buckets]
+        added = await self._write(table, live, buckets)
         await self._redis.hset(self.keys.info(table), mapping=_info(await self.table_rows(table) + added, source))
         return live, added
 
@@ -150,11 +167,11 @@ class TierStore:
         return removed
 
     async def stats(self) -> list[TableStats]:
-        pointers = await self._redis.hgetall(self.keys.pointers)
+        pointers = await self._hgetall(self.keys.pointers)
         out = []
         for table in sorted(pointers):
             generation = Generation.decode(pointers[table])
-            info = await self._redis.hgetall(self.keys.info(table))
+            info = await self._hgetall(self.keys.info(table))
             memory = 0
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in self.keys.buckets(table, generation):
@@ -174,30 +191,68 @@ class TierStore:
             )
         return out
 
-    async def _write(self, table: str, generation: Generation, rows: Iterable[tuple[str, tuple[str, ...]]]) -> int:
-        """HSET every row into its bucket, one command per bucket chunk; returns fields newly added."""
-        grouped: dict[int, list[str]] = {}
-        for number, values in rows:
-            grouped.setdefault(bucket_of(number, generation.buckets), []).extend((number, encode_values(values)))
-        added = 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pending = 0
-            for bucket, flat in grouped.items():
-                key = self.keys.bucket(table, generation.gen, bucket)
-                # Very large buckets (upserts into a small table) are split so no single command is huge.
-                for start in range(0, len(flat), 2048):
-                    pipe.execute_command("HSET", key, *flat[start : start + 2048])
-                    pending += 1
-                if pending >= PIPELINE_COMMANDS:
-                    added += sum(await pipe.execute())
-                    pending = 0
-                    await self._redis.pexpire(self.keys.lock(table), LOCK_TTL_MS)
-            if pending:
-                added += sum(await pipe.execute())
-        return added
+    async def _write(self, table: str, generation: Generation, buckets: Sequence[Mapping[str, str]]) -> int:
+        """HSET every bucket's rows, one command per bucket chunk; returns how many fields were new."""
+        commands = (
+            ("HSET", self.keys.bucket(table, generation.gen, index), *chunk)
+            for index, rows in enumerate(buckets)
+            if rows
+            for chunk in _chunks(rows)
+        )
+        replies = await self._send_raw(commands, refresh_lock=self.keys.lock(table))
+        return sum(int(r) for r in replies)  # type: ignore[call-overload]
+
+    async def _send_raw(self, commands: Iterable[tuple[str, ...]], refresh_lock: str) -> list[object]:
+        """Pipeline commands on one connection, packed in C by hiredis.
+
+        redis-py's asyncio pipeline packs arguments in Python, which costs more than parsing the CSV.
+        One batch stays in flight: the next is packed and sent while Redis works on the previous.
+        Each batch ends with a PEXPIRE that keeps the table lock alive through long imports.
+        """
+        pool = self._redis.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        keepalive = _pack(("PEXPIRE", refresh_lock, str(LOCK_TTL_MS)))
+        replies: list[object] = []
+        in_flight = 0
+
+        async def collect(count: int) -> None:
+            for _ in range(count):
+                reply = await conn.read_response()
+                if isinstance(reply, ResponseError):
+                    raise reply
+                replies.append(reply)
+            replies.pop()  # the PEXPIRE's reply
+
+        try:
+            batch: list[bytes] = []
+            for command in commands:
+                batch.append(_pack(command))
+                if len(batch) == PIPELINE_COMMANDS:
+                    batch.append(keepalive)
+                    await conn.send_packed_command(b"".join(batch), check_health=False)
+                    if in_flight:
+                        await collect(in_flight)
+                    in_flight, batch = len(batch), []
+            if batch:
+                batch.append(keepalive)
+                await conn.send_packed_command(b"".join(batch), check_health=False)
+            if in_flight:
+                await collect(in_flight)
+            if batch:
+                await collect(len(batch))
+        except BaseException:
+            # A half-read pipeline leaves replies on the socket; never hand that connection back.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+        return replies
+
+    async def _hgetall(self, key: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in (await self._redis.hgetall(key)).items()}
 
     async def _drop_orphans(self, table: str) -> None:
-        staged = await self._redis.hgetall(self.keys.staging(table))
+        staged = await self._hgetall(self.keys.staging(table))
         for gen, encoded in staged.items():
             await self._unlink(self.keys.buckets(table, Generation.decode(encoded)))
             await self._redis.hdel(self.keys.staging(table), gen)
@@ -208,7 +263,17 @@ class TierStore:
             await self._redis.unlink(*keys[start : start + 1000])
 
 
-def _info(rows: int, source: str) -> dict[str, str]:
+def _text(value: bytes | str) -> str:
+    # The client decodes responses; this only narrows redis-py's bytes-or-str annotations.
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pack(command: tuple[str, ...]) -> bytes:
+    packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]
+    return packed
+
+
+def _info(rows: int, source: str) -> dict[Any, Any]:
     return {
         "rows": str(max(rows, 0)),
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -216,6 +281,14 @@ def _info(rows: int, source: str) -> dict[str, str]:
     }
 
 
-def _remap(columns: tuple[str, ...], values: tuple[str, ...], target: tuple[str, ...]) -> tuple[str, ...]:
-    by_name = dict(zip(columns, values, strict=True))
-    return tuple(by_name.get(column, "") for column in target)
+def _chunks(rows: Mapping[str, str], size: int = 1024) -> Iterator[list[str]]:
+    """Field/value pairs flattened, at most `size` rows per command (large upserts stay bounded)."""
+    flat: list[str] = []
+    for number, value in rows.items():
+        flat.append(number)
+        flat.append(value)
+        if len(flat) >= 2 * size:
+            yield flat
+            flat = []
+    if flat:
+        yield flat

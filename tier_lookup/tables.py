@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from hotline.numbers import NumberPlan, normalize_number
+from hotline.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
 
 # Values are joined with this separator in Redis, so it may not appear inside one.
 FIELD_SEPARATOR = "\x1f"
 _COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,31}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_FIELD_CHARS = 200
+_CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
+MAX_LINE_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class RowContext:
 
     zone: ZoneInfo
     brands: Mapping[str, str]  # accepted spelling (code or label, lower-cased) -> brand code
-    plan: NumberPlan = NumberPlan()
+    plan: NumberPlan = DEFAULT_PLAN
 
 
 def check_header(spec: TableSpec, header: list[str]) -> tuple[str, ...]:
@@ -76,28 +76,62 @@ def stored_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(c for c in columns if c != "number")
 
 
-def parse_row(
-    spec: TableSpec, columns: tuple[str, ...], fields: list[str], ctx: RowContext
-) -> tuple[str, tuple[str, ...]]:
-    """Turn one CSV row into (normalised number, stored values); raise RowRejected on bad data."""
-    if len(fields) != len(columns):
-        raise RowRejected(f"expected {len(columns)} fields, found {len(fields)}")
-    number: str | None = None
-    values: list[str] = []
-    for column, raw in zip(columns, fields, strict=True):
-        value = raw.strip()
-        if _CONTROL.search(value):
-            raise RowRejected(f"{column}: control character in value")
-        if len(value) > MAX_FIELD_CHARS:
-            raise RowRejected(f"{column}: value longer than {MAX_FIELD_CHARS} characters")
-        if column == "number":
-            number = normalize_number(value, ctx.plan)
-            if number is None:
-                raise RowRejected(f"number: {value!r} is not a valid subscriber number")
-            continue
-        values.append(_typed_value(spec, column, value, ctx))
-    assert number is not None  # check_header guarantees the column
-    return number, tuple(values)
+RowParser = Callable[[list[str]], tuple[str, str]]
+
+
+def row_parser(spec: TableSpec, columns: tuple[str, ...], ctx: RowContext) -> RowParser:
+    """Build the parser for one file's rows: (normalised number, encoded value), or RowRejected.
+
+    The per-column decisions are made once here, not per row: the monthly refresh parses millions.
+    Line-level checks (length, control characters) happen in the reader, before this.
+    """
+    width = len(columns)
+    number_at = columns.index("number")
+    value_columns = [(i, c) for i, c in enumerate(columns) if c != "number"]
+    value_at = [i for i, _ in value_columns]
+    plain = all(c not in spec.required and c not in _TYPED for _, c in value_columns)
+    plan = ctx.plan
+
+    join = FIELD_SEPARATOR.join
+
+    def parse(fields: list[str]) -> tuple[str, str]:
+        if len(fields) != width:
+            raise RowRejected(f"expected {width} fields, found {len(fields)}")
+        number = normalize_number(fields[number_at], plan)
+        if number is None:
+            raise RowRejected(f"number: {fields[number_at].strip()!r} is not a valid subscriber number")
+        if plain:
+            return number, join([fields[i].strip() for i in value_at])
+        return number, join([_typed_value(spec, c, fields[i].strip(), ctx) for i, c in value_columns])
+
+    return parse
+
+
+def control_characters(text: str, lines: list[str] | None) -> list[int]:
+    """Line numbers (1-based, from `lines`) holding a control character other than a line end.
+
+    With `lines=None`, `text` is one line: [1] if it holds one, else [].
+    """
+    hits = [m.start() for m in _CONTROL.finditer(text)]
+    if not hits:
+        return []
+    if lines is None:
+        return [1]
+    found: list[int] = []
+    offset = 0
+    positions = iter(hits)
+    position = next(positions)
+    for number, line in enumerate(lines, start=1):
+        end = offset + len(line)
+        while position < end:
+            if number not in found:
+                found.append(number)
+            position = next(positions, end + len(text))
+        offset = end
+    return found
+
+
+_TYPED = frozenset({"activated_at", "brand"})
 
 
 def _typed_value(spec: TableSpec, column: str, value: str, ctx: RowContext) -> str:
