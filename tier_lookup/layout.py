@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tier_lookup.tables import FIELD_SEPARATOR
 
 BUCKET_DIGITS = 6
-MAX_BUCKETS = 10**BUCKET_DIGITS
+MAX_BUCKETS: int = 10**BUCKET_DIGITS
 
 
 @dataclass(frozen=True, slots=True)

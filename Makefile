@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make up` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: up down test check deps venv bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "make: installing Python packages into $(VENV) (log: $(VENV)/pip.log)"
+	@$(PY) -m pip install --disable-pip-version-check -U pip > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the hotline on loopback with demo data (Redis + demo tier tables + the service).
+up: deps venv
+	@$(PY) -m hotline.devstack up
+
+## Stop what `make up` started.
+down: venv
+	@$(PY) -m hotline.devstack down
+
+## Everything the tests need is installed and started by the tests themselves.
+test: deps venv check
+	@$(PY) -m pytest -q
+
+check: venv
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
+
+bench: deps venv
+	@$(PY) bench/bench_tiers.py
+
+clean: down
+	rm -rf .run

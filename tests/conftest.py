@@ -1,0 +1,58 @@
+"""Shared fixtures: a real redis-server per test session (Debian's package), flushed per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from hotline.policy import Policy, load_policy
+from hotline.redis_server import RedisServer
+from tier_lookup.store import TierStore
+from tier_lookup.tables import RowContext
+
+SHANGHAI_POLICY = load_policy()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return SHANGHAI_POLICY
+
+
+@pytest.fixture
+def store(redis: Redis) -> TierStore:
+    return TierStore(redis, "test")
+
+
+def row_context(policy: Policy) -> RowContext:
+    brands = {code: code for code in policy.brands if code != "unknown"}
+    brands.update({spec.label.lower(): code for code, spec in policy.brands.items() if code != "unknown"})
+    return RowContext(zone=policy.zone, brands=brands)
+
+
+def local(policy: Policy, text: str) -> datetime:
+    """A wall-clock time in the operator's zone."""
+    return datetime.fromisoformat(text).replace(tzinfo=policy.zone)
+
+
+def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path

@@ -1,0 +1,105 @@
+"""The `hotline` console command as an operator runs it, against the test redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hotline.redis_server import RedisServer, free_port
+
+HOTLINE = str(Path(sys.executable).parent / "hotline")
+
+
+def run(redis_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "HOTLINE_REDIS_URL": redis_url, "HOTLINE_REDIS_PREFIX": "cli", **(env or {})}
+    return subprocess.run([HOTLINE, *args], capture_output=True, text=True, env=environ, timeout=60, check=False)
+
+
+async def test_import_then_lookup_json(redis_server: RedisServer, redis: object, tmp_path: Path) -> None:
+    rural = tmp_path / "rural.csv"
+    rural.write_text("number,name,station\n13800000004,王,石门站\n", encoding="utf-8")
+    brand = tmp_path / "brand.csv"
+    brand.write_text("number,brand\n13800000004,easyown\n", encoding="utf-8")
+    for table, path in (("rural", rural), ("brand", brand)):
+        done = run(redis_server.url, "tiers", "import", table, str(path))
+        assert done.returncode == 0, done.stderr
+        assert "rows read 1, applied 1, rejected 0" in done.stdout
+    looked = run(redis_server.url, "tiers", "lookup", "+86 138 0000 0004", "--json")
+    assert looked.returncode == 0, looked.stderr
+    data = json.loads(looked.stdout)
+    assert data["number"] == "8613800000004"
+    assert (data["tier"], data["label"], data["brand"], data["level"]) == ("rural", "农村", "easyown", "ordinary_easyown")
+    assert data["queue_priority"] == 10
+    assert data["skill_chain"] == ["general"]
+    assert data["greeting"] == "尊敬的王站长,你好,有什么可以帮到您"
+    assert data["matched"] == ["brand", "rural"]
+    assert data["degraded"] is False
+    human = run(redis_server.url, "tiers", "lookup", "13800000004")
+    assert "tier: rural (农村)" in human.stdout
+    stats = run(redis_server.url, "tiers", "stats")
+    assert stats.returncode == 0
+    assert "rural" in stats.stdout
+    assert "brand" in stats.stdout
+
+
+async def test_lookup_at_a_given_time(redis_server: RedisServer, redis: object, tmp_path: Path) -> None:
+    newsub = tmp_path / "newsub.csv"
+    newsub.write_text("number,activated_at\n13800000005,2026-11-01\n", encoding="utf-8")
+    assert run(redis_server.url, "tiers", "import", "newsub", str(newsub)).returncode == 0
+    inside = json.loads(run(redis_server.url, "tiers", "lookup", "13800000005", "--json", "--at", "2026-11-30T23:59:59").stdout)
+    after = json.loads(run(redis_server.url, "tiers", "lookup", "13800000005", "--json", "--at", "2026-12-01T00:00:00").stdout)
+    assert (inside["tier"], after["tier"]) == ("newsub", "normal")
+    bad = run(redis_server.url, "tiers", "lookup", "13800000005", "--at", "someday")
+    assert bad.returncode == 2
+    assert "--at 'someday' is not an ISO-8601" in bad.stderr
+
+
+async def test_bad_rows_are_listed_and_the_import_refused(redis_server: RedisServer, redis: object, tmp_path: Path) -> None:
+    path = tmp_path / "highend.csv"
+    path.write_text("number,arpu\n13800000001,400\nxyz,380\n13800000003,1,2\n", encoding="utf-8")
+    done = run(redis_server.url, "tiers", "import", "highend", str(path))
+    assert done.returncode == 1
+    assert f"{path}:3: number: 'xyz' is not a valid subscriber number" in done.stderr
+    assert f"{path}:4: expected 2 fields, found 3" in done.stderr
+    assert "REFUSED, nothing changed" in done.stdout
+    assert "rows read 3, applied 0, rejected 2" in done.stdout
+    skipped = run(redis_server.url, "tiers", "import", "highend", str(path), "--skip-bad")
+    assert skipped.returncode == 0
+    assert "applied 1, rejected 2" in skipped.stdout
+
+
+async def test_unreadable_file_and_redis_down(redis_server: RedisServer, tmp_path: Path) -> None:
+    missing = run(redis_server.url, "tiers", "import", "highend", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+    down_url = f"redis://127.0.0.1:{free_port()}/0"
+    path = tmp_path / "h.csv"
+    path.write_text("number\n13800000001\n")
+    down = run(down_url, "tiers", "import", "highend", str(path))
+    assert down.returncode == 3
+    assert "cannot reach Redis" in down.stderr
+    degraded = json.loads(run(down_url, "tiers", "lookup", "13800000001", "--json").stdout)
+    assert (degraded["tier"], degraded["degraded"]) == ("normal", True)
+
+
+def test_policy_check(tmp_path: Path) -> None:
+    good = run("redis://127.0.0.1:1/0", "policy", "check")
+    assert good.returncode == 0
+    assert "OK" in good.stdout
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("timezone: Mars/Base\n", encoding="utf-8")
+    done = run("redis://127.0.0.1:1/0", "policy", "check", str(bad))
+    assert done.returncode == 2
+    assert f"{bad}:1:11: timezone: unknown time zone 'Mars/Base'" in done.stderr
+    assert "tiers: required key is missing" in done.stderr
+
+
+def test_logs_mask_subscriber_numbers(tmp_path: Path) -> None:
+    down_url = f"redis://127.0.0.1:{free_port()}/0"
+    done = run(down_url, "--log-format", "json", "tiers", "lookup", "13800000001")
+    line = next(json.loads(x) for x in done.stderr.splitlines() if x.startswith("{"))
+    assert line["caller"] == "86138****0001"
+    assert "13800000001" not in done.stderr

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from hotline.settings import load_settings
+from hotline.yamlpos import ConfigFileError
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings.agi_host == "127.0.0.1"
+    assert settings.agi_port == 4573
+    assert settings.lookup_budget_ms == 200
+
+
+def test_layers_file_then_conf_d_then_environment_then_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text("redis_url: redis://127.0.0.1:1/0\nagi_port: 5000\nlookup_budget_ms: 50\nlog_level: debug\n")
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "10-port.yaml").write_text("agi_port: 5001\n")
+    env = {"HOTLINE_CONFIG": str(config), "HOTLINE_LOOKUP_BUDGET_MS": "75", "HOTLINE_AGI_PORT": "5002"}
+    settings = load_settings(env, {"agi_port": 5003, "redis_url": None})
+    assert settings.redis_url == "redis://127.0.0.1:1/0"  # file (the CLI gave no value)
+    assert settings.log_level == "debug"  # file
+    assert settings.lookup_budget_ms == 75  # environment over file
+    assert settings.agi_port == 5003  # command line over everything
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigFileError) as info:
+        load_settings({"HOTLINE_AGI_PORT": "many"})
+    assert "environment: HOTLINE_AGI_PORT:" in str(info.value)
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "hotline.yaml"
+    config.write_text("redis_uri: redis://x\n")
+    with pytest.raises(ConfigFileError) as info:
+        load_settings({}, config_file=config)
+    assert f"{config}: redis_uri: unknown setting" in str(info.value)
