@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import structlog
 from redis.asyncio import Redis
 
+from agi.entry import EntryRoute
+from agi.server import FastAgiServer
+from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.settings import Settings
@@ -52,3 +58,43 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
         yield Services(settings, policy, redis, store, lookup)
     finally:
         await redis.aclose()
+
+
+def build_agi_server(services: Services) -> FastAgiServer:
+    settings = services.settings
+    records = CallRecords(services.redis, settings.redis_prefix, settings.call_record_ttl_s)
+    entry = EntryRoute(
+        services.lookup,
+        records,
+        record_budget_s=settings.lookup_budget_ms / 1000,
+    )
+    return FastAgiServer({"entry": entry}, settings.agi_idle_timeout_s, settings.agi_max_connections)
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run `hotline serve` until SIGINT or SIGTERM. Nothing about a call is kept in this process
+    between calls, so any number of instances can serve one Asterisk."""
+    log = structlog.get_logger("hotline")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_services(settings) as services:
+        server = build_agi_server(services)
+        await server.start(settings.agi_host, settings.agi_port)
+        log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file))
+        if ready is not None:
+            ready.set()
+        try:
+            await stop.wait()
+        finally:
+            log.info("hotline stopping")
+            await server.stop()
+
+
+def _safe_url(url: str) -> str:
+    # Never log a Redis password.
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

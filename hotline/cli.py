@@ -16,7 +16,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from hotline.app import Services, open_services
+from hotline.app import Services, open_services, serve
 from hotline.logs import configure_logging
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
@@ -37,17 +37,25 @@ class CliError(Exception):
         self.code = code
 
 
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand (`hotline --redis-url U tiers ...` or
+    `hotline tiers lookup N --redis-url U`)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
+    common.add_argument("--config", type=Path, help="settings file (YAML); also HOTLINE_CONFIG")
+    common.add_argument("--redis-url", help="Redis URL; also HOTLINE_REDIS_URL")
+    common.add_argument("--policy-file", type=Path, help="operator policy (YAML); also HOTLINE_POLICY_FILE")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    common.add_argument("--log-format", choices=["auto", "json", "console"])
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
-    parser.add_argument("--config", type=Path, help="settings file (YAML); also HOTLINE_CONFIG")
-    parser.add_argument("--redis-url", help="Redis URL; also HOTLINE_REDIS_URL")
-    parser.add_argument("--policy-file", type=Path, help="operator policy (YAML); also HOTLINE_POLICY_FILE")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", choices=["auto", "json", "console"])
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__, parents=[_common_options(False)])
+    common = _common_options(True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     tiers = commands.add_parser("tiers", help="tier tables in Redis").add_subparsers(dest="action", required=True)
-    imp = tiers.add_parser("import", help="import a table from CSV (header row required)")
+    imp = tiers.add_parser("import", help="import a table from CSV (header row required)", parents=[common])
     imp.add_argument("table", choices=sorted(TABLES))
     imp.add_argument("file", type=Path, help="CSV file")
     imp.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.REPLACE.value,
@@ -59,23 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow a replace that leaves the table with under half of its rows")
     imp.add_argument("--encoding", default="utf-8", help="file encoding, e.g. gbk (default utf-8)")
 
-    look = tiers.add_parser("lookup", help="resolve a caller's identity")
+    look = tiers.add_parser("lookup", help="resolve a caller's identity", parents=[common])
     look.add_argument("number")
     look.add_argument("--at", help="call time, ISO-8601 (default now; no offset means the policy's time zone)")
     look.add_argument("--json", action="store_true", help="one JSON object")
 
-    stats = tiers.add_parser("stats", help="row counts and memory per table")
+    stats = tiers.add_parser("stats", help="row counts and memory per table", parents=[common])
     stats.add_argument("--json", action="store_true")
 
+    serve = commands.add_parser("serve", help="run the FastAGI call-entry server (foreground)", parents=[common])
+    serve.add_argument("--agi-host", help="listen address (default 127.0.0.1); also HOTLINE_AGI_HOST")
+    serve.add_argument("--agi-port", type=int, help="listen port (default 4573); also HOTLINE_AGI_PORT")
+
     pol = commands.add_parser("policy", help="operator policy").add_subparsers(dest="action", required=True)
-    check = pol.add_parser("check", help="validate a policy file")
+    check = pol.add_parser("check", help="validate a policy file", parents=[common])
     check.add_argument("file", type=Path, nargs="?", help="default: the configured policy file")
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     cli = {"redis_url": args.redis_url, "policy_file": args.policy_file, "log_level": args.log_level,
-           "log_format": args.log_format}
+           "log_format": args.log_format, "agi_host": getattr(args, "agi_host", None),
+           "agi_port": getattr(args, "agi_port", None)}
     return load_settings(os.environ, cli, args.config)
 
 
@@ -83,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
+        if args.command == "serve":
+            # The service logs to stdout (collected by its supervisor); commands keep stdout for results.
+            configure_logging(settings.log_level, settings.log_format, sys.stdout)
+            load_policy(settings.policy_file)  # refuse to start on a bad policy, before binding anything
+            asyncio.run(serve(settings))
+            return 0
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "policy":
             return _policy_check(args.file or settings.policy_file)

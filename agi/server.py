@@ -1,0 +1,88 @@
+"""The asyncio FastAGI server: accepts connections, reads the environment, hands it to a route.
+
+Each connection is independent: whatever one peer sends (garbage, nothing, a megabyte line, an
+early close) ends that connection with one log line and touches no other call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import structlog
+
+from agi.protocol import AgiError, Environment, RemoteProtocolError
+from agi.session import AgiSession, ChannelGone, IdleTimeout
+
+log = structlog.get_logger("agi.server")
+
+Route = Callable[[AgiSession, Environment], Awaitable[None]]
+
+
+class FastAgiServer:
+    def __init__(self, routes: Mapping[str, Route], idle_timeout: float, max_connections: int = 4096):
+        self._routes = dict(routes)
+        self._idle = idle_timeout
+        self._max = max_connections
+        self._active = 0
+        self._server: asyncio.Server | None = None
+        self.handled = 0
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._handle, host, port, backlog=1024, reuse_address=True)
+        address = self._server.sockets[0].getsockname()
+        log.info("fastagi listening", host=address[0], port=address[1], routes=sorted(self._routes))
+        return address[0], address[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        structlog.contextvars.clear_contextvars()
+        peer = writer.get_extra_info("peername")
+        structlog.contextvars.bind_contextvars(peer=f"{peer[0]}:{peer[1]}" if peer else "?")
+        session = AgiSession(reader, writer, self._idle)
+        if self._active >= self._max:
+            # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
+            log.warning("fastagi connection refused: too many at once", limit=self._max)
+            await session.close()
+            return
+        self._active += 1
+        started = time.perf_counter()
+        try:
+            await self._serve(session)
+        except ChannelGone as exc:
+            log.warning("fastagi peer went away", reason=exc.reason)
+        except IdleTimeout as exc:
+            log.warning("fastagi peer idle; closing", waiting_for=exc.waiting_for, idle_timeout_s=self._idle)
+        except RemoteProtocolError as exc:
+            log.warning("fastagi peer broke the protocol; closing", error=str(exc))
+        except AgiError as exc:
+            log.error("fastagi protocol misuse (bug)", error=str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("fastagi route failed", elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
+        finally:
+            self._active -= 1
+            self.handled += 1
+            await session.close()
+
+    async def _serve(self, session: AgiSession) -> None:
+        env = await session.environment()
+        if env.malformed:
+            log.warning("fastagi environment lines without 'name: value' ignored", lines=list(env.malformed[:5]),
+                        count=len(env.malformed))
+        route = self._routes.get(env.script)
+        if route is None:
+            log.error("fastagi request for an unknown route", route=env.script, known=sorted(self._routes))
+            return
+        await route(session, env)
