@@ -1,9 +1,14 @@
-"""The `entry` route: fix the caller's identity and put it on the channel (no sockets here)."""
+"""Call entry: fix the caller's identity, record the call, and say which variables to set.
+
+`CallEntry` is shared by the FastAGI route (`EntryRoute`, asyncio) and the classic
+process-per-call script (`agi.classic`, pyst2), so both set exactly the same variables.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -13,54 +18,40 @@ from agi.protocol import CommandFailed, Environment
 from agi.session import AgiSession
 from agi.variables import identity_variables
 from hotline.calls import CallRecord, CallRecords
+from tier_lookup.identity import Identity
 from tier_lookup.service import TierLookup
 
 log = structlog.get_logger("agi.entry")
 
 
 @dataclass(frozen=True, slots=True)
-class EntryRoute:
+class Entered:
+    identity: Identity
+    commands: list[tuple[str, ...]]
+    saving: asyncio.Task[None]
+
+
+@dataclass(frozen=True, slots=True)
+class CallEntry:
     lookup: TierLookup
     records: CallRecords
     record_budget_s: float = 0.2
 
-    async def __call__(self, session: AgiSession, env: Environment) -> None:
-        started = time.perf_counter()
-        uniqueid = env.get("agi_uniqueid")
-        caller = env.get("agi_callerid")
-        # Dialplan contract: AGI(agi://host/entry,${CHANNEL(linkedid)}) passes the linkedid.
-        linkedid = env.arguments[0] if env.arguments else uniqueid
-        structlog.contextvars.bind_contextvars(uniqueid=uniqueid, caller=caller)
-        identity = await self.lookup.identify(caller)
-        structlog.contextvars.bind_contextvars(tier=identity.tier)
-        commands = [("SET VARIABLE", name, value) for name, value in identity_variables(identity)]
+    async def enter(self, env: Mapping[str, str], route: str, linkedid: str | None) -> Entered:
+        """Identify the caller and start saving the call record (the caller waits only on the
+        lookup; the record is written while the variables go to Asterisk)."""
+        uniqueid = env.get("agi_uniqueid", "")
+        identity = await self.lookup.identify(env.get("agi_callerid", ""))
         record = CallRecord(
             uniqueid=uniqueid,
-            linkedid=linkedid,
-            channel=env.get("agi_channel"),
+            linkedid=linkedid or uniqueid,
+            channel=env.get("agi_channel", ""),
             identity=identity.to_json(),
             entered_at=time.time(),
-            route=env.script,
+            route=route,
         )
-        # The caller is waiting on the variables; the record is for later, so both go at once.
-        saving = asyncio.create_task(self._save(record))
-        try:
-            replies = await session.run(commands)
-        finally:
-            await saving
-        failed = [r for r in replies if isinstance(r, CommandFailed)]
-        log.info(
-            "call entry",
-            access_level=identity.level,
-            queue_priority=identity.queue_priority,
-            degraded=identity.degraded,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
-            failed_commands=len(failed),
-            hung_up=session.hung_up,
-        )
-        for failure in failed:
-            log.warning("asterisk refused a command", code=failure.code, message=failure.message,
-                        usage=" ".join(failure.usage)[:200])
+        commands: list[tuple[str, ...]] = [("SET VARIABLE", n, v) for n, v in identity_variables(identity)]
+        return Entered(identity, commands, asyncio.create_task(self._save(record)))
 
     async def _save(self, record: CallRecord) -> None:
         try:
@@ -68,3 +59,41 @@ class EntryRoute:
                 await self.records.write(record)
         except (TimeoutError, RedisError, OSError) as exc:
             log.warning("call record not saved", error=f"{type(exc).__name__}: {exc}")
+
+
+def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extra: object) -> None:
+    """The one canonical line per call entry."""
+    log.info(
+        "call entry",
+        uniqueid=env.get("agi_uniqueid", ""),
+        caller=env.get("agi_callerid", ""),
+        tier=identity.tier,
+        access_level=identity.level,
+        queue_priority=identity.queue_priority,
+        degraded=identity.degraded,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        **extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRoute:
+    """FastAGI route `entry`: AGI(agi://host:4573/entry,${CHANNEL(linkedid)})."""
+
+    entry: CallEntry
+
+    async def __call__(self, session: AgiSession, env: Environment) -> None:
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(uniqueid=env.get("agi_uniqueid"), caller=env.get("agi_callerid"))
+        linkedid = env.arguments[0] if env.arguments else None
+        entered = await self.entry.enter(env.variables, env.script, linkedid)
+        structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
+        try:
+            replies = await session.run(entered.commands)
+        finally:
+            await entered.saving
+        failed = [r for r in replies if isinstance(r, CommandFailed)]
+        log_entry(env.variables, entered.identity, started, failed_commands=len(failed), hung_up=session.hung_up)
+        for failure in failed:
+            log.warning("asterisk refused a command", code=failure.code, message=failure.message,
+                        usage=" ".join(failure.usage)[:200])

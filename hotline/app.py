@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import Redis
 
-from agi.entry import EntryRoute
+from agi.entry import CallEntry, EntryRoute
 from agi.server import FastAgiServer
 from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
@@ -62,13 +62,15 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
 
 def build_agi_server(services: Services) -> FastAgiServer:
     settings = services.settings
-    records = CallRecords(services.redis, settings.redis_prefix, settings.call_record_ttl_s)
-    entry = EntryRoute(
-        services.lookup,
-        records,
-        record_budget_s=settings.lookup_budget_ms / 1000,
+    return FastAgiServer(
+        {"entry": EntryRoute(call_entry(services))}, settings.agi_idle_timeout_s, settings.agi_max_connections
     )
-    return FastAgiServer({"entry": entry}, settings.agi_idle_timeout_s, settings.agi_max_connections)
+
+
+def call_entry(services: Services) -> CallEntry:
+    settings = services.settings
+    records = CallRecords(services.redis, settings.redis_prefix, settings.call_record_ttl_s)
+    return CallEntry(services.lookup, records, record_budget_s=settings.lookup_budget_ms / 1000)
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
