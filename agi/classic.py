@@ -16,8 +16,9 @@ import time
 import structlog
 from asterisk.agi import AGI, AGIException
 
-from agi.entry import CallEntry, log_entry
+from agi.entry import CallEntry, Entered, log_entry
 from agi.protocol import quote
+from agi.variables import one_by_one
 from hotline.app import call_entry, open_services
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
@@ -43,22 +44,30 @@ def main() -> int:
     env: dict[str, str] = dict(agi.env)
     linkedid = sys.argv[1] if len(sys.argv) > 1 else None
 
-    async def enter() -> list[tuple[str, ...]]:
+    async def enter() -> Entered:
         async with open_services(settings) as services:
             entry: CallEntry = call_entry(services)
             entered = await entry.enter(env, "classic", linkedid)
             await entered.saving
             log_entry(env, entered.identity, started, route="classic")
-            return entered.commands
+            return entered
 
-    commands = asyncio.run(enter())
+    entered = asyncio.run(enter())
     try:
-        for verb, *arguments in commands:
-            agi.execute(verb, *(quote(a) for a in arguments))
+        replies = [_send(agi, command) for command in entered.commands]
+        if len(replies) == 1 and replies[0] == "-2":  # no MSet application: one command each
+            for command in one_by_one(entered.variables):
+                _send(agi, command)
     except AGIException as exc:
         log.warning("classic agi: asterisk refused or hung up", error=str(exc))
-        return 0
     return 0
+
+
+def _send(agi: AGI, command: tuple[str, ...]) -> str:
+    verb, *arguments = command
+    reply = agi.execute(verb, *(quote(a) for a in arguments))
+    result: str = reply.get("result", ("", ""))[0]
+    return result
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import structlog
 from redis.exceptions import RedisError
 
-from agi.protocol import CommandFailed, Environment
+from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession
-from agi.variables import identity_variables
+from agi.variables import identity_variables, one_by_one, set_commands
 from hotline.calls import CallRecord, CallRecords
+from hotline.redispipe import ReplyError
 from tier_lookup.identity import Identity
 from tier_lookup.service import TierLookup
 
@@ -27,6 +28,7 @@ log = structlog.get_logger("agi.entry")
 @dataclass(frozen=True, slots=True)
 class Entered:
     identity: Identity
+    variables: list[tuple[str, str]]
     commands: list[tuple[str, ...]]
     saving: asyncio.Task[None]
 
@@ -50,14 +52,14 @@ class CallEntry:
             entered_at=time.time(),
             route=route,
         )
-        commands: list[tuple[str, ...]] = [("SET VARIABLE", n, v) for n, v in identity_variables(identity)]
-        return Entered(identity, commands, asyncio.create_task(self._save(record)))
+        variables = identity_variables(identity)
+        return Entered(identity, variables, set_commands(variables), asyncio.create_task(self._save(record)))
 
     async def _save(self, record: CallRecord) -> None:
         try:
             async with asyncio.timeout(self.record_budget_s):
                 await self.records.write(record)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except (TimeoutError, RedisError, ReplyError, OSError) as exc:
             log.warning("call record not saved", error=f"{type(exc).__name__}: {exc}")
 
 
@@ -90,10 +92,26 @@ class EntryRoute:
         structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
         try:
             replies = await session.run(entered.commands)
+            if len(entered.commands) == 1 and not _succeeded(replies[0]):
+                # MSet missing or refused (an unusual Asterisk build): fall back to one command each.
+                _log_refusal(replies[0])
+                replies = await session.run(one_by_one(entered.variables))
         finally:
             await entered.saving
-        failed = [r for r in replies if isinstance(r, CommandFailed)]
+        failed = [r for r in replies if not _succeeded(r)]
         log_entry(env.variables, entered.identity, started, failed_commands=len(failed), hung_up=session.hung_up)
         for failure in failed:
-            log.warning("asterisk refused a command", code=failure.code, message=failure.message,
-                        usage=" ".join(failure.usage)[:200])
+            _log_refusal(failure)
+
+
+def _succeeded(reply: Response | CommandFailed) -> bool:
+    # EXEC answers result=-2 when the application does not exist.
+    return isinstance(reply, Response) and reply.result != "-2"
+
+
+def _log_refusal(reply: Response | CommandFailed) -> None:
+    if isinstance(reply, CommandFailed):
+        log.warning("asterisk refused a command", code=reply.code, message=reply.message,
+                    usage=" ".join(reply.usage)[:200])
+    else:
+        log.warning("asterisk refused a command", code=200, message=f"result={reply.result}")

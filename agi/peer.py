@@ -47,18 +47,22 @@ class PeerResult:
     closed_by_server: bool = False
 
     def variables(self) -> dict[str, str]:
-        """SET VARIABLE commands decoded back into name -> value (quotes and escapes undone)."""
+        """SET VARIABLE and EXEC MSet commands decoded back into name -> value, undoing the AGI
+        quoting and the application-argument escaping the way Asterisk does."""
         out: dict[str, str] = {}
         for line in self.commands:
-            text = line.decode()
-            if not text.startswith("SET VARIABLE "):
-                continue
-            args = _split(text[len("SET VARIABLE ") :])
-            out[args[0]] = args[1]
+            args = _split(line.decode(), " ")
+            if args[:2] == ["SET", "VARIABLE"]:
+                out[args[2]] = args[3]
+            elif args[0] == "EXEC" and args[1] == "MSet":
+                for pair in _split(args[2], ","):
+                    name, _, value = pair.partition("=")
+                    out[name] = value
         return out
 
 
-def _split(text: str) -> list[str]:
+def _split(text: str, separator: str) -> list[str]:
+    """Split on `separator` outside quotes; a backslash takes the next character literally."""
     args: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -70,7 +74,7 @@ def _split(text: str) -> list[str]:
             escaped = True
         elif ch == '"':
             quoted = not quoted
-        elif ch == " " and not quoted:
+        elif ch == separator and not quoted:
             args.append("".join(current))
             current = []
         else:

@@ -239,6 +239,19 @@ def quote(argument: str) -> str:
     return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_APP_SPECIAL = re.compile(r"([\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e])")
+
+
+def app_escape(value: str) -> str:
+    """Escape a value for a dialplan application's argument list (inside EXEC).
+
+    Asterisk splits application arguments on commas, groups on quotes and parentheses and takes
+    the character after a backslash literally; escaping every ASCII punctuation character makes
+    any value (commas, quotes, `${...}`, Chinese text) arrive as written. Verified against
+    Asterisk 22 with MSet (see tests/e2e and the README)."""
+    return _APP_SPECIAL.sub(r"\\\1", value.replace("\r", " ").replace("\n", " "))
+
+
 _VERB = re.compile(r"[A-Z][A-Z ]*[A-Z]")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -16,7 +16,9 @@ from agi.server import FastAgiServer
 from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
+from hotline.redispipe import RedisPipe
 from hotline.settings import Settings
+from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
 from tier_lookup.store import TierStore
 
@@ -25,7 +27,8 @@ from tier_lookup.store import TierStore
 class Services:
     settings: Settings
     policy: Policy
-    redis: Redis
+    redis: Redis  # redis-py: imports, admin, anything not on the per-call path
+    pipe: RedisPipe  # pipelined connection for the per-call path
     store: TierStore
     lookup: TierLookup
 
@@ -39,25 +42,26 @@ def redis_client(settings: Settings) -> Redis:
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=max(budget, 0.5),
-        health_check_interval=30,
     )
 
 
 @asynccontextmanager
 async def open_services(settings: Settings, policy: Policy | None = None) -> AsyncIterator[Services]:
     policy = policy or load_policy(settings.policy_file)
-    redis = redis_client(settings)
-    try:
+    budget = settings.lookup_budget_ms / 1000
+    async with AsyncExitStack() as stack:
+        redis = redis_client(settings)
+        stack.push_async_callback(redis.aclose)
+        pipe = RedisPipe(settings.redis_url, connect_timeout_s=budget)
+        stack.push_async_callback(pipe.close)
         store = TierStore(redis, settings.redis_prefix)
         lookup = TierLookup(
-            store,
+            TierReader(pipe, settings.redis_prefix),
             policy,
-            budget_s=settings.lookup_budget_ms / 1000,
+            budget_s=budget,
             plan=NumberPlan(settings.country_code, settings.region),
         )
-        yield Services(settings, policy, redis, store, lookup)
-    finally:
-        await redis.aclose()
+        yield Services(settings, policy, redis, pipe, store, lookup)
 
 
 def build_agi_server(services: Services) -> FastAgiServer:
@@ -69,7 +73,7 @@ def build_agi_server(services: Services) -> FastAgiServer:
 
 def call_entry(services: Services) -> CallEntry:
     settings = services.settings
-    records = CallRecords(services.redis, settings.redis_prefix, settings.call_record_ttl_s)
+    records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
     return CallEntry(services.lookup, records, record_budget_s=settings.lookup_budget_ms / 1000)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--at", help="call time, ISO-8601 (default now; no offset means the policy's time zone)")
     look.add_argument("--json", action="store_true", help="one JSON object")
 
+    unlock = tiers.add_parser("unlock", help="clear the import lock a killed import left behind", parents=[common])
+    unlock.add_argument("table", choices=sorted(TABLES))
+
     stats = tiers.add_parser("stats", help="row counts and memory per table", parents=[common])
     stats.add_argument("--json", action="store_true")
 
@@ -100,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The service logs to stdout (collected by its supervisor); commands keep stdout for results.
             configure_logging(settings.log_level, settings.log_format, sys.stdout)
             load_policy(settings.policy_file)  # refuse to start on a bad policy, before binding anything
-            asyncio.run(serve(settings))
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(serve(settings))
             return 0
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "policy":
@@ -132,6 +137,10 @@ async def _run_tiers(args: argparse.Namespace, settings: Settings, policy: Polic
                 return await _import(args, services)
             if args.action == "lookup":
                 return await _lookup(args, services)
+            if args.action == "unlock":
+                cleared = await services.store.unlock(args.table)
+                print(f"{args.table}: lock cleared" if cleared else f"{args.table}: was not locked")
+                return 0
             return await _stats(args, services)
         except TableBusy as exc:
             raise CliError(str(exc), EXIT_REFUSED) from None

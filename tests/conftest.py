@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+import uvloop
 from redis.asyncio import Redis
 
 from hotline.policy import Policy, load_policy
@@ -15,6 +16,11 @@ from tier_lookup.store import TierStore
 from tier_lookup.tables import RowContext
 
 SHANGHAI_POLICY = load_policy()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], object]]:
+    # `hotline serve` runs on uvloop; so do the tests.
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ from redis.exceptions import RedisError
 
 from hotline.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
 from hotline.policy import Policy
+from hotline.redispipe import ReplyError
 from tier_lookup.identity import Identity, resolve_identity, unidentified
-from tier_lookup.store import TierStore
+from tier_lookup.reader import RowSource
 
 log = structlog.get_logger("tier_lookup")
 
@@ -24,7 +25,7 @@ def utc_now() -> datetime:
 class TierLookup:
     def __init__(
         self,
-        store: TierStore,
+        store: RowSource,
         policy: Policy,
         budget_s: float,
         plan: NumberPlan = DEFAULT_PLAN,
@@ -50,7 +51,7 @@ class TierLookup:
             log.warning("tier lookup timed out; caller served as normal", caller=number,
                         budget_ms=round(self.budget_s * 1000))
             return unidentified(self.policy, when, number, degraded=True)
-        except (RedisError, OSError, ValueError, IndexError) as exc:
+        except (RedisError, ReplyError, OSError, ValueError, IndexError) as exc:
             log.warning("tier lookup failed; caller served as normal", caller=number,
                         error=f"{type(exc).__name__}: {exc}")
             return unidentified(self.policy, when, number, degraded=True)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tier_lookup.layout import Generation, Keys, bucket_count, bucket_of, decode_values, remap_value
+from tier_lookup.layout import Generation, Keys, bucket_count, bucket_of, remap_value
+from tier_lookup.reader import LOOKUP_SCRIPT, decode_lookup
 
 # Redis's own default; used when CONFIG GET is not allowed (managed Redis services).
 DEFAULT_LISTPACK_ENTRIES = 128
@@ -54,19 +56,13 @@ class TierStore:
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
         self.keys = Keys(prefix)
-        self._lookup = redis.register_script(
-            resources.files("tier_lookup").joinpath("lookup.lua").read_text(encoding="utf-8")
-        )
+        self._lookup = redis.register_script(LOOKUP_SCRIPT)
         self._release = redis.register_script(_RELEASE_LOCK)
 
     async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
         """Every table holding `number`, with its stored values; one round trip."""
         flat = await self._lookup(keys=[self.keys.pointers], args=[number, self.keys.prefix])
-        rows: dict[str, dict[str, str]] = {}
-        for i in range(0, len(flat), 3):
-            columns = tuple(flat[i + 1].split(",")) if flat[i + 1] else ()
-            rows[flat[i]] = decode_values(columns, flat[i + 2])
-        return rows
+        return decode_lookup(flat)
 
     async def live_generation(self, table: str) -> Generation | None:
         encoded = await self._redis.hget(self.keys.pointers, table)
@@ -90,14 +86,24 @@ class TierStore:
 
     @asynccontextmanager
     async def table_lock(self, table: str) -> AsyncIterator[None]:
-        token = secrets.token_hex(8)
+        """Only one import of a table at a time. The lock names its holder and expires on its
+        own if the holder dies; `unlock` clears it at once after a killed import."""
+        holder = f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+        token = f"{secrets.token_hex(8)} {holder}"
         key = self.keys.lock(table)
         if not await self._redis.set(key, token, nx=True, px=LOCK_TTL_MS):
-            raise TableBusy(f"another import of table {table} is running (lock {key}); try again when it ends")
+            current = _text(await self._redis.get(key) or "? unknown holder")
+            raise TableBusy(
+                f"another import of table {table} is running ({current.split(' ', 1)[-1]}); try again when it "
+                f"ends, or if that import was killed run: hotline tiers unlock {table}"
+            )
         try:
             yield
         finally:
             await self._release(keys=[key], args=[token])
+
+    async def unlock(self, table: str) -> bool:
+        return bool(await self._redis.delete(self.keys.lock(table)))
 
     async def table_rows(self, table: str) -> int:
         rows = await self._redis.hget(self.keys.info(table), "rows")

@@ -100,7 +100,7 @@ async def test_newsub_is_new_within_its_window(agi: Agi) -> None:
 async def test_call_record_written_with_ttl_and_linkedid(agi: Agi, redis: Redis) -> None:
     env = environment("entry", "13800000004", "1732262400.9", {"agi_arg_1": "1732262400.8"})
     await play(agi.host, agi.port, env)
-    records = CallRecords(agi.services.redis, "agitest", 60)
+    records = CallRecords(agi.services.pipe, "agitest", 60)
     record = await records.by_linkedid("1732262400.8")
     assert record is not None
     assert record.uniqueid == "1732262400.9"
@@ -126,29 +126,50 @@ async def test_trying_before_the_result(agi: Agi) -> None:
     assert variables["HOTLINE_TIER"] == "highend"
 
 
-async def test_usage_error_is_logged_and_the_rest_still_sent(agi: Agi) -> None:
+async def test_one_round_trip_sets_every_variable(agi: Agi) -> None:
+    result = await play(agi.host, agi.port, environment("entry", "13800000004", "1.0"))
+    assert len(result.commands) == 1
+    assert result.commands[0].startswith(b'EXEC "MSet" ')
+
+
+async def test_usage_error_on_mset_falls_back_to_one_command_each(agi: Agi) -> None:
     def answer(index: int, command: bytes) -> bytes:
-        if index == 2:
+        if index == 0:
+            return b"520-Invalid command syntax.  Proper usage follows:\n Usage: EXEC\n520 End of proper usage.\n"
+        if index == 3:
             return b"520-Invalid command syntax.  Proper usage follows:\n Usage: SET VARIABLE\n520 End of proper usage.\n"
         return b"200 result=1\n"
 
     with capture_logs() as logs:
-        variables = await call(agi, "13800000001", answer=answer)
-    assert len(variables) == len(CONTRACT)
-    assert any(e["event"] == "asterisk refused a command" and e["code"] == 520 for e in logs)
+        result = await play(agi.host, agi.port, environment("entry", "13800000004", "1.0"), answer)
+    assert len(result.commands) == 1 + len(CONTRACT)
+    assert all(c.startswith(b"SET VARIABLE") for c in result.commands[1:])
+    assert result.variables()["HOTLINE_GREETING"] == "尊敬的王站长,你好,有什么可以帮到您"
+    refusals = [e for e in logs if e["event"] == "asterisk refused a command"]
+    assert [e["code"] for e in refusals] == [520, 520]
+    assert any(e["event"] == "call entry" and e["failed_commands"] == 1 for e in logs)
 
 
-async def test_hangup_in_the_middle_then_dead_channel(agi: Agi) -> None:
-    def answer(index: int, command: bytes) -> bytes:
-        if index == 1:
-            return b"HANGUP\n200 result=1\n"
-        if index >= 3:
-            return b"511 Command Not Permitted on a dead channel or intercept routine\n"
-        return b"200 result=1\n"
+async def test_missing_mset_application_falls_back(agi: Agi) -> None:
+    result = await play(agi.host, agi.port, environment("entry", "13800000001", "1.0"),
+                        lambda i, c: b"200 result=-2\n" if i == 0 else b"200 result=1\n")
+    assert len(result.commands) == 1 + len(CONTRACT)
+    assert result.variables()["HOTLINE_TIER"] == "highend"
 
+
+async def test_hangup_during_the_exchange(agi: Agi) -> None:
     with capture_logs() as logs:
-        result = await play(agi.host, agi.port, environment("entry", "13800000001", "1.1"), answer)
-    assert len(result.commands) == 4  # stopped at the first 511
+        result = await play(agi.host, agi.port, environment("entry", "13800000001", "1.1"),
+                            lambda i, c: b"HANGUP\n200 result=0\n")
+    assert len(result.commands) == 1
+    assert any(e["event"] == "call entry" and e["hung_up"] for e in logs), logs
+
+
+async def test_dead_channel_stops_the_exchange(agi: Agi) -> None:
+    with capture_logs() as logs:
+        result = await play(agi.host, agi.port, environment("entry", "13800000001", "1.1"),
+                            lambda i, c: b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n")
+    assert len(result.commands) == 1
     assert any(e["event"] == "fastagi peer went away" and "511" in e["reason"] for e in logs), logs
 
 

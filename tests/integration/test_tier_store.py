@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from hotline.policy import Policy
+from hotline.redis_server import RedisServer
 from tests.conftest import local, row_context
 from tier_lookup.importer import ImportOptions, ImportReport, Mode, import_table
 from tier_lookup.service import TierLookup
 from tier_lookup.store import TableBusy, TierStore
 
 AT = "2026-11-10T10:00"
+HOTLINE = str(Path(sys.executable).parent / "hotline")
 
 
 async def load(store: TierStore, policy: Policy, table: str, text: str, **options: object) -> ImportReport:
@@ -150,24 +155,33 @@ async def test_atomic_replace_under_concurrent_lookups(store: TierStore, policy:
     assert "old" not in seen[first_new + 8 :]
 
 
-async def test_interrupted_replace_leaves_the_old_table_and_is_cleaned_up(
-    redis: Redis, store: TierStore, policy: Policy
+async def test_killed_replace_leaves_the_old_table_and_is_cleaned_up(
+    redis_server: RedisServer, redis: Redis, store: TierStore, policy: Policy, tmp_path: Path
 ) -> None:
+    """An import killed with SIGKILL half-way through writing: the old table keeps serving,
+    the lock names the dead holder, and the next import removes the half-built generation."""
     assert (await load(store, policy, "highend", "number,arpu\n13800000001,old\n")).ok
     keys_before = await redis.dbsize()
-    big = "number,arpu\n" + "".join(f"{13_810_000_000 + i},new\n" for i in range(200_000))
-    task = asyncio.create_task(load(store, policy, "highend", big))
-    # Cancel once the new generation has started to be written.
-    for _ in range(2000):
-        if await redis.exists(store.keys.staging("highend")):
-            break
-        await asyncio.sleep(0.002)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await redis.delete(store.keys.lock("highend"))  # a killed process would leave its lock to expire
+    big = tmp_path / "big.csv"
+    big.write_text("number,arpu\n" + "".join(f"{13_810_000_000 + i},new\n" for i in range(400_000)))
+    env = {**os.environ, "HOTLINE_REDIS_URL": redis_server.url, "HOTLINE_REDIS_PREFIX": "test"}
+    proc = subprocess.Popen([HOTLINE, "tiers", "import", "highend", str(big)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(3000):
+            if await redis.hlen(store.keys.staging("highend")) and await redis.dbsize() > keys_before + 50:
+                break
+            await asyncio.sleep(0.005)
+        else:
+            pytest.fail("the import never started writing")
+        proc.kill()
+    finally:
+        proc.wait()
     assert (await store.lookup_rows("8613800000001"))["highend"] == {"arpu": "old"}
-    assert await redis.exists(store.keys.staging("highend"))
+    assert "highend" not in await store.lookup_rows("8613810000001")
+    with pytest.raises(TableBusy, match="hotline tiers unlock highend"):
+        await load(store, policy, "highend", "number,arpu\n13800000001,next\n")
+    assert await store.unlock("highend")
     assert (await load(store, policy, "highend", "number,arpu\n13800000001,next\n")).ok
     assert await redis.dbsize() == keys_before
     assert (await store.lookup_rows("8613800000001"))["highend"] == {"arpu": "next"}

@@ -1,0 +1,239 @@
+"""FastAGI call-entry benchmark: hotline vs panoramisk 1.4 vs pyst2 process-per-call.
+
+A load generator plays Asterisk's side of FastAGI (environment block, `200 result=1` to every
+command) against each server, each in its own process, all on loopback, one redis-server.
+It reports call entries per second and latency p50/p99 at concurrency 1, 100 and 1000, the
+ratios against the peers measured in the same run, and hotline's memory over 100,000 entries.
+
+    .venv/bin/python bench/bench_agi.py [--seconds 5] [--soak 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from agi.peer import environment
+from hotline.policy import load_policy
+from hotline.redis_server import RedisServer, free_port
+from tier_lookup.importer import ImportOptions, import_table
+from tier_lookup.store import TierStore
+from tier_lookup.tables import RowContext
+
+HERE = Path(__file__).resolve().parent
+# AGI commands each server sends per call: hotline one EXEC MSet; the peers one SET VARIABLE per variable.
+EXPECTED = {"hotline": 1, "panoramisk": 9, "pyst2": 9}
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+class AsteriskSide(asyncio.Protocol):
+    """One call entry from Asterisk's side: cheap enough that the generator is not the bottleneck."""
+
+    def __init__(self, env: bytes, done: asyncio.Future[int]):
+        self.env = env
+        self.done = done
+        self.buffer = b""
+        self.commands = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.write(self.env)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        lines = self.buffer.count(b"\n")
+        if lines:
+            self.buffer = self.buffer[self.buffer.rfind(b"\n") + 1 :]
+            self.commands += lines
+            self.transport.write(b"200 result=1\n" * lines)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(self.commands)
+
+
+async def one_call(port: int, env: bytes, expected_commands: int) -> bool:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+    transport, _ = await loop.create_connection(lambda: AsteriskSide(env, done), "127.0.0.1", port)
+    try:
+        commands = await asyncio.wait_for(done, 30)
+    finally:
+        transport.close()
+    return commands == expected_commands
+
+
+async def load(
+    port: int, envs: list[bytes], concurrency: int, seconds: float, expected: int, max_calls: int | None = None
+) -> Run:
+    run = Run()
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    issued = 0
+
+    async def worker(w: int) -> None:
+        nonlocal issued
+        i = w
+        while time.perf_counter() < deadline and (max_calls is None or issued < max_calls):
+            issued += 1
+            t0 = time.perf_counter()
+            try:
+                ok = await one_call(port, envs[i % len(envs)], expected)
+            except (OSError, TimeoutError):
+                ok = False
+            if ok:
+                run.latencies.append(time.perf_counter() - t0)
+            else:
+                run.failures += 1
+            i += concurrency
+
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def listening(port: int) -> bool:
+    """Whether a socket listens on `port`, read from /proc rather than by connecting: a probe
+    connection that closes at once sends panoramisk's FastAGI header loop spinning forever."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            return True
+    return False
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], name: str) -> None:
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited early with {proc.returncode}")
+        if listening(port):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{name} did not listen on {port}")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def prepare(redis_url: str, callers: list[str]) -> None:
+    policy = load_policy()
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    store = TierStore(redis, "hl")
+    rng = random.Random(3)
+    rows = "number,arpu\n" + "".join(f"{13_000_000_000 + rng.randrange(10**9)},400\n" for _ in range(100_000))
+    rows += "".join(f"{c},500\n" for c in callers[::2])
+    await import_table(store, "highend", rows.encode(), "bench", RowContext(policy.zone, {}), ImportOptions())
+    # The peers get the same answer for the same caller from one GET.
+    for caller in callers:
+        values = {"HOTLINE_TIER": "highend", "QUEUE_PRIO": "60"} if caller in callers[::2] else {}
+        await redis.set(f"peer:{caller}", json.dumps(values))
+    await redis.aclose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--soak", type=int, default=100_000, help="entries for the memory check")
+    args = parser.parse_args()
+    callers = [str(13_900_000_000 + i) for i in range(1000)]
+    envs = [environment("entry", c, f"1732262400.{i}") for i, c in enumerate(callers)]
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-agi-") as tmp:
+        redis = RedisServer(Path(tmp) / "redis").start()
+        try:
+            asyncio.run(prepare(redis.url, callers))
+            ports = {name: free_port() for name in ("hotline", "panoramisk", "pyst2")}
+            env = {
+                **os.environ,
+                "HOTLINE_REDIS_URL": redis.url,
+                "HOTLINE_AGI_PORT": str(ports["hotline"]),
+                "HOTLINE_LOG_FORMAT": "json",
+            }
+            commands = {
+                "hotline": [str(Path(sys.executable).parent / "hotline"), "serve"],
+                "panoramisk": [
+                    sys.executable,
+                    str(HERE / "peers" / "panoramisk_peer.py"),
+                    str(ports["panoramisk"]),
+                    redis.url,
+                ],
+                "pyst2": [sys.executable, str(HERE / "peers" / "pyst2_peer.py"), str(ports["pyst2"]), redis.url],
+            }
+            for name, command in commands.items():
+                proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(proc)
+                wait_port(ports[name], proc, name)
+            results: dict[tuple[str, int], Run] = {}
+            plan = [("hotline", c) for c in (1, 100, 1000)] + [("panoramisk", c) for c in (1, 100, 1000)]
+            plan += [("pyst2", 1), ("pyst2", 100)]
+            asyncio.run(load(ports["hotline"], envs, 50, 1.0, EXPECTED["hotline"]))  # warm-up
+            for name, concurrency in plan:
+                run = asyncio.run(load(ports[name], envs, concurrency, args.seconds, EXPECTED[name]))
+                results[(name, concurrency)] = run
+                print(
+                    f"{name:<11} concurrency {concurrency:>4}: {run.rate:8,.0f} entries/s  p50 {run.pct(0.5):7.2f} ms  "
+                    f"p99 {run.pct(0.99):7.2f} ms  failures {run.failures}",
+                    flush=True,
+                )
+            print("pyst2 at concurrency 1000 not run: 1000 simultaneous Python processes need ~25 GB here.")
+            for c in (1, 100, 1000):
+                ours = results[("hotline", c)].rate
+                print(
+                    f"ratio at concurrency {c:>4}: hotline / panoramisk = {ours / results[('panoramisk', c)].rate:5.2f}"
+                    + (
+                        f", hotline / pyst2 = {ours / results[('pyst2', c)].rate:6.1f}"
+                        if ("pyst2", c) in results
+                        else ""
+                    )
+                )
+            hotline_pid = procs[0].pid
+            before = rss_mb(hotline_pid)
+            soak = asyncio.run(load(ports["hotline"], envs, 100, 3600, EXPECTED["hotline"], max_calls=args.soak))
+            after = rss_mb(hotline_pid)
+            print(
+                f"memory over {len(soak.latencies):,} more entries (concurrency 100, {soak.rate:,.0f}/s, "
+                f"{soak.failures} failures): RSS {before:.1f} MB -> {after:.1f} MB"
+            )
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            redis.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The call path's side of the tier tables: one script call per lookup, nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Protocol
+
+from hotline.redispipe import RedisPipe
+from tier_lookup.layout import Keys, decode_values
+
+LOOKUP_SCRIPT = (Path(__file__).parent / "lookup.lua").read_text(encoding="utf-8")
+LOOKUP_SHA = hashlib.sha1(LOOKUP_SCRIPT.encode()).hexdigest()
+
+
+class RowSource(Protocol):
+    async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]: ...
+
+
+def decode_lookup(flat: list[Any]) -> dict[str, dict[str, str]]:
+    """The script's flat reply (table, columns, value, ...) as table -> column -> value."""
+    rows: dict[str, dict[str, str]] = {}
+    for i in range(0, len(flat) - 2, 3):
+        columns = tuple(flat[i + 1].split(",")) if flat[i + 1] else ()
+        rows[flat[i]] = decode_values(columns, flat[i + 2])
+    return rows
+
+
+class TierReader:
+    """Lookups over the pipelined call-path connection (see hotline.redispipe)."""
+
+    def __init__(self, pipe: RedisPipe, prefix: str):
+        self._pipe = pipe
+        self._keys = Keys(prefix)
+
+    async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
+        flat = await self._pipe.evalsha(LOOKUP_SCRIPT, LOOKUP_SHA, [self._keys.pointers], [number, self._keys.prefix])
+        return decode_lookup(flat)
