@@ -48,7 +48,7 @@ def main() -> int:
         async with open_services(settings) as services:
             entry: CallEntry = call_entry(services)
             entered = await entry.enter(env, "classic", linkedid)
-            await entered.saving
+            await entered.saved()
             log_entry(env, entered.identity, started, route="classic")
             return entered
 

@@ -10,15 +10,14 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from redis.exceptions import RedisError
 
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession
 from agi.variables import identity_variables, one_by_one, set_commands
 from hotline.calls import CallRecord, CallRecords
-from hotline.redispipe import ReplyError
 from tier_lookup.identity import Identity
 from tier_lookup.service import TierLookup
 
@@ -30,18 +29,25 @@ class Entered:
     identity: Identity
     variables: list[tuple[str, str]]
     commands: list[tuple[str, ...]]
-    saving: asyncio.Task[None]
+    saving: list[asyncio.Future[Any]]  # the call record's Redis replies
+
+    async def saved(self) -> bool:
+        """Wait for the call record; False (and one log line) if it could not be written."""
+        results = await asyncio.gather(*self.saving, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            log.warning("call record not saved", error=f"{type(errors[0]).__name__}: {errors[0]}")
+        return not errors
 
 
 @dataclass(frozen=True, slots=True)
 class CallEntry:
     lookup: TierLookup
     records: CallRecords
-    record_budget_s: float = 0.2
 
     async def enter(self, env: Mapping[str, str], route: str, linkedid: str | None) -> Entered:
-        """Identify the caller and start saving the call record (the caller waits only on the
-        lookup; the record is written while the variables go to Asterisk)."""
+        """Identify the caller and send the call record (the caller waits only on the lookup;
+        the record is written while the variables go to Asterisk)."""
         uniqueid = env.get("agi_uniqueid", "")
         identity = await self.lookup.identify(env.get("agi_callerid", ""))
         record = CallRecord(
@@ -53,14 +59,13 @@ class CallEntry:
             route=route,
         )
         variables = identity_variables(identity)
-        return Entered(identity, variables, set_commands(variables), asyncio.create_task(self._save(record)))
-
-    async def _save(self, record: CallRecord) -> None:
         try:
-            async with asyncio.timeout(self.record_budget_s):
-                await self.records.write(record)
-        except (TimeoutError, RedisError, ReplyError, OSError) as exc:
-            log.warning("call record not saved", error=f"{type(exc).__name__}: {exc}")
+            saving = self.records.submit(record)
+        except OSError as exc:  # the pipe refused at once (too many unanswered commands)
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            saving = [failed]
+        return Entered(identity, variables, set_commands(variables), saving)
 
 
 def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extra: object) -> None:
@@ -97,7 +102,7 @@ class EntryRoute:
                 _log_refusal(replies[0])
                 replies = await session.run(one_by_one(entered.variables))
         finally:
-            await entered.saving
+            await entered.saved()
         failed = [r for r in replies if not _succeeded(r)]
         log_entry(env.variables, entered.identity, started, failed_commands=len(failed), hung_up=session.hung_up)
         for failure in failed:

@@ -42,6 +42,19 @@ class AgiSession:
         self._writer = writer
         self._idle = idle_timeout
         self.parser = AgiParser()
+        # One watchdog per connection instead of a timeout per read: reads are the hot path.
+        self._loop = asyncio.get_running_loop()
+        self._last_data = self._loop.time()
+        self._idled = False
+        self._watchdog = self._loop.call_later(idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        quiet = self._loop.time() - self._last_data
+        if quiet >= self._idle:
+            self._idled = True
+            self._writer.transport.abort()  # the pending read then sees end of stream
+        else:
+            self._watchdog = self._loop.call_later(self._idle - quiet, self._check_idle)
 
     @property
     def hung_up(self) -> bool:
@@ -54,11 +67,12 @@ class AgiSession:
                 assert not isinstance(event, Enum)
                 return event
             try:
-                data = await asyncio.wait_for(self._reader.read(READ_SIZE), self._idle)
-            except TimeoutError:
-                raise IdleTimeout(self._idle, waiting_for) from None
+                data = await self._reader.read(READ_SIZE)
             except (ConnectionError, OSError):
                 data = b""
+            if self._idled:
+                raise IdleTimeout(self._idle, waiting_for)
+            self._last_data = self._loop.time()
             self.parser.receive_data(data)
 
     async def environment(self) -> Environment:
@@ -100,6 +114,7 @@ class AgiSession:
             return event
 
     async def close(self) -> None:
+        self._watchdog.cancel()
         self._writer.close()
         with contextlib.suppress(TimeoutError, ConnectionError, OSError):
             await asyncio.wait_for(self._writer.wait_closed(), 1.0)

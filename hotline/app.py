@@ -52,7 +52,7 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
     async with AsyncExitStack() as stack:
         redis = redis_client(settings)
         stack.push_async_callback(redis.aclose)
-        pipe = RedisPipe(settings.redis_url, connect_timeout_s=budget)
+        pipe = RedisPipe(settings.redis_url, timeout_s=budget)
         stack.push_async_callback(pipe.close)
         store = TierStore(redis, settings.redis_prefix)
         lookup = TierLookup(
@@ -74,7 +74,7 @@ def build_agi_server(services: Services) -> FastAgiServer:
 def call_entry(services: Services) -> CallEntry:
     settings = services.settings
     records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
-    return CallEntry(services.lookup, records, record_budget_s=settings.lookup_budget_ms / 1000)
+    return CallEntry(services.lookup, records)
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:

@@ -60,14 +60,19 @@ class CallRecords:
     def _linked_key(self, linkedid: str) -> str:
         return f"{self._prefix}:call:linked:{linkedid}"
 
-    async def write(self, record: CallRecord) -> None:
+    def submit(self, record: CallRecord) -> list[asyncio.Future[Any]]:
+        """Send the record's commands now; their replies arrive on the returned futures."""
         key = self._key(record.uniqueid)
         fields = [item for pair in record.to_hash().items() for item in pair]
-        commands = [self._pipe.execute("HSET", key, *fields), self._pipe.execute("EXPIRE", key, str(self._ttl))]
+        futures = [self._pipe.execute_nowait("HSET", key, *fields),
+                   self._pipe.execute_nowait("EXPIRE", key, str(self._ttl))]
         if record.linkedid and record.linkedid != record.uniqueid:
-            commands.append(self._pipe.execute("SET", self._linked_key(record.linkedid), record.uniqueid,
-                                               "EX", str(self._ttl)))
-        await asyncio.gather(*commands)
+            futures.append(self._pipe.execute_nowait("SET", self._linked_key(record.linkedid), record.uniqueid,
+                                                     "EX", str(self._ttl)))
+        return futures
+
+    async def write(self, record: CallRecord) -> None:
+        await asyncio.gather(*self.submit(record))
 
     async def get(self, uniqueid: str) -> CallRecord | None:
         flat = await self._pipe.execute("HGETALL", self._key(uniqueid))

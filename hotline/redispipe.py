@@ -35,13 +35,21 @@ MAX_IN_FLIGHT = 10_000
 
 
 class _Resp(asyncio.Protocol):
-    def __init__(self, on_lost: Any):
+    def __init__(self, on_lost: Any, reply_timeout_s: float):
         self.reader = hiredis.Reader(encoding="utf-8", errors="replace")
         self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.sent_at: deque[float] = deque()
         self.transport: asyncio.Transport | None = None
         self.outgoing: list[bytes] = []
         self.flush_scheduled = False
         self._on_lost = on_lost
+        self._loop = asyncio.get_running_loop()
+        # Timeouts without a timer per command: a sweep every tenth of the budget fails the
+        # commands that have waited too long, so each one fails within its budget.
+        self._timeout = reply_timeout_s
+        self._interval = reply_timeout_s / 10
+        self._expired = 0  # leading entries of `waiting` the sweep has already failed
+        self._sweeping = False
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; everything queued in this loop iteration goes in one write."""
@@ -50,13 +58,31 @@ class _Resp(asyncio.Protocol):
         if len(self.waiting) >= MAX_IN_FLIGHT:
             self.transport.abort()
             raise PipeError(f"{MAX_IN_FLIGHT} commands unanswered; Redis is not responding")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self._loop.create_future()
         self.waiting.append(future)
+        self.sent_at.append(self._loop.time())
         self.outgoing.append(packed)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
+        if not self._sweeping:
+            self._sweeping = True
+            self._loop.call_later(self._interval, self._sweep)
         return future
+
+    def _sweep(self) -> None:
+        limit = self._loop.time() - (self._timeout - self._interval)
+        index = self._expired
+        while index < len(self.waiting) and self.sent_at[index] <= limit:
+            future = self.waiting[index]
+            if not future.done():
+                future.set_exception(TimeoutError(f"no reply from Redis within {self._timeout * 1000:.0f} ms"))
+            index += 1
+        self._expired = index
+        if len(self.waiting) > self._expired:
+            self._loop.call_later(self._interval, self._sweep)
+        else:
+            self._sweeping = False
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -74,6 +100,9 @@ class _Resp(asyncio.Protocol):
             if not self.waiting:
                 continue  # a reply nobody waits for any more (its caller timed out)
             future = self.waiting.popleft()
+            self.sent_at.popleft()
+            if self._expired:
+                self._expired -= 1
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -92,7 +121,10 @@ class _Resp(asyncio.Protocol):
 
 
 class RedisPipe:
-    def __init__(self, url: str, connect_timeout_s: float):
+    """`timeout_s` bounds the connect and every command: past it the command fails with
+    TimeoutError (its late reply, if any, is discarded)."""
+
+    def __init__(self, url: str, timeout_s: float):
         options = parse_url(url)  # type: ignore[no-untyped-call]
         self._host = options.get("host", "127.0.0.1")
         self._port = int(options.get("port", 6379))
@@ -103,7 +135,7 @@ class RedisPipe:
             self._setup.append(("AUTH", user, options["password"]) if user else ("AUTH", options["password"]))
         if options.get("db"):
             self._setup.append(("SELECT", str(options["db"])))
-        self._connect_timeout = connect_timeout_s
+        self._timeout = timeout_s
         self._conn: _Resp | None = None
         self._connecting: asyncio.Future[_Resp] | None = None
 
@@ -122,11 +154,11 @@ class RedisPipe:
     async def _connect(self) -> _Resp:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(self._timeout):
                 if self._path:
-                    _, proto = await loop.create_unix_connection(lambda: _Resp(self._lost), self._path)
+                    _, proto = await loop.create_unix_connection(self._protocol, self._path)
                 else:
-                    _, proto = await loop.create_connection(lambda: _Resp(self._lost), self._host, self._port)
+                    _, proto = await loop.create_connection(self._protocol, self._host, self._port)
         except (OSError, TimeoutError) as exc:
             raise PipeError(f"cannot connect to Redis: {exc or 'timed out'}") from None
         for command in self._setup:
@@ -134,13 +166,25 @@ class RedisPipe:
         self._conn = proto
         return proto
 
+    def _protocol(self) -> _Resp:
+        return _Resp(self._lost, self._timeout)
+
     def _lost(self, proto: _Resp) -> None:
         if self._conn is proto:
             self._conn = None
 
     async def execute(self, *args: str) -> Any:
-        conn = await self._connection()
+        conn = self._conn
+        if conn is None or conn.transport is None:
+            conn = await self._connection()
         return await conn.send(_pack(args))
+
+    def execute_nowait(self, *args: str) -> asyncio.Future[Any]:
+        """Send a command without waiting for its reply; the returned future carries it."""
+        conn = self._conn
+        if conn is not None and conn.transport is not None:
+            return conn.send(_pack(args))
+        return asyncio.ensure_future(self.execute(*args))
 
     async def evalsha(self, source: str, sha: str, keys: list[str], args: list[str]) -> Any:
         """Run a server-side script by its SHA1, loading it once if Redis does not know it."""

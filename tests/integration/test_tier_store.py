@@ -165,8 +165,8 @@ async def test_killed_replace_leaves_the_old_table_and_is_cleaned_up(
     big = tmp_path / "big.csv"
     big.write_text("number,arpu\n" + "".join(f"{13_810_000_000 + i},new\n" for i in range(400_000)))
     env = {**os.environ, "HOTLINE_REDIS_URL": redis_server.url, "HOTLINE_REDIS_PREFIX": "test"}
-    proc = subprocess.Popen([HOTLINE, "tiers", "import", "highend", str(big)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(HOTLINE, "tiers", "import", "highend", str(big), env=env,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(3000):
             if await redis.hlen(store.keys.staging("highend")) and await redis.dbsize() > keys_before + 50:
@@ -176,7 +176,7 @@ async def test_killed_replace_leaves_the_old_table_and_is_cleaned_up(
             pytest.fail("the import never started writing")
         proc.kill()
     finally:
-        proc.wait()
+        await proc.wait()
     assert (await store.lookup_rows("8613800000001"))["highend"] == {"arpu": "old"}
     assert "highend" not in await store.lookup_rows("8613810000001")
     with pytest.raises(TableBusy, match="hotline tiers unlock highend"):
