@@ -33,8 +33,16 @@ class FastAgiServer:
     def active(self) -> int:
         return self._active
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._handle, host, port, backlog=1024, reuse_address=True)
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: AgiSession(self._handle, self._idle),
+            host,
+            port,
+            backlog=1024,
+            reuse_address=True,
+            reuse_port=reuse_port,
+        )
         address = self._server.sockets[0].getsockname()
         log.info("fastagi listening", host=address[0], port=address[1], routes=sorted(self._routes))
         return address[0], address[1]
@@ -45,15 +53,14 @@ class FastAgiServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, session: AgiSession) -> None:
+        # Each connection runs in its own task, so these bindings stay with this call.
         structlog.contextvars.clear_contextvars()
-        peer = writer.get_extra_info("peername")
-        structlog.contextvars.bind_contextvars(peer=f"{peer[0]}:{peer[1]}" if peer else "?")
-        session = AgiSession(reader, writer, self._idle)
+        structlog.contextvars.bind_contextvars(peer=session.peer)
         if self._active >= self._max:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
             log.warning("fastagi connection refused: too many at once", limit=self._max)
-            await session.close()
+            session.close()
             return
         self._active += 1
         started = time.perf_counter()
@@ -74,7 +81,7 @@ class FastAgiServer:
         finally:
             self._active -= 1
             self.handled += 1
-            await session.close()
+            session.close()
 
     async def _serve(self, session: AgiSession) -> None:
         env = await session.environment()

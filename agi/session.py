@@ -1,14 +1,20 @@
-"""One FastAGI connection: moves bytes between the socket and the pure parser, nothing more."""
+"""One FastAGI connection: an asyncio Protocol feeding the pure parser, and the awaitable
+session a route talks through. The protocol only moves bytes; the parser decides what they mean.
+
+A Protocol rather than streams because each call entry is a few small reads and one write:
+the stream machinery (and a timeout per read) cost more than the work itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Sequence
-from enum import Enum
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, cast
 
 from agi.protocol import (
     NEED_DATA,
+    AgiError,
     AgiParser,
     Closed,
     CommandFailed,
@@ -18,8 +24,6 @@ from agi.protocol import (
     Response,
     Trying,
 )
-
-READ_SIZE = 64 * 1024
 
 
 class ChannelGone(Exception):
@@ -36,44 +40,92 @@ class IdleTimeout(Exception):
         self.waiting_for = waiting_for
 
 
-class AgiSession:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle_timeout: float):
-        self._reader = reader
-        self._writer = writer
+class AgiSession(asyncio.Protocol):
+    """Created per connection by the server; `handler` runs once with the session."""
+
+    def __init__(self, handler: Callable[[AgiSession], Coroutine[Any, Any, None]], idle_timeout: float):
+        self._handler = handler
         self._idle = idle_timeout
         self.parser = AgiParser()
-        # One watchdog per connection instead of a timeout per read: reads are the hot path.
+        self._events: deque[Event] = deque()
+        self._failure: AgiError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._idled = False
+        self._eof_seen = False
         self._loop = asyncio.get_running_loop()
         self._last_data = self._loop.time()
-        self._idled = False
-        self._watchdog = self._loop.call_later(idle_timeout, self._check_idle)
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.peer = "?"
+        self.task: asyncio.Task[None] | None = None
+
+    # -- transport side -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # One watchdog per connection instead of a timeout per read: reads are the hot path.
+        self._watchdog = self._loop.call_later(self._idle, self._check_idle)
+        self.task = self._loop.create_task(self._handler(self))
+
+    def data_received(self, data: bytes) -> None:
+        self._last_data = self._loop.time()
+        self.parser.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        self._end_of_stream()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._end_of_stream()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def _end_of_stream(self) -> None:
+        if not self._eof_seen:
+            self._eof_seen = True
+            self.parser.receive_data(b"")
+            self._pump()
+
+    def _pump(self) -> None:
+        try:
+            while (event := self.parser.next_event()) is not NEED_DATA:
+                self._events.append(event)
+                if isinstance(event, Closed):
+                    break
+        except AgiError as exc:
+            self._failure = exc
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _check_idle(self) -> None:
         quiet = self._loop.time() - self._last_data
         if quiet >= self._idle:
             self._idled = True
-            self._writer.transport.abort()  # the pending read then sees end of stream
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+            if self._transport is not None:
+                self._transport.abort()
         else:
             self._watchdog = self._loop.call_later(self._idle - quiet, self._check_idle)
 
+    # -- route side -----------------------------------------------------------------------
     @property
     def hung_up(self) -> bool:
         return self.parser.hung_up
 
     async def _event(self, waiting_for: str) -> Event:
-        while True:
-            event = self.parser.next_event()
-            if event is not NEED_DATA:
-                assert not isinstance(event, Enum)
-                return event
-            try:
-                data = await self._reader.read(READ_SIZE)
-            except (ConnectionError, OSError):
-                data = b""
+        while not self._events:
+            if self._failure is not None:
+                raise self._failure
             if self._idled:
                 raise IdleTimeout(self._idle, waiting_for)
-            self._last_data = self._loop.time()
-            self.parser.receive_data(data)
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        return self._events.popleft()
 
     async def environment(self) -> Environment:
         event = await self._event("the environment block")
@@ -90,16 +142,11 @@ class AgiSession:
         A dead channel (511) or a closed socket raises ChannelGone; 510 and 520 are returned."""
         replies: list[Response | CommandFailed] = []
         for command in commands:
-            self._writer.write(self.parser.command(*command))
-            await self._drain()
+            if self._transport is None:
+                raise ChannelGone("connection lost before a command could be sent")
+            self._transport.write(self.parser.command(*command))
             replies.append(await self._reply())
         return replies
-
-    async def _drain(self) -> None:
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError):
-            raise ChannelGone("connection lost while sending a command") from None
 
     async def _reply(self) -> Response | CommandFailed:
         while True:
@@ -113,8 +160,8 @@ class AgiSession:
             assert isinstance(event, Response | CommandFailed)
             return event
 
-    async def close(self) -> None:
-        self._watchdog.cancel()
-        self._writer.close()
-        with contextlib.suppress(TimeoutError, ConnectionError, OSError):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._transport is not None:
+            self._transport.close()

@@ -4,6 +4,7 @@ A load generator plays Asterisk's side of FastAGI (environment block, `200 resul
 command) against each server, each in its own process, all on loopback, one redis-server.
 It reports call entries per second and latency p50/p99 at concurrency 1, 100 and 1000, the
 ratios against the peers measured in the same run, and hotline's memory over 100,000 entries.
+The generator runs on uvloop for every server alike; `hotline-2w` is `hotline serve --workers 2`.
 
     .venv/bin/python bench/bench_agi.py [--seconds 5] [--soak 100000]
 """
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import uvloop
 from redis.asyncio import Redis
 
 from agi.peer import environment
@@ -33,7 +35,7 @@ from tier_lookup.tables import RowContext
 
 HERE = Path(__file__).resolve().parent
 # AGI commands each server sends per call: hotline one EXEC MSet; the peers one SET VARIABLE per variable.
-EXPECTED = {"hotline": 1, "panoramisk": 9, "pyst2": 9}
+EXPECTED = {"hotline": 1, "hotline-2w": 1, "panoramisk": 9, "pyst2": 9}
 
 
 @dataclass
@@ -170,8 +172,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-agi-") as tmp:
         redis = RedisServer(Path(tmp) / "redis").start()
         try:
-            asyncio.run(prepare(redis.url, callers))
-            ports = {name: free_port() for name in ("hotline", "panoramisk", "pyst2")}
+            uvloop.run(prepare(redis.url, callers))
+            ports = {name: free_port() for name in EXPECTED}
             env = {
                 **os.environ,
                 "HOTLINE_REDIS_URL": redis.url,
@@ -180,6 +182,8 @@ def main() -> int:
             }
             commands = {
                 "hotline": [str(Path(sys.executable).parent / "hotline"), "serve"],
+                "hotline-2w": [str(Path(sys.executable).parent / "hotline"), "serve", "--workers", "2",
+                               "--agi-port", str(ports["hotline-2w"])],
                 "panoramisk": [
                     sys.executable,
                     str(HERE / "peers" / "panoramisk_peer.py"),
@@ -193,11 +197,12 @@ def main() -> int:
                 procs.append(proc)
                 wait_port(ports[name], proc, name)
             results: dict[tuple[str, int], Run] = {}
-            plan = [("hotline", c) for c in (1, 100, 1000)] + [("panoramisk", c) for c in (1, 100, 1000)]
-            plan += [("pyst2", 1), ("pyst2", 100)]
-            asyncio.run(load(ports["hotline"], envs, 50, 1.0, EXPECTED["hotline"]))  # warm-up
+            plan = [("hotline", c) for c in (1, 100, 1000)] + [("hotline-2w", c) for c in (100, 1000)]
+            plan += [("panoramisk", c) for c in (1, 100, 1000)] + [("pyst2", 1), ("pyst2", 100)]
+            for name in ("hotline", "hotline-2w", "panoramisk"):  # warm-up: connections, scripts, caches
+                uvloop.run(load(ports[name], envs, 20, 0.5, EXPECTED[name]))
             for name, concurrency in plan:
-                run = asyncio.run(load(ports[name], envs, concurrency, args.seconds, EXPECTED[name]))
+                run = uvloop.run(load(ports[name], envs, concurrency, args.seconds, EXPECTED[name]))
                 results[(name, concurrency)] = run
                 print(
                     f"{name:<11} concurrency {concurrency:>4}: {run.rate:8,.0f} entries/s  p50 {run.pct(0.5):7.2f} ms  "
@@ -207,6 +212,9 @@ def main() -> int:
             print("pyst2 at concurrency 1000 not run: 1000 simultaneous Python processes need ~25 GB here.")
             for c in (1, 100, 1000):
                 ours = results[("hotline", c)].rate
+                if ("hotline-2w", c) in results:
+                    two = results[("hotline-2w", c)].rate / results[("panoramisk", c)].rate
+                    print(f"ratio at concurrency {c:>4}: hotline with 2 workers / panoramisk = {two:5.2f}")
                 print(
                     f"ratio at concurrency {c:>4}: hotline / panoramisk = {ours / results[('panoramisk', c)].rate:5.2f}"
                     + (
@@ -217,7 +225,7 @@ def main() -> int:
                 )
             hotline_pid = procs[0].pid
             before = rss_mb(hotline_pid)
-            soak = asyncio.run(load(ports["hotline"], envs, 100, 3600, EXPECTED["hotline"], max_calls=args.soak))
+            soak = uvloop.run(load(ports["hotline"], envs, 100, 3600, EXPECTED["hotline"], max_calls=args.soak))
             after = rss_mb(hotline_pid)
             print(
                 f"memory over {len(soak.latencies):,} more entries (concurrency 100, {soak.rate:,.0f}/s, "

@@ -87,7 +87,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with open_services(settings) as services:
         server = build_agi_server(services)
-        await server.start(settings.agi_host, settings.agi_port)
+        await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file))
         if ready is not None:
             ready.set()

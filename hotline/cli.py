@@ -22,6 +22,7 @@ from hotline.logs import configure_logging
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.settings import Settings, load_settings
+from hotline.workers import run_workers
 from hotline.yamlpos import ConfigFileError
 from tier_lookup.importer import ImportOptions, Mode, import_table
 from tier_lookup.store import TableBusy
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the FastAGI call-entry server (foreground)", parents=[common])
     serve.add_argument("--agi-host", help="listen address (default 127.0.0.1); also HOTLINE_AGI_HOST")
     serve.add_argument("--agi-port", type=int, help="listen port (default 4573); also HOTLINE_AGI_PORT")
+    serve.add_argument("--workers", type=int,
+                       help="worker processes sharing the port (default 1); also HOTLINE_WORKERS")
 
     pol = commands.add_parser("policy", help="operator policy").add_subparsers(dest="action", required=True)
     check = pol.add_parser("check", help="validate a policy file", parents=[common])
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     cli = {"redis_url": args.redis_url, "policy_file": args.policy_file, "log_level": args.log_level,
            "log_format": args.log_format, "agi_host": getattr(args, "agi_host", None),
-           "agi_port": getattr(args, "agi_port", None)}
+           "agi_port": getattr(args, "agi_port", None), "workers": getattr(args, "workers", None)}
     return load_settings(os.environ, cli, args.config)
 
 
@@ -104,8 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The service logs to stdout (collected by its supervisor); commands keep stdout for results.
             configure_logging(settings.log_level, settings.log_format, sys.stdout)
             load_policy(settings.policy_file)  # refuse to start on a bad policy, before binding anything
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(serve(settings))
+
+            def work() -> None:
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    runner.run(serve(settings))
+
+            if settings.workers > 1:
+                return run_workers(settings.workers, work)
+            work()
             return 0
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "policy":

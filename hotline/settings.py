@@ -29,6 +29,7 @@ class Settings(BaseModel):
     agi_port: int = Field(default=4573, ge=0, le=65535)
     agi_idle_timeout_s: float = Field(default=10.0, gt=0)
     agi_max_connections: int = Field(default=4096, ge=1)
+    workers: int = Field(default=1, ge=1, le=64)
     call_record_ttl_s: int = Field(default=86_400, ge=60)
     country_code: str = Field(default="86", pattern=r"^[1-9]\d{0,2}$")
     region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
