@@ -90,6 +90,7 @@ def row_parser(spec: TableSpec, columns: tuple[str, ...], ctx: RowContext) -> Ro
     value_columns = [(i, c) for i, c in enumerate(columns) if c != "number"]
     value_at = [i for i, _ in value_columns]
     plain = all(c not in spec.required and c not in _TYPED for _, c in value_columns)
+    single = value_at[0] if len(value_at) == 1 else None
     plan = ctx.plan
 
     join = FIELD_SEPARATOR.join
@@ -100,9 +101,11 @@ def row_parser(spec: TableSpec, columns: tuple[str, ...], ctx: RowContext) -> Ro
         number = normalize_number(fields[number_at], plan)
         if number is None:
             raise RowRejected(f"number: {fields[number_at].strip()!r} is not a valid subscriber number")
-        if plain:
-            return number, join([fields[i].strip() for i in value_at])
-        return number, join([_typed_value(spec, c, fields[i].strip(), ctx) for i, c in value_columns])
+        if not plain:
+            return number, join([_typed_value(spec, c, fields[i].strip(), ctx) for i, c in value_columns])
+        if single is not None:
+            return number, fields[single].strip()  # the common shape: number plus one attribute
+        return number, join([fields[i].strip() for i in value_at])
 
     return parse
 
