@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     asyncio.run(load_demo(url))
     print(f"\nHOTLINE_REDIS_URL={url}")
-    return 0
+    print("try:  .venv/bin/hotline tiers lookup 13800000004 --redis-url " + url)
+    print("now starting `hotline serve` (FastAGI on 127.0.0.1:4573); Ctrl-C stops it, `make down` stops Redis\n")
+    sys.stdout.flush()
+    hotline = str(Path(sys.executable).parent / "hotline")
+    os.execve(hotline, [hotline, "serve"], {**os.environ, "HOTLINE_REDIS_URL": url})
 
 
 if __name__ == "__main__":
