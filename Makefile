@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down test check deps venv bench clean
+.PHONY: up down call test check deps venv asterisk-root bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+## The Debian sid root that runs Asterisk 22, built once and cached outside the checkout.
+asterisk-root: deps
+	@scripts/asterisk-root.sh >/dev/null
+
 ## Run the hotline on loopback with demo data (Redis + demo tier tables + the service).
 up: deps venv
 	@$(PY) -m hotline.devstack up
@@ -29,7 +33,7 @@ down: venv
 	@$(PY) -m hotline.devstack down
 
 ## Everything the tests need is installed and started by the tests themselves.
-test: deps venv check
+test: deps venv asterisk-root check
 	@$(PY) -m pytest -q
 
 check: venv

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the hotline needs, only those missing. Idempotent; needs root or sudo.
-#   scripts/install-deps.sh            # what `make up` and `make test` need
+#   scripts/install-deps.sh            # what `make up` and `make test` need (Asterisk itself: asterisk-root.sh)
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)          # SIPp: the softphones
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # the sid root that runs Asterisk
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then

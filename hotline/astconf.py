@@ -1,0 +1,106 @@
+"""Render asterisk_conf/ for one deployment (pure: templates and values in, file texts out).
+
+Templates hold `@@NAME@@` placeholders (Asterisk's own `${...}` stays untouched). Lists (agent
+endpoints, queue members) are generated here. Every placeholder must be known and every value
+single-line, so a typo fails the render instead of shipping a broken Asterisk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "asterisk_conf"
+_PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class RenderError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str  # also the queue member name and the SIP user
+    secret: str
+    contact: str  # where Asterisk reaches the agent, e.g. sip:agent1@127.0.0.1:5070
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    etc_dir: str = "/etc/asterisk-hotline"
+    state_dir: str = "/var/lib/asterisk-hotline"
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = 5060
+    caller_match: str = "127.0.0.1"
+    caller_dtmf_mode: str = "rfc4733"
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    ami_bind: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "hotline"
+    ami_secret: str = ""
+    ami_permit: str = "127.0.0.1/255.255.255.255"
+    rtp_start: int = 20000
+    rtp_end: int = 20999
+    fallback_level: str = "ordinary_easyown"
+    fallback_prio: int = 10
+    menu_timeout: int = 3
+    queue_timeout: int = 300
+    agents: tuple[Agent, ...] = field(default_factory=tuple)
+
+
+def _agent_blocks(agents: tuple[Agent, ...]) -> tuple[str, str]:
+    endpoints, members = [], []
+    for agent in agents:
+        if not _NAME.match(agent.name):
+            raise RenderError(f"agent name {agent.name!r} must be lower-case letters, digits, - or _")
+        if not agent.secret:
+            raise RenderError(f"agent {agent.name} has no secret")
+        endpoints.append(
+            f"[{agent.name}](endpoint-common)\n"
+            f"context = agents\n"
+            f"auth = {agent.name}-auth\n"
+            f"aors = {agent.name}\n"
+            f"dtmf_mode = rfc4733\n\n"
+            f"[{agent.name}-auth]\ntype = auth\nauth_type = userpass\nusername = {agent.name}\n"
+            f"password = {agent.secret}\n\n"
+            f"[{agent.name}]\ntype = aor\ncontact = {agent.contact}\nmax_contacts = 1\n"
+        )
+        members.append(f"member => PJSIP/{agent.name},0,{agent.name}")
+    return "\n".join(endpoints), "\n".join(members)
+
+
+def values(deployment: Deployment) -> dict[str, str]:
+    if not deployment.ami_secret:
+        raise RenderError("the AMI secret is empty: set HOTLINE_AMI_SECRET (or --set AMI_SECRET=...)")
+    out = {k.upper(): str(v) for k, v in asdict(deployment).items() if k != "agents"}
+    out["AGENT_ENDPOINTS"], out["QUEUE_MEMBERS"] = _agent_blocks(deployment.agents)
+    for key, value in out.items():
+        if key not in ("AGENT_ENDPOINTS", "QUEUE_MEMBERS") and ("\n" in value or "\r" in value):
+            raise RenderError(f"{key}: value must be a single line")
+    return out
+
+
+def render(templates: Mapping[str, str], deployment: Deployment) -> dict[str, str]:
+    """File name -> rendered text for every template."""
+    filled = values(deployment)
+    rendered = {}
+    for name, text in templates.items():
+        unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in filled})
+        if unknown:
+            raise RenderError(f"{name}: unknown placeholder(s) {', '.join('@@' + u + '@@' for u in unknown)}")
+        rendered[name] = _PLACEHOLDER.sub(lambda m: filled[m.group(1)], text)
+    return rendered
+
+
+def load_templates(directory: Path = TEMPLATES) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.conf"))}
+
+
+def write(rendered: Mapping[str, str], target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (target / name).write_text(text, encoding="utf-8")

@@ -1,0 +1,110 @@
+"""Asterisk 22 from the Debian sid root (scripts/asterisk-root.sh), run with chroot and the
+configuration rendered from asterisk_conf/. Each instance has its own config and state
+directories inside the root, so several can coexist (a test run beside `make up`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from hotline.astconf import Deployment, load_templates, render, write
+from hotline.stack.procs import Managed, StackError, tcp_listening, udp_bound
+
+ROOT_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "asterisk-root.sh"
+
+
+def default_root() -> Path:
+    if os.environ.get("HOTLINE_ASTERISK_ROOT"):
+        return Path(os.environ["HOTLINE_ASTERISK_ROOT"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "hotline" / "asterisk-root"
+
+
+def ensure_root(root: Path) -> Path:
+    """The sid root with Asterisk, built by the project's script if missing (about a minute)."""
+    if (root / ".hotline-ready").exists():
+        return root
+    done = subprocess.run([str(ROOT_SCRIPT), str(root)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise StackError(f"building the Asterisk root failed:\n{done.stderr.strip()}")
+    return root
+
+
+@dataclass
+class Asterisk:
+    root: Path
+    instance: str  # names the config and state directories inside the root
+    deployment: Deployment
+    run_dir: Path  # pid and log files, outside the root
+
+    def __post_init__(self) -> None:
+        base = f"hotline-{self.instance}"
+        self.deployment = replace(self.deployment, etc_dir=f"/etc/{base}", state_dir=f"/var/tmp/{base}")
+        self.process = Managed(f"asterisk ({self.instance})", self.run_dir / f"asterisk-{self.instance}.pid",
+                               self.run_dir / f"asterisk-{self.instance}.log")
+
+    def _host(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    @property
+    def messages_log(self) -> Path:
+        return self._host(self.deployment.state_dir) / "log" / "messages.log"
+
+    def _command(self, *args: str) -> list[str]:
+        return ["chroot", str(self.root), "asterisk", "-C", f"{self.deployment.etc_dir}/asterisk.conf", *args]
+
+    def start(self, timeout: float = 30.0) -> None:
+        d = self.deployment
+        if udp_bound(d.sip_port):
+            raise StackError(f"UDP port {d.sip_port} (SIP) is in use: another Asterisk? `make down`, or pick a port")
+        if tcp_listening(d.ami_port):
+            raise StackError(f"TCP port {d.ami_port} (AMI) is in use: another Asterisk? `make down`, or pick a port")
+        etc = self._host(d.etc_dir)
+        state = self._host(d.state_dir)
+        shutil.rmtree(etc, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        write(render(load_templates(), d), etc)
+        # The package's own tones (ringing while queued); copied, not kept in the repository.
+        shutil.copy(self.root / "etc" / "asterisk" / "indications.conf", etc / "indications.conf")
+        for sub in ("run", "log", "db", "spool", "cache"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        proc = self.process.start(self._command("-f"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(f"asterisk exited during start-up; see {self.process.log_file}")
+            if self.cli("core waitfullybooted", timeout=2.0) is not None:
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise StackError(f"asterisk did not finish booting in {timeout:g} s; see {self.process.log_file}")
+
+    def cli(self, command: str, timeout: float = 10.0) -> str | None:
+        """Run an Asterisk CLI command; None if Asterisk is not answering."""
+        try:
+            done = subprocess.run(self._command("-rx", command), capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    def stop(self, timeout: float = 10.0, remove_files: bool = False) -> None:
+        """Stop Asterisk; with `remove_files`, keep its log beside the pid file and remove the
+        instance's directories from the root (test instances)."""
+        pid = self.process.running_pid()
+        if pid is not None:
+            self.cli("core stop now", timeout=5.0)
+        self.process.stop(timeout)
+        if remove_files:
+            if self.messages_log.exists():
+                shutil.copy(self.messages_log, self.run_dir / f"asterisk-{self.instance}-messages.log")
+            shutil.rmtree(self._host(self.deployment.etc_dir), ignore_errors=True)
+            shutil.rmtree(self._host(self.deployment.state_dir), ignore_errors=True)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

@@ -1,0 +1,192 @@
+"""SIPp as the softphones: agents (UAS that answer) and callers (UAC scenarios with DTMF)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.stack.procs import Managed, StackError
+
+PCAP_DIR = Path("/usr/share/sip-tester")
+
+
+def require_sipp() -> str:
+    found = shutil.which("sipp")
+    if found is None:
+        raise StackError("sipp not found: install Debian's sip-tester package (make deps)")
+    return found
+
+
+@dataclass
+class SippAgent:
+    """An agent's phone: answers every call and stays connected until the caller hangs up."""
+
+    name: str
+    sip_port: int
+    media_port: int
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        # SIPp ignores SIGTERM; SIGINT ends it at once.
+        self.process = Managed(f"agent {self.name}", self.run_dir / f"sipp-{self.name}.pid",
+                               self.run_dir / f"sipp-{self.name}.log", signal.SIGINT)
+
+    @property
+    def contact(self) -> str:
+        return f"sip:{self.name}@127.0.0.1:{self.sip_port}"
+
+    def start(self) -> None:
+        self.process.start([
+            require_sipp(), "-sn", "uas", "-i", "127.0.0.1", "-p", str(self.sip_port),
+            "-mi", "127.0.0.1", "-mp", str(self.media_port), "-nostdin",
+            "-trace_err", "-error_file", str(self.run_dir / f"sipp-{self.name}-errors.log"),
+        ])
+
+    def stop(self) -> None:
+        self.process.stop(5.0)
+
+
+_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="hotline caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:[cid]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=sendrecv
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:[cid]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+
+_INFO = """  <send retrans="500"><![CDATA[
+INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Contact: <sip:[cid]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={digit}
+Duration=160
+]]></send>
+  <recv response="200"/>
+"""
+
+_RFC4733 = """  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  <pause milliseconds="400"/>
+"""
+
+_TAIL = """  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} BYE
+Contact: <sip:[cid]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int) -> str:
+    """A caller that waits `wait_ms` after answer, sends `digits` (SIP INFO or RFC 4733 RTP
+    events from SIPp's recorded packets), stays `talk_ms`, then hangs up."""
+    if dtmf not in ("info", "rfc4733"):
+        raise ValueError(f"dtmf must be info or rfc4733, not {dtmf!r}")
+    parts = [_HEAD, f'  <pause milliseconds="{wait_ms}"/>\n']
+    cseq = 2
+    for digit in digits:
+        if dtmf == "info":
+            if digit not in "0123456789*#":
+                raise ValueError(f"not a DTMF digit: {digit!r}")
+            parts.append(_INFO.format(cseq=cseq, digit=digit))
+            cseq += 1
+        else:
+            pcap = PCAP_DIR / f"dtmf_2833_{digit}.pcap"
+            if not pcap.exists():
+                raise ValueError(f"no recorded RFC 4733 packet for {digit!r} (SIPp ships 0-9)")
+            parts.append(_RFC4733.format(pcap=pcap))
+    parts.append(_TAIL.format(talk_ms=talk_ms, cseq=cseq))
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    returncode: int
+    output: str
+
+
+async def place_call(
+    caller: str,
+    sip_port: int,
+    local_port: int,
+    media_port: int,
+    digits: str = "",
+    dtmf: str = "info",
+    wait_ms: int = 1500,
+    talk_ms: int = 1000,
+    exten: str = "10086",
+    limit_s: float = 60.0,
+) -> CallResult:
+    """Place one call with SIPp and wait for it to end."""
+    with tempfile.TemporaryDirectory(prefix="hotline-sipp-") as tmp:
+        scenario = Path(tmp) / "caller.xml"
+        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms))
+        proc = await asyncio.create_subprocess_exec(
+            require_sipp(), "-sf", str(scenario), "-s", exten, "-key", "cid", caller,
+            "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(local_port),
+            "-mi", "127.0.0.1", "-mp", str(media_port), "-nostdin",
+            "-timeout", f"{int(limit_s)}s", "-timeout_error", "-trace_err",
+            "-error_file", str(Path(tmp) / "errors.log"), f"127.0.0.1:{sip_port}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp,
+        )
+        out, _ = await proc.communicate()
+        errors = (Path(tmp) / "errors.log").read_text(errors="replace") if (Path(tmp) / "errors.log").exists() else ""
+        return CallResult(proc.returncode or 0, (out.decode(errors="replace") + errors)[-4000:])

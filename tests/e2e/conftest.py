@@ -1,0 +1,179 @@
+"""End-to-end: real Asterisk (sid root), SIPp callers and agents, `hotline serve`, Redis.
+
+Everything binds to loopback on ports chosen per run; every process is stopped by PID.
+The Asterisk root is built by scripts/asterisk-root.sh if missing (about a minute, once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ami_bridge.client import AmiClient
+from hotline.astconf import Agent, Deployment
+from hotline.redis_server import RedisServer
+from hotline.stack.asterisk import Asterisk, default_root, ensure_root
+from hotline.stack.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
+from hotline.stack.sipp import CallResult, SippAgent, place_call
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "demo"
+HOTLINE = str(Path(sys.executable).parent / "hotline")
+AMI_USER, AMI_SECRET = "hotline", "e2e-secret"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class Bridge:
+    """`hotline serve` as a subprocess, so a test can take it down and bring it back."""
+
+    port: int
+    redis_url: str
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        self.process = Managed("hotline serve", self.run_dir / "serve.pid", self.run_dir / "serve.log")
+
+    def start(self) -> None:
+        env = {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.port),
+               "HOTLINE_LOG_FORMAT": "json"}
+        proc = self.process.start([HOTLINE, "serve"], env=env)
+        for _ in range(200):
+            if tcp_listening(self.port):
+                return
+            if proc.poll() is not None:
+                raise RuntimeError(f"hotline serve exited: {self.process.log_file.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError("hotline serve did not listen")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@dataclass
+class Events:
+    """Every AMI event seen, with a way to wait for the one a test needs."""
+
+    seen: list[dict[str, str]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, event: dict[str, str]) -> None:
+        self.seen.append(event)
+        self.changed.set()
+
+    def find(self, name: str, **match: str) -> list[dict[str, str]]:
+        return [e for e in self.seen if e.get("Event") == name and all(e.get(k) == v for k, v in match.items())]
+
+    async def wait(self, name: str, timeout: float = 20.0, **match: str) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.find(name, **match)
+            if found:
+                return found[0]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {name} event matching {match} within {timeout} s")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    def variables(self, uniqueid: str) -> dict[str, str]:
+        """Channel variables as Asterisk set them (VarSet events), last value wins."""
+        out: dict[str, str] = {}
+        for e in self.seen:
+            if e.get("Event") == "VarSet" and e.get("Uniqueid") == uniqueid:
+                out[e["Variable"]] = e.get("Value", "")
+        return out
+
+    def caller_channel(self, caller: str) -> dict[str, str]:
+        for e in self.seen:
+            if e.get("Event") == "Newchannel" and e.get("CallerIDNum") == caller and e.get("Exten") == "10086":
+                return e
+        raise AssertionError(f"no channel for caller {caller}")
+
+
+@dataclass
+class Stack:
+    asterisk: Asterisk
+    bridge: Bridge
+    redis: RedisServer
+    agents: list[SippAgent]
+    sip_port: int
+
+    async def call(self, caller: str, **kw: Any) -> CallResult:
+        return await place_call(caller, self.sip_port, free_udp_port(), _media_port(), **kw)
+
+
+def _media_port() -> int:
+    # SIPp uses the media port and the next ones; pick an even port with room after it.
+    return 30000 + (free_udp_port() % 10000) // 4 * 4
+
+
+def load_demo(redis_url: str) -> None:
+    env = {**os.environ, "HOTLINE_REDIS_URL": redis_url}
+    activated = time.strftime("%Y-%m-%d", time.localtime(time.time() - 3 * 86400))
+    newsub = ROOT / ".run" / "e2e-newsub.csv"
+    newsub.parent.mkdir(exist_ok=True)
+    newsub.write_text(f"number,activated_at\n13800000002,{activated}\n")
+    files = {t: DEMO / f"{t}.csv" for t in ("highend", "campus", "rural", "brand", "redlist", "blacklist")}
+    files["newsub"] = newsub
+    for table, path in files.items():
+        subprocess.run([HOTLINE, "tiers", "import", table, str(path), "--allow-shrink"], env=env, check=True,
+                       capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    run_dir = tmp_path_factory.mktemp("stack")
+    root = ensure_root(default_root())
+    redis = RedisServer(run_dir / "redis").start()
+    load_demo(redis.url)
+    bridge = Bridge(free_tcp_port(), redis.url, run_dir)
+    agents = [SippAgent(f"agent{i}", free_udp_port(), _media_port(), run_dir) for i in (1, 2)]
+    sip_port = free_udp_port()
+    deployment = Deployment(
+        sip_port=sip_port, agi_port=bridge.port, ami_port=free_tcp_port(), ami_username=AMI_USER,
+        ami_secret=AMI_SECRET, rtp_start=20000 + (sip_port % 50) * 100, rtp_end=20000 + (sip_port % 50) * 100 + 99,
+        menu_timeout=2, queue_timeout=30,
+        agents=tuple(Agent(a.name, f"{a.name}-secret", a.contact) for a in agents),
+    )
+    asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)
+    started: list[Callable[[], None]] = []
+    try:
+        bridge.start()
+        started.append(bridge.stop)
+        for agent in agents:
+            agent.start()
+            started.append(agent.stop)
+        asterisk.start()
+        started.append(lambda: asterisk.stop(remove_files=True))
+        yield Stack(asterisk, bridge, redis, agents, sip_port)
+    finally:
+        for stop in reversed(started):
+            stop()
+        redis.stop()
+
+
+@pytest.fixture
+async def ami(stack: Stack) -> AsyncIterator[tuple[AmiClient, Events]]:
+    client = AmiClient("127.0.0.1", stack.asterisk.deployment.ami_port, AMI_USER, AMI_SECRET)
+    events = Events()
+    client.subscribe(events)
+    await client.connect()
+    yield client, events
+    await client.close()

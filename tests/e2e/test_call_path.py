@@ -1,0 +1,124 @@
+"""Real calls through Asterisk: identity on the channel, queue priority, DTMF, faults."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ami_bridge.client import AmiClient
+from tests.e2e.conftest import Events, Stack, load_demo
+
+Ami = tuple[AmiClient, Events]
+
+# caller -> (tier, level, QUEUE_PRIO), from demo/ and the shipped policy.
+DEMO_CALLERS = {
+    "13800000001": ("highend", "highend_easyown", "60"),
+    "13800000002": ("newsub", "newsub_mzone", "35"),
+    "13800000003": ("campus", "campus", "30"),
+    "13800000004": ("rural", "ordinary_easyown", "10"),
+    "13800000005": ("normal", "gotone_vip", "70"),
+    "13800000006": ("normal", "ordinary_mzone", "20"),
+}
+
+
+async def test_every_demo_caller_gets_its_identity_and_an_agent(stack: Stack, ami: Ami) -> None:
+    _, events = ami
+    callers = list(DEMO_CALLERS)
+    for pair in (callers[0:2], callers[2:4], callers[4:6]):  # two agents: two calls at a time
+        # "0" skips the menu's wait, so each call reaches the queue at once.
+        results = await asyncio.gather(*(stack.call(c, digits="0", wait_ms=300, talk_ms=1200) for c in pair))
+        assert [r.returncode for r in results] == [0, 0], [r.output for r in results]
+    for caller, (tier, level, prio) in DEMO_CALLERS.items():
+        channel = events.caller_channel(caller)
+        variables = events.variables(channel["Uniqueid"])
+        got = (variables.get("HOTLINE_TIER"), variables.get("HOTLINE_LEVEL"), variables.get("QUEUE_PRIO"))
+        assert got == (tier, level, prio), caller
+        assert variables["HOTLINE_BRIDGE"] == "SUCCESS"
+        assert variables["HOTLINE_DEGRADED"] == "0"
+        await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], timeout=5)
+    rural = events.variables(events.caller_channel("13800000004")["Uniqueid"])
+    # Chinese text and commas arrive intact through AGI quoting and MSet's argument escaping.
+    assert rural["HOTLINE_GREETING"] == "尊敬的王站长,你好,有什么可以帮到您"
+    assert rural["HOTLINE_TIER_LABEL"] == "农村"
+    gotone = events.variables(events.caller_channel("13800000005")["Uniqueid"])
+    assert gotone["HOTLINE_SKILL_CHAIN"] == "vip_desk,highend_desk,general"
+    assert gotone["HOTLINE_FLAGS"] == "redlist"
+
+
+async def test_higher_level_caller_is_served_first_though_it_joined_later(stack: Stack, ami: Ami) -> None:
+    client, events = ami
+    for agent in ("agent1", "agent2"):
+        reply = await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": f"PJSIP/{agent}",
+                                     "Paused": "true"})
+        assert reply.get("Response") == "Success", reply
+    try:
+        low = asyncio.create_task(stack.call("13800000006", wait_ms=300, talk_ms=9000))  # ordinary M-Zone, 20
+        low_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000006")
+        high = asyncio.create_task(stack.call("13800000001", wait_ms=300, talk_ms=6000))  # highend Easyown, 60
+        high_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000001")
+        status = await client.action({"Action": "QueueStatus", "Queue": "hotline"}, as_list=True)
+        entries = {e.get("CallerIDNum"): e for e in status if e.get("Event") == "QueueEntry"}
+        assert entries["13800000001"]["Position"] == "1"  # jumped ahead on QUEUE_PRIO
+        assert entries["13800000006"]["Position"] == "2"
+        reply = await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": "PJSIP/agent1",
+                                     "Paused": "false"})
+        assert reply.get("Response") == "Success", reply
+        first = await events.wait("AgentConnect", Queue="hotline", Uniqueid=high_join["Uniqueid"])
+        assert first["Interface"] == "PJSIP/agent1"
+        connects = [e["Uniqueid"] for e in events.find("AgentConnect", Queue="hotline")]
+        assert connects.index(high_join["Uniqueid"]) < (
+            connects.index(low_join["Uniqueid"]) if low_join["Uniqueid"] in connects else len(connects)
+        )
+        assert (await high).returncode == 0
+        assert (await low).returncode == 0
+    finally:
+        for agent in ("agent1", "agent2"):
+            await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": f"PJSIP/{agent}",
+                                 "Paused": "false"})
+
+
+@pytest.mark.parametrize("dtmf", ["info", "rfc4733"])
+async def test_dtmf_reaches_the_dialplan(stack: Stack, ami: Ami, dtmf: str) -> None:
+    _, events = ami
+    caller = "13800000003" if dtmf == "info" else "13800000006"
+    result = await stack.call(caller, digits="1", dtmf=dtmf, wait_ms=700, talk_ms=500)
+    assert result.returncode == 0, result.output
+    variables = events.variables(events.caller_channel(caller)["Uniqueid"])
+    assert variables.get("HOTLINE_DIGITS") == "1", variables
+
+
+async def test_bridge_down_still_reaches_the_queue_as_normal(stack: Stack, ami: Ami) -> None:
+    _, events = ami
+    stack.bridge.stop()
+    try:
+        result = await stack.call("13800000001", digits="0", wait_ms=300, talk_ms=800)
+    finally:
+        stack.bridge.start()
+    assert result.returncode == 0, result.output
+    channel = events.caller_channel("13800000001")
+    variables = events.variables(channel["Uniqueid"])
+    # The FastAGI port was closed: AGI failed and the dialplan's fallback served the caller.
+    assert variables["HOTLINE_BRIDGE"] == "FAILURE"
+    assert (variables["HOTLINE_TIER"], variables["QUEUE_PRIO"], variables["HOTLINE_DEGRADED"]) == ("normal", "10", "1")
+    await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], timeout=5)
+
+
+async def test_redis_down_calls_connect_marked_degraded(stack: Stack, ami: Ami) -> None:
+    _, events = ami
+    stack.redis.stop()
+    try:
+        result = await stack.call("13800000001", digits="0", wait_ms=300, talk_ms=800)
+    finally:
+        stack.redis.start()
+        load_demo(stack.redis.url)
+    assert result.returncode == 0, result.output
+    channel = events.caller_channel("13800000001")
+    variables = events.variables(channel["Uniqueid"])
+    assert variables["HOTLINE_BRIDGE"] == "SUCCESS"
+    assert (variables["HOTLINE_TIER"], variables["HOTLINE_DEGRADED"]) == ("normal", "1")
+    await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], timeout=5)
+    # With Redis back, the next call is identified again.
+    again = await stack.call("13800000004", wait_ms=300, talk_ms=300)
+    assert again.returncode == 0
+    assert events.variables(events.caller_channel("13800000004")["Uniqueid"])["HOTLINE_TIER"] == "rural"
