@@ -66,10 +66,9 @@ class AmiClient:
         deadline = asyncio.get_running_loop().time() + self._login_timeout
         while not manager.authenticated:
             future = manager.authenticated_future
-            if future is not None and future.done():
-                if not manager.authenticated:
-                    await self.close()
-                    raise AmiError(f"AMI login refused for user {self._config['username']!r}")
+            if future is not None and future.done() and not manager.authenticated:
+                await self.close()
+                raise AmiError(f"AMI login refused for user {self._config['username']!r}")
             if asyncio.get_running_loop().time() > deadline:
                 await self.close()
                 raise AmiError("AMI login got no answer")

@@ -79,15 +79,15 @@ class Events:
     def find(self, name: str, **match: str) -> list[dict[str, str]]:
         return [e for e in self.seen if e.get("Event") == name and all(e.get(k) == v for k, v in match.items())]
 
-    async def wait(self, name: str, timeout: float = 20.0, **match: str) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
+    async def wait(self, name: str, within: float = 20.0, **match: str) -> dict[str, str]:
+        deadline = time.monotonic() + within
         while True:
             found = self.find(name, **match)
             if found:
                 return found[0]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no {name} event matching {match} within {timeout} s")
+                raise AssertionError(f"no {name} event matching {match} within {within} s")
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), remaining)

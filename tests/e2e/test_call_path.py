@@ -36,7 +36,7 @@ async def test_every_demo_caller_gets_its_identity_and_an_agent(stack: Stack, am
         assert got == (tier, level, prio), caller
         assert variables["HOTLINE_BRIDGE"] == "SUCCESS"
         assert variables["HOTLINE_DEGRADED"] == "0"
-        await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], timeout=5)
+        await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], within=5)
     rural = events.variables(events.caller_channel("13800000004")["Uniqueid"])
     # Chinese text and commas arrive intact through AGI quoting and MSet's argument escaping.
     assert rural["HOTLINE_GREETING"] == "尊敬的王站长,你好,有什么可以帮到您"
@@ -101,7 +101,7 @@ async def test_bridge_down_still_reaches_the_queue_as_normal(stack: Stack, ami: 
     # The FastAGI port was closed: AGI failed and the dialplan's fallback served the caller.
     assert variables["HOTLINE_BRIDGE"] == "FAILURE"
     assert (variables["HOTLINE_TIER"], variables["QUEUE_PRIO"], variables["HOTLINE_DEGRADED"]) == ("normal", "10", "1")
-    await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], timeout=5)
+    await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], within=5)
 
 
 async def test_redis_down_calls_connect_marked_degraded(stack: Stack, ami: Ami) -> None:
@@ -117,7 +117,7 @@ async def test_redis_down_calls_connect_marked_degraded(stack: Stack, ami: Ami) 
     variables = events.variables(channel["Uniqueid"])
     assert variables["HOTLINE_BRIDGE"] == "SUCCESS"
     assert (variables["HOTLINE_TIER"], variables["HOTLINE_DEGRADED"]) == ("normal", "1")
-    await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], timeout=5)
+    await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], within=5)
     # With Redis back, the next call is identified again.
     again = await stack.call("13800000004", wait_ms=300, talk_ms=300)
     assert again.returncode == 0
