@@ -24,9 +24,16 @@ venv: $(STAMP)
 asterisk-root: deps
 	@scripts/asterisk-root.sh >/dev/null
 
-## Run the hotline on loopback with demo data (Redis + demo tier tables + the service).
-up: deps venv
+## Run the hotline on loopback with demo data: Redis, demo tier tables, hotline serve,
+## Asterisk 22 and two SIPp agents, all in the background.
+up: deps venv asterisk-root
 	@$(PY) -m hotline.devstack up
+
+## Dial the hotline as CALLER, pressing DTMF: make call CALLER=13800000001 DTMF=1
+CALLER ?= 13800000004
+DTMF ?=
+call: venv
+	@$(PY) -m hotline.devstack call --caller '$(CALLER)' --dtmf '$(DTMF)'
 
 ## Stop what `make up` started.
 down: venv

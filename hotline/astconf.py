@@ -104,3 +104,28 @@ def write(rendered: Mapping[str, str], target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.items():
         (target / name).write_text(text, encoding="utf-8")
+
+
+def deployment_from(overrides: Mapping[str, str], agents: tuple[Agent, ...]) -> Deployment:
+    """A Deployment from KEY=VALUE overrides (keys as in the templates, e.g. SIP_PORT)."""
+    fields = {f.upper(): f for f in Deployment.__dataclass_fields__ if f != "agents"}
+    typed: dict[str, object] = {}
+    defaults = Deployment()
+    for key, raw in overrides.items():
+        name = fields.get(key.upper())
+        if name is None:
+            raise RenderError(f"unknown setting {key!r}; known: {', '.join(sorted(fields))}")
+        current = getattr(defaults, name)
+        try:
+            typed[name] = int(raw) if isinstance(current, int) else raw
+        except ValueError:
+            raise RenderError(f"{key}: {raw!r} is not a number") from None
+    return Deployment(**typed, agents=agents)  # type: ignore[arg-type]
+
+
+def parse_agent(spec: str) -> Agent:
+    """NAME:SECRET:CONTACT, e.g. agent1:s3cret:sip:agent1@10.0.0.5:5060."""
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise RenderError(f"agent {spec!r}: expected NAME:SECRET:CONTACT")
+    return Agent(parts[0], parts[1], parts[2])

@@ -17,6 +17,7 @@ import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from hotline import astconf
 from hotline.app import Services, open_services, serve
 from hotline.logs import configure_logging
 from hotline.numbers import NumberPlan
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="worker processes sharing the port (default 1); also HOTLINE_WORKERS")
 
+    ast = commands.add_parser("asterisk", help="Asterisk configuration").add_subparsers(dest="action", required=True)
+    rend = ast.add_parser("render", help="render asterisk_conf/ for a deployment into a directory")
+    rend.add_argument("--target", type=Path, required=True, help="directory to write the .conf files into")
+    rend.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="deployment value, e.g. SIP_PORT=5060 AGI_HOST=127.0.0.1 (repeatable)")
+    rend.add_argument("--agent", action="append", default=[], metavar="NAME:SECRET:CONTACT",
+                      help="an agent endpoint and queue member (repeatable)")
+
     pol = commands.add_parser("policy", help="operator policy").add_subparsers(dest="action", required=True)
     check = pol.add_parser("check", help="validate a policy file", parents=[common])
     check.add_argument("file", type=Path, nargs="?", help="default: the configured policy file")
@@ -117,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             work()
             return 0
         configure_logging(settings.log_level, settings.log_format)
+        if args.command == "asterisk":
+            return _render_asterisk(args)
         if args.command == "policy":
             return _policy_check(args.file or settings.policy_file)
         policy = load_policy(settings.policy_file)
@@ -130,6 +141,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hotline: interrupted; a replace import in progress leaves the old table serving", file=sys.stderr)
         return 130
+
+
+def _render_asterisk(args: argparse.Namespace) -> int:
+    overrides: dict[str, str] = {}
+    if os.environ.get("HOTLINE_AMI_SECRET"):
+        overrides["AMI_SECRET"] = os.environ["HOTLINE_AMI_SECRET"]
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = value
+    try:
+        deployment = astconf.deployment_from(overrides, tuple(astconf.parse_agent(a) for a in args.agent))
+        rendered = astconf.render(astconf.load_templates(), deployment)
+    except astconf.RenderError as exc:
+        raise CliError(str(exc)) from None
+    astconf.write(rendered, args.target)
+    print(f"{len(rendered)} files written to {args.target}")
+    return 0
 
 
 def _policy_check(path: Path) -> int:

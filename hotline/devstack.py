@@ -1,53 +1,103 @@
-"""The local stack behind `make up` / `make down`: Redis on loopback with demo tier tables.
+"""The local stack behind `make up`, `make call` and `make down`: Redis with the demo tier
+tables, `hotline serve`, Asterisk 22 (sid root) with the project's configuration, and two SIPp
+agents that answer. Everything on loopback; state and pid files under `.run/` in the checkout.
 
-Production runs Redis and Asterisk under its own service manager; this module exists so a
-newcomer gets a working hotline with one command. State lives under `.run/` in the checkout.
+Production runs these under its own service manager; this exists so a newcomer has a working
+hotline, and can place a call, with one command each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import secrets
 import sys
+import time
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ami_bridge.client import AmiClient, AmiError
 from hotline.app import open_services
+from hotline.astconf import Agent, Deployment
 from hotline.policy import load_policy
-from hotline.redis_server import RedisServer, RedisServerError, port_in_use, stop_pid_file
+from hotline.redis_server import RedisServer, RedisServerError, port_in_use
 from hotline.settings import load_settings
+from hotline.stack.asterisk import Asterisk, default_root, ensure_root
+from hotline.stack.procs import Managed, StackError, free_udp_port, tcp_listening
+from hotline.stack.sipp import SippAgent, place_call
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.tables import RowContext
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo"
 DEMO_TABLES = ("highend", "campus", "rural", "brand", "redlist", "blacklist")
+AGENTS = ("agent1", "agent2")
+
+
+@dataclass
+class Ports:
+    redis: int = int(os.environ.get("HOTLINE_DEV_REDIS_PORT", "6390"))
+    agi: int = int(os.environ.get("HOTLINE_DEV_AGI_PORT", "4573"))
+    sip: int = int(os.environ.get("HOTLINE_DEV_SIP_PORT", "5060"))
+    ami: int = int(os.environ.get("HOTLINE_DEV_AMI_PORT", "5038"))
+    agent_base: int = int(os.environ.get("HOTLINE_DEV_AGENT_PORT", "5071"))
+    rtp_start: int = 20000
+    rtp_end: int = 20999
 
 
 def run_dir() -> Path:
     return Path(os.environ.get("HOTLINE_RUN_DIR", ROOT / ".run"))
 
 
+def _state_file() -> Path:
+    return run_dir() / "stack.json"
+
+
+def _ami_secret() -> str:
+    """From HOTLINE_AMI_SECRET, else one generated for this checkout and kept private."""
+    if os.environ.get("HOTLINE_AMI_SECRET"):
+        return os.environ["HOTLINE_AMI_SECRET"]
+    path = run_dir() / "ami-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _agents(ports: Ports) -> list[SippAgent]:
+    return [SippAgent(name, ports.agent_base + i, 31000 + 10 * i, run_dir()) for i, name in enumerate(AGENTS)]
+
+
+def _asterisk(ports: Ports) -> Asterisk:
+    deployment = Deployment(
+        sip_port=ports.sip, agi_port=ports.agi, ami_port=ports.ami, ami_secret=_ami_secret(),
+        rtp_start=ports.rtp_start, rtp_end=ports.rtp_end,
+        agents=tuple(Agent(a.name, f"{a.name}-{_ami_secret()[:8]}", a.contact) for a in _agents(ports)),
+    )
+    return Asterisk(default_root(), "dev", deployment, run_dir())
+
+
+def _serve(ports: Ports) -> Managed:
+    return Managed("hotline serve", run_dir() / "serve.pid", run_dir() / "serve.log")
+
+
 def start_redis(port: int) -> str:
     data_dir = run_dir() / "redis"
-    pid_file = data_dir / "redis.pid"
+    redis = Managed("redis", data_dir / "redis.pid", data_dir / "redis.log")
     url = f"redis://127.0.0.1:{port}/0"
-    if pid_file.exists():
-        pid = pid_file.read_text().strip()
-        if pid.isdigit() and Path(f"/proc/{pid}").exists():
-            print(f"redis: already running (pid {pid}) on 127.0.0.1:{port}")
-            return url
-        print(f"redis: removing stale pid file {pid_file} (process {pid} is gone)")
-        pid_file.unlink()
+    redis.check_stale()
+    if redis.running_pid() is not None:
+        print(f"redis: already running (pid {redis.running_pid()}) on 127.0.0.1:{port}")
+        return url
     if port_in_use(port):
-        raise RedisServerError(
-            f"port {port} on 127.0.0.1 is taken by another program; set HOTLINE_DEV_REDIS_PORT to a free port"
-        )
+        raise StackError(f"port {port} on 127.0.0.1 is taken by another program; set HOTLINE_DEV_REDIS_PORT")
     server = RedisServer(data_dir, port=port, persist=True)
     server.start()
     assert server.process is not None
-    # Detach: `make up` leaves Redis running for `make down` to stop by its pid file.
     print(f"redis: started pid {server.process.pid} on 127.0.0.1:{port}, data in {data_dir}")
     return url
 
@@ -55,8 +105,7 @@ def start_redis(port: int) -> str:
 async def load_demo(redis_url: str) -> None:
     settings = load_settings(os.environ, {"redis_url": redis_url})
     policy = load_policy(settings.policy_file)
-    brands = {code: code for code in policy.brands if code != "unknown"}
-    ctx = RowContext(zone=policy.zone, brands=brands)
+    ctx = RowContext(zone=policy.zone, brands={code: code for code in policy.brands if code != "unknown"})
     activated = (datetime.now(policy.zone) - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
     files = {table: (DEMO / f"{table}.csv").read_bytes() for table in DEMO_TABLES}
     files["newsub"] = f"number,activated_at\n13800000002,{activated}\n".encode()
@@ -65,31 +114,133 @@ async def load_demo(redis_url: str) -> None:
             report = await import_table(services.store, table, data, f"demo/{table}.csv", ctx,
                                         ImportOptions(allow_shrink=True))
             if not report.ok:
-                raise SystemExit(report.summary())
-            print(f"demo: {table:<9} {report.applied} rows")
+                raise StackError(report.summary())
+    print(f"demo: {len(files)} tier tables loaded (see demo/README.md)")
+
+
+def up() -> int:
+    ports = Ports()
+    print("asterisk: checking the sid root (built once, about a minute)…", flush=True)
+    ensure_root(default_root())
+    url = start_redis(ports.redis)
+    asyncio.run(load_demo(url))
+    serve = _serve(ports)
+    serve.check_stale()
+    if serve.running_pid() is None:
+        if tcp_listening(ports.agi):
+            raise StackError(f"port {ports.agi} (FastAGI) is in use; set HOTLINE_DEV_AGI_PORT")
+        env = {**os.environ, "HOTLINE_REDIS_URL": url, "HOTLINE_AGI_PORT": str(ports.agi), "HOTLINE_LOG_FORMAT": "json"}
+        serve.start([str(Path(sys.executable).parent / "hotline"), "serve"], env=env)
+        for _ in range(100):
+            if tcp_listening(ports.agi):
+                break
+            time.sleep(0.05)
+        print(f"hotline serve: FastAGI on 127.0.0.1:{ports.agi}, log {serve.log_file}")
+    for agent in _agents(ports):
+        agent.process.check_stale()
+        if agent.process.running_pid() is None:
+            agent.start()
+            print(f"agent: {agent.name} answers at {agent.contact}")
+    asterisk = _asterisk(ports)
+    asterisk.process.check_stale()
+    if asterisk.process.running_pid() is None:
+        asterisk.start()
+        print(f"asterisk: SIP 127.0.0.1:{ports.sip}, AMI 127.0.0.1:{ports.ami} (user hotline, secret in "
+              f"{run_dir() / 'ami-secret'}), log {asterisk.messages_log}")
+    _state_file().write_text(json.dumps({"ports": asdict(ports), "redis_url": url}))
+    print("\nThe hotline is up. Place a call as a demo subscriber (see demo/README.md):\n"
+          "  make call CALLER=13800000004 DTMF=1\n"
+          "  make call CALLER=13800000005            # GoTone VIP\n"
+          "Stop everything with: make down")
+    return 0
+
+
+def down() -> int:
+    ports = Ports()
+    if _state_file().exists():
+        ports = Ports(**json.loads(_state_file().read_text())["ports"])
+    _asterisk(ports).stop()
+    for agent in _agents(ports):
+        agent.stop()
+    _serve(ports).stop()
+    stopped = Managed("redis", run_dir() / "redis" / "redis.pid", run_dir() / "redis" / "redis.log").stop()
+    _state_file().unlink(missing_ok=True)
+    print("stopped asterisk, agents, hotline serve" + (", redis" if stopped else ""))
+    return 0
+
+
+async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
+    if not _state_file().exists():
+        raise StackError("the hotline is not up: run `make up` first")
+    ports = Ports(**json.loads(_state_file().read_text())["ports"])
+    events: list[dict[str, str]] = []
+    ami = AmiClient("127.0.0.1", ports.ami, "hotline", _ami_secret())
+    ami.subscribe(events.append)
+    try:
+        await ami.connect()
+    except AmiError as exc:
+        raise StackError(f"{exc}; is Asterisk up (`make up`)?") from None
+    started = time.monotonic()
+    try:
+        result = await place_call(caller, ports.sip, free_udp_port(), 32000 + free_udp_port() % 1000 * 4,
+                                  digits=digits, dtmf=dtmf, wait_ms=700, talk_ms=int(talk_s * 1000))
+        await asyncio.sleep(0.3)
+    finally:
+        await ami.close()
+    print(summarise(caller, events, time.monotonic() - started, result.returncode))
+    if result.returncode != 0:
+        print(result.output[-1500:])
+    return result.returncode
+
+
+def summarise(caller: str, events: list[dict[str, str]], seconds: float, returncode: int) -> str:
+    """What happened to the call, from the AMI events (pure)."""
+    channel = next((e for e in events if e.get("Event") == "Newchannel" and e.get("CallerIDNum") == caller), None)
+    if channel is None:
+        return f"no call from {caller} reached Asterisk (SIPp exit {returncode})"
+    uid = channel["Uniqueid"]
+    variables = {
+        e["Variable"]: e.get("Value", "") for e in events if e.get("Event") == "VarSet" and e.get("Uniqueid") == uid
+    }
+    joined = next((e for e in events if e.get("Event") == "QueueCallerJoin" and e.get("Uniqueid") == uid), None)
+    connected = next((e for e in events if e.get("Event") == "AgentConnect" and e.get("Uniqueid") == uid), None)
+    lines = [
+        f"call from {caller} ({seconds:.1f} s, SIPp exit {returncode})",
+        f"  bridge:         {variables.get('HOTLINE_BRIDGE', '?')} (AGISTATUS)",
+        f"  tier:           {variables.get('HOTLINE_TIER', '?')} {variables.get('HOTLINE_TIER_LABEL', '')}",
+        f"  brand / level:  {variables.get('HOTLINE_BRAND', '?')} / {variables.get('HOTLINE_LEVEL', '?')}",
+        f"  queue priority: {variables.get('QUEUE_PRIO', '?')}",
+        f"  skill chain:    {variables.get('HOTLINE_SKILL_CHAIN', '')}",
+        f"  greeting:       {variables.get('HOTLINE_GREETING', '') or '-'}",
+        f"  degraded:       {variables.get('HOTLINE_DEGRADED', '?')}",
+        f"  digits pressed: {variables.get('HOTLINE_DIGITS', '') or '-'}",
+        f"  queue:          {joined['Queue'] if joined else 'not reached'}",
+        f"  answered by:    {connected.get('MemberName', connected.get('Interface')) if connected else 'nobody'}"
+        + (f" after {connected.get('HoldTime', '?')} s in queue" if connected else ""),
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hotline.devstack")
-    parser.add_argument("action", choices=["up", "down"])
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("up")
+    sub.add_parser("down")
+    placed = sub.add_parser("call")
+    placed.add_argument("--caller", required=True)
+    placed.add_argument("--dtmf", default="", help="digits to press after the greeting, e.g. 1")
+    placed.add_argument("--dtmf-mode", choices=["info", "rfc4733"], default="info")
+    placed.add_argument("--talk", type=float, default=6.0, help="seconds to stay on the line")
     args = parser.parse_args(argv)
-    port = int(os.environ.get("HOTLINE_DEV_REDIS_PORT", "6390"))
-    if args.action == "down":
-        stopped = stop_pid_file(run_dir() / "redis" / "redis.pid")
-        print("redis: stopped" if stopped else "redis: was not running")
-        return 0
     try:
-        url = start_redis(port)
-    except RedisServerError as exc:
-        print(f"redis: {exc}", file=sys.stderr)
+        if args.action == "up":
+            return up()
+        if args.action == "down":
+            return down()
+        return asyncio.run(call(args.caller, args.dtmf, args.dtmf_mode, args.talk))
+    except (StackError, RedisServerError) as exc:
+        print(f"{args.action}: {exc}", file=sys.stderr)
         return 1
-    asyncio.run(load_demo(url))
-    print(f"\nHOTLINE_REDIS_URL={url}")
-    print("try:  .venv/bin/hotline tiers lookup 13800000004 --redis-url " + url)
-    print("now starting `hotline serve` (FastAGI on 127.0.0.1:4573); Ctrl-C stops it, `make down` stops Redis\n")
-    sys.stdout.flush()
-    hotline = str(Path(sys.executable).parent / "hotline")
-    os.execve(hotline, [hotline, "serve"], {**os.environ, "HOTLINE_REDIS_URL": url})
 
 
 if __name__ == "__main__":

@@ -122,3 +122,13 @@ async def test_redis_down_calls_connect_marked_degraded(stack: Stack, ami: Ami) 
     again = await stack.call("13800000004", wait_ms=300, talk_ms=300)
     assert again.returncode == 0
     assert events.variables(events.caller_channel("13800000004")["Uniqueid"])["HOTLINE_TIER"] == "rural"
+
+
+@pytest.mark.parametrize("exten", ["8613900000000", "agent1", "900"])
+async def test_callers_reach_nothing_but_the_hotline(stack: Stack, ami: Ami, exten: str) -> None:
+    """No toll fraud: any other number gets an announcement or a refusal, never an agent or a line."""
+    _, events = ami
+    await stack.call("13800000006", exten=exten, wait_ms=300, talk_ms=1500)
+    mine = [e for e in events.seen if e.get("CallerIDNum") == "13800000006" or e.get("Exten") == exten]
+    assert not [e for e in events.seen if e.get("Event") in ("AgentCalled", "DialBegin", "QueueCallerJoin")]
+    assert all(e.get("Context") in (None, "from-caller") for e in mine)

@@ -1,0 +1,55 @@
+import pytest
+
+from hotline.astconf import Agent, Deployment, RenderError, deployment_from, load_templates, parse_agent, render
+
+
+def rendered(**kw: object) -> dict[str, str]:
+    base: dict[str, object] = {"ami_secret": "s3cret", "agents": (Agent("agent1", "pw1", "sip:agent1@127.0.0.1:5071"),)}
+    base.update(kw)
+    return render(load_templates(), Deployment(**base))  # type: ignore[arg-type]
+
+
+def test_every_template_renders_without_leftover_placeholders() -> None:
+    files = rendered(sip_port=5080, agi_port=4600)
+    assert "bind = 127.0.0.1:5080" in files["pjsip.conf"]
+    assert "HOTLINE_AGI = agi://127.0.0.1:4600" in files["extensions.conf"]
+    assert "member => PJSIP/agent1,0,agent1" in files["queues.conf"]
+    assert "password = pw1" in files["pjsip.conf"]
+    assert all("@@" not in text for text in files.values())
+
+
+def test_only_loopback_and_the_hotline_for_callers() -> None:
+    files = rendered()
+    assert "bindaddr = 127.0.0.1" in files["manager.conf"]
+    assert "deny = 0.0.0.0/0.0.0.0" in files["manager.conf"]
+    dialplan = files["extensions.conf"]
+    caller_context = dialplan.split("[from-caller]")[1].split("\n[")[0]
+    assert "include" not in caller_context
+    assert "Dial(" not in caller_context  # callers reach agents only through the queue
+    assert "exten => 10086,1" in caller_context
+
+
+def test_asterisk_variables_are_left_alone() -> None:
+    assert "${CHANNEL(linkedid)}" in rendered()["extensions.conf"]
+
+
+def test_missing_secret_and_bad_values_are_refused() -> None:
+    with pytest.raises(RenderError, match="AMI secret is empty"):
+        render(load_templates(), Deployment())
+    with pytest.raises(RenderError, match="single line"):
+        rendered(agi_host="127.0.0.1\n[evil]")
+    with pytest.raises(RenderError, match="agent name"):
+        rendered(agents=(Agent("Agent 1", "pw", "sip:x@127.0.0.1"),))
+    with pytest.raises(RenderError, match="unknown placeholder"):
+        render({"x.conf": "port = @@NOPE@@"}, Deployment(ami_secret="s"))
+
+
+def test_overrides_and_agent_specs() -> None:
+    deployment = deployment_from({"SIP_PORT": "5090", "ami_secret": "x"}, (parse_agent("a1:pw:sip:a1@127.0.0.1:5071"),))
+    assert (deployment.sip_port, deployment.ami_secret, deployment.agents[0].contact) == (5090, "x", "sip:a1@127.0.0.1:5071")
+    with pytest.raises(RenderError, match="unknown setting"):
+        deployment_from({"SIP_PROT": "1"}, ())
+    with pytest.raises(RenderError, match="not a number"):
+        deployment_from({"SIP_PORT": "five"}, ())
+    with pytest.raises(RenderError, match="NAME:SECRET:CONTACT"):
+        parse_agent("agent1")
