@@ -47,8 +47,10 @@ check: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
 
-bench: deps venv
+bench: deps venv asterisk-root
 	@$(PY) bench/bench_tiers.py
+	@$(PY) bench/bench_agi.py
+	@$(PY) bench/bench_e2e.py
 
 clean: down
 	rm -rf .run

@@ -40,6 +40,7 @@ class Asterisk:
     instance: str  # names the config and state directories inside the root
     deployment: Deployment
     run_dir: Path  # pid and log files, outside the root
+    extra_dialplan: str = ""  # appended to extensions.conf (benchmarks add a context of their own)
 
     def __post_init__(self) -> None:
         base = f"hotline-{self.instance}"
@@ -67,7 +68,9 @@ class Asterisk:
         state = self._host(d.state_dir)
         shutil.rmtree(etc, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
-        write(render(load_templates(), d), etc)
+        rendered = render(load_templates(), d)
+        rendered["extensions.conf"] += self.extra_dialplan
+        write(rendered, etc)
         # The package's own tones (ringing while queued); copied, not kept in the repository.
         shutil.copy(self.root / "etc" / "asterisk" / "indications.conf", etc / "indications.conf")
         for sub in ("run", "log", "db", "spool", "cache"):
