@@ -28,7 +28,8 @@ from redis.asyncio import Redis
 
 from agi.peer import environment
 from hotline.policy import load_policy
-from hotline.redis_server import RedisServer, free_port
+from hotline.redis_server import RedisServer
+from hotline.stack.procs import free_tcp_port
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.store import TierStore
 from tier_lookup.tables import RowContext
@@ -173,7 +174,7 @@ def main() -> int:
         redis = RedisServer(Path(tmp) / "redis").start()
         try:
             uvloop.run(prepare(redis.url, callers))
-            ports = {name: free_port() for name in EXPECTED}
+            ports = {name: free_tcp_port() for name in EXPECTED}
             env = {
                 **os.environ,
                 "HOTLINE_REDIS_URL": redis.url,

@@ -5,7 +5,7 @@ up; the other answers and hangs up. For each, rising call rates run for a fixed 
 highest rate with no failed call is reported, and the ratio tells what the bridge costs.
 Queues and agents are left out on purpose: two SIPp agents cannot take hundreds of calls a second.
 
-    .venv/bin/python bench/bench_e2e.py [--seconds 10] [--rates 100,200,400,600,800,1000,1200]
+    .venv/bin/python bench/bench_e2e.py [--seconds 10] [--rates 100,200,300,400,500,600,800,1000]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hotline.astconf import Deployment
 from hotline.redis_server import RedisServer
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
 from hotline.stack.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
-from hotline.stack.sipp import require_sipp
+from hotline.stack.sipp import load_scenario, require_sipp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,58 +36,6 @@ exten => 20087,1,Answer()
  same => n,Hangup()
 """
 
-# The caller is hung up by Asterisk right after the dialplan ends.
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="bench caller">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "[field0]" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:[field0]@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "[field0]" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:[field0]@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
 
 
 def run_rate(sip_port: int, exten: str, rate: int, seconds: float, workdir: Path) -> tuple[int, int, float]:
@@ -119,13 +67,13 @@ def run_rate(sip_port: int, exten: str, rate: int, seconds: float, workdir: Path
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rates", default="100,200,400,600,800,1000,1200")
+    parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     root = ensure_root(default_root())
     with tempfile.TemporaryDirectory(prefix="hotline-bench-e2e-") as tmp:
         work = Path(tmp)
-        (work / "caller.xml").write_text(SCENARIO)
+        (work / "caller.xml").write_text(load_scenario())
         (work / "callers.csv").write_text("SEQUENTIAL\n" + "".join(f"{13_800_000_001 + i % 6};\n" for i in range(60)))
         redis = RedisServer(work / "redis").start()
         agi_port = free_tcp_port()

@@ -23,7 +23,7 @@ from ami_bridge.client import AmiClient, AmiError
 from hotline.app import open_services
 from hotline.astconf import Agent, Deployment
 from hotline.policy import load_policy
-from hotline.redis_server import RedisServer, RedisServerError, port_in_use
+from hotline.redis_server import RedisServer, RedisServerError
 from hotline.settings import load_settings
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
 from hotline.stack.procs import Managed, StackError, free_udp_port, tcp_listening
@@ -93,7 +93,7 @@ def start_redis(port: int) -> str:
     if redis.running_pid() is not None:
         print(f"redis: already running (pid {redis.running_pid()}) on 127.0.0.1:{port}")
         return url
-    if port_in_use(port):
+    if tcp_listening(port):
         raise StackError(f"port {port} on 127.0.0.1 is taken by another program; set HOTLINE_DEV_REDIS_PORT")
     server = RedisServer(data_dir, port=port, persist=True)
     server.start()

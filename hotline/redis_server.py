@@ -4,7 +4,6 @@ directory, stopped by PID. Production Redis is operated separately; this is not 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -13,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hotline.stack.procs import free_tcp_port, tcp_listening
+
 # Larger listpacks keep tier buckets compact (see tier_lookup/layout.py); values up to 128 bytes
 # leave room for Chinese names and a few attributes.
 TUNING = ("--hash-max-listpack-entries", "512", "--hash-max-listpack-value", "128")
@@ -20,18 +21,6 @@ TUNING = ("--hash-max-listpack-entries", "512", "--hash-max-listpack-value", "12
 
 class RedisServerError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -64,8 +53,8 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):
             if self.port == 0:
-                self.port = free_port()
-            elif port_in_use(self.port):
+                self.port = free_tcp_port()
+            elif tcp_listening(self.port):
                 raise RedisServerError(f"port {self.port} on 127.0.0.1 is already in use")
             self.process = subprocess.Popen(
                 self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -101,24 +90,3 @@ class RedisServer:
             proc.kill()
             proc.wait()
 
-
-def stop_pid_file(pid_file: Path, timeout: float = 10.0) -> bool:
-    """Stop a server started earlier (by `make up`) from its pid file; False if it was not running."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pid_file.unlink(missing_ok=True)
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return True

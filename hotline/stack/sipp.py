@@ -50,6 +50,7 @@ class SippAgent:
         self.process.stop(5.0)
 
 
+# [cid] is the caller's number: a -key for single calls, [field0] of an -inf file for load runs.
 _HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="hotline caller">
@@ -132,6 +133,26 @@ Content-Length: 0
   <recv response="200"/>
 </scenario>
 """
+
+
+_HUNG_UP_BY_ASTERISK = """  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+
+
+def load_scenario() -> str:
+    """A caller for load runs: number from an injection file, hung up by Asterisk."""
+    return _HEAD.replace("[cid]", "[field0]") + _HUNG_UP_BY_ASTERISK
 
 
 def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int) -> str:

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from agi.peer import PeerResult, environment
 from agi.variables import CONTRACT
-from hotline.redis_server import RedisServer, free_port
+from hotline.redis_server import RedisServer
+from hotline.stack.procs import free_tcp_port
 from tests.conftest import row_context
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.store import TierStore
@@ -58,6 +59,6 @@ async def test_classic_agi_sets_the_same_variables(redis_server: RedisServer, re
 
 def test_classic_agi_with_redis_down_still_answers(tmp_path: Path) -> None:
     env = environment("", "13800000004", "1.7", {"agi_request": "hotline-agi"})
-    result, _ = drive(f"redis://127.0.0.1:{free_port()}/0", env)
+    result, _ = drive(f"redis://127.0.0.1:{free_tcp_port()}/0", env)
     variables = result.variables()
     assert (variables["HOTLINE_TIER"], variables["HOTLINE_DEGRADED"]) == ("normal", "1")

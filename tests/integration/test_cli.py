@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotline.redis_server import RedisServer, free_port
+from hotline.redis_server import RedisServer
+from hotline.stack.procs import free_tcp_port
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 
@@ -75,7 +76,7 @@ async def test_unreadable_file_and_redis_down(redis_server: RedisServer, tmp_pat
     missing = run(redis_server.url, "tiers", "import", "highend", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
-    down_url = f"redis://127.0.0.1:{free_port()}/0"
+    down_url = f"redis://127.0.0.1:{free_tcp_port()}/0"
     path = tmp_path / "h.csv"
     path.write_text("number\n13800000001\n")
     down = run(down_url, "tiers", "import", "highend", str(path))
@@ -98,7 +99,7 @@ def test_policy_check(tmp_path: Path) -> None:
 
 
 def test_logs_mask_subscriber_numbers(tmp_path: Path) -> None:
-    down_url = f"redis://127.0.0.1:{free_port()}/0"
+    down_url = f"redis://127.0.0.1:{free_tcp_port()}/0"
     done = run(down_url, "--log-format", "json", "tiers", "lookup", "13800000001")
     line = next(json.loads(x) for x in done.stderr.splitlines() if x.startswith("{"))
     assert line["caller"] == "86138****0001"

@@ -17,8 +17,9 @@ from agi.variables import CONTRACT
 from hotline.app import Services, build_agi_server, open_services
 from hotline.calls import CallRecords
 from hotline.policy import Policy
-from hotline.redis_server import RedisServer, free_port
+from hotline.redis_server import RedisServer
 from hotline.settings import Settings
+from hotline.stack.procs import free_tcp_port
 from tests.conftest import row_context
 from tier_lookup.importer import ImportOptions, import_table
 
@@ -255,7 +256,7 @@ async def test_ten_thousand_connections_opened_and_dropped(agi: Agi) -> None:
 
 
 async def test_redis_down_still_sets_normal_degraded_within_budget(policy: Policy) -> None:
-    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", agi_port=0, lookup_budget_ms=200)
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_tcp_port()}/0", agi_port=0, lookup_budget_ms=200)
     async for agi in start(settings):
         started = time.perf_counter()
         with capture_logs() as logs:

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from hotline.policy import Policy
-from hotline.redis_server import RedisServer, free_port
+from hotline.redis_server import RedisServer
 from hotline.redispipe import RedisPipe
+from hotline.stack.procs import free_tcp_port
 from tests.conftest import local
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
@@ -32,7 +33,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 async def test_redis_down_gives_normal_degraded_quickly(policy: Policy) -> None:
-    pipe = RedisPipe(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
+    pipe = RedisPipe(f"redis://127.0.0.1:{free_tcp_port()}/0", timeout_s=0.2)
     lookup = TierLookup(TierReader(pipe, "t"), policy, budget_s=0.2)
     started = time.perf_counter()
     with capture_logs() as logs:
