@@ -10,14 +10,18 @@ from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from agi.entry import CallEntry, EntryRoute
-from agi.server import FastAgiServer
+from agi.ivr import FlowRegistry, IvrRoute
+from agi.server import FastAgiServer, Route
 from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.redispipe import RedisPipe
 from hotline.settings import Settings
+from hotline.sms_jobs import SmsJobs
+from ivr_flows.validate import queue_names
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
 from tier_lookup.store import TierStore
@@ -64,11 +68,39 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
         yield Services(settings, policy, redis, pipe, store, lookup)
 
 
-def build_agi_server(services: Services) -> FastAgiServer:
+def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
     settings = services.settings
-    return FastAgiServer(
-        {"entry": EntryRoute(call_entry(services))}, settings.agi_idle_timeout_s, settings.agi_max_connections
-    )
+    entry = call_entry(services)
+    records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
+    ivr = IvrRoute(entry, flows, records, SmsJobs(services.pipe, settings.redis_prefix), flow=settings.ivr_flow)
+    routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr}
+    return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections)
+
+
+def flow_registry(settings: Settings) -> FlowRegistry:
+    """The IVR flows, checked at start like the policy: a broken file stops the service."""
+    queues = queue_names(settings.queues_conf) if settings.queues_conf.exists() else None
+    return FlowRegistry(settings.flows_dir, queues)
+
+
+def reload_channel(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:flows:reload"
+
+
+async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None:
+    """Reload the flows whenever `hotline flows reload` publishes (every instance hears it).
+    A lost Redis connection is retried; the running flows keep serving meanwhile."""
+    log = structlog.get_logger("hotline")
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        flows.reload()
+        except (RedisError, OSError) as exc:
+            log.warning("flow reload channel lost; retrying", error=str(exc))
+            await asyncio.sleep(2.0)
 
 
 def call_entry(services: Services) -> CallEntry:
@@ -85,16 +117,21 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    flows = flow_registry(settings)
+    loop.add_signal_handler(signal.SIGHUP, flows.reload)
     async with open_services(settings) as services:
-        server = build_agi_server(services)
+        server = build_agi_server(services, flows)
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
-        log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file))
+        watcher = asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))
+        log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
+                 flows=str(settings.flows_dir), flow_version=flows.current.version)
         if ready is not None:
             ready.set()
         try:
             await stop.wait()
         finally:
             log.info("hotline stopping")
+            watcher.cancel()
             await server.stop()
 
 

@@ -47,7 +47,6 @@ class Deployment:
     rtp_end: int = 20999
     fallback_level: str = "ordinary_easyown"
     fallback_prio: int = 10
-    menu_timeout: int = 3
     queue_timeout: int = 300
     agents: tuple[Agent, ...] = field(default_factory=tuple)
 

@@ -74,6 +74,11 @@ class CallRecords:
     async def write(self, record: CallRecord) -> None:
         await asyncio.gather(*self.submit(record))
 
+    async def annotate(self, uniqueid: str, fields: dict[str, str]) -> None:
+        """Add what the call did later (IVR path, outcome) to its record."""
+        flat = [item for pair in fields.items() for item in pair]
+        await self._pipe.execute("HSET", self._key(uniqueid), *flat)
+
     async def get(self, uniqueid: str) -> CallRecord | None:
         flat = await self._pipe.execute("HGETALL", self._key(uniqueid))
         return CallRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None

@@ -17,7 +17,7 @@ import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from hotline import astconf
+from hotline import astconf, flow_commands
 from hotline.app import Services, open_services, serve
 from hotline.logs import configure_logging
 from hotline.numbers import NumberPlan
@@ -87,6 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="worker processes sharing the port (default 1); also HOTLINE_WORKERS")
 
+    flows = commands.add_parser("flows", help="IVR flows").add_subparsers(dest="action", required=True)
+    val = flows.add_parser("validate", help="check flow files: schema, graph, prompts, queues", parents=[common])
+    val.add_argument("path", type=Path, nargs="?", help="a flow file or a directory (default: the configured flows)")
+    val.add_argument("--sounds", type=Path, action="append", default=[],
+                     help="a sound directory (repeatable; default: the Asterisk root's prompts)")
+    sim = flows.add_parser("simulate", help="walk a flow as a caller would, without Asterisk", parents=[common])
+    sim.add_argument("--caller", required=True)
+    sim.add_argument("--dtmf", default="", help="answers to the menus in order, e.g. 1,2,# (empty item = silence)")
+    sim.add_argument("--at", help="call time, ISO-8601 (default now)")
+    sim.add_argument("--flow", help="flow to start in (default: the configured IVR flow)")
+    sim.add_argument("--path", type=Path, help="flow file or directory (default: the configured flows)")
+    gra = flows.add_parser("graph", help="draw a flow", parents=[common])
+    gra.add_argument("flow", nargs="?", help="flow name (default: the configured IVR flow)")
+    gra.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
+    gra.add_argument("--path", type=Path, help="flow file or directory (default: the configured flows)")
+    flows.add_parser("reload", help="ask every running `hotline serve` to reload its flows", parents=[common])
+    flows.add_parser("schema", help="print the flow files' JSON Schema (for editors)", parents=[common])
+
     ast = commands.add_parser("asterisk", help="Asterisk configuration").add_subparsers(dest="action", required=True)
     rend = ast.add_parser("render", help="render asterisk_conf/ for a deployment into a directory")
     rend.add_argument("--target", type=Path, required=True, help="directory to write the .conf files into")
@@ -128,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "asterisk":
             return _render_asterisk(args)
+        if args.command == "flows":
+            return flow_commands.run(args, settings)
         if args.command == "policy":
             return _policy_check(args.file or settings.policy_file)
         policy = load_policy(settings.policy_file)

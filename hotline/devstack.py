@@ -183,7 +183,7 @@ async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
     started = time.monotonic()
     try:
         result = await place_call(caller, ports.sip, free_udp_port(), 32000 + free_udp_port() % 1000 * 4,
-                                  digits=digits, dtmf=dtmf, wait_ms=700, talk_ms=int(talk_s * 1000))
+                                  digits=digits, dtmf=dtmf, wait_ms=700, talk_ms=int(talk_s * 1000), gap_ms=2000)
         await asyncio.sleep(0.3)
     finally:
         await ami.close()
@@ -213,7 +213,8 @@ def summarise(caller: str, events: list[dict[str, str]], seconds: float, returnc
         f"  skill chain:    {variables.get('HOTLINE_SKILL_CHAIN', '')}",
         f"  greeting:       {variables.get('HOTLINE_GREETING', '') or '-'}",
         f"  degraded:       {variables.get('HOTLINE_DEGRADED', '?')}",
-        f"  digits pressed: {variables.get('HOTLINE_DIGITS', '') or '-'}",
+        f"  IVR:            {variables.get('HOTLINE_IVR_RESULT', '-')} {variables.get('HOTLINE_SERVICE', '')}"
+        f" via {variables.get('HOTLINE_IVR_PATH', '-')}",
         f"  queue:          {joined['Queue'] if joined else 'not reached'}",
         f"  answered by:    {connected.get('MemberName', connected.get('Interface')) if connected else 'nobody'}"
         + (f" after {connected.get('HoldTime', '?')} s in queue" if connected else ""),
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down")
     placed = sub.add_parser("call")
     placed.add_argument("--caller", required=True)
-    placed.add_argument("--dtmf", default="", help="digits to press after the greeting, e.g. 1")
+    placed.add_argument("--dtmf", default="", help="digits to press, one per menu, 2 s apart, e.g. 12")
     placed.add_argument("--dtmf-mode", choices=["info", "rfc4733"], default="info")
     placed.add_argument("--talk", type=float, default=6.0, help="seconds to stay on the line")
     args = parser.parse_args(argv)

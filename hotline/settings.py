@@ -31,6 +31,9 @@ class Settings(BaseModel):
     agi_max_connections: int = Field(default=4096, ge=1)
     workers: int = Field(default=1, ge=1, le=64)
     call_record_ttl_s: int = Field(default=86_400, ge=60)
+    flows_dir: Path = Path(__file__).resolve().parents[1] / "ivr_flows" / "flows"
+    ivr_flow: str = Field(default="hotline", pattern=r"^[a-z][a-z0-9_]*$")
+    queues_conf: Path = Path(__file__).resolve().parents[1] / "asterisk_conf" / "queues.conf"
     country_code: str = Field(default="86", pattern=r"^[1-9]\d{0,2}$")
     region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -111,3 +111,26 @@ class Asterisk:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def inside_root(root: Path, path: str) -> Path:
+    """Where `path`, as Asterisk sees it in the root, is on this machine: absolute symlinks in
+    the root (Debian's alternatives) point into the root, not at the host."""
+    current = Path("/")
+    for part in Path(path).parts[1:]:
+        candidate = root / str(current / part).lstrip("/")
+        for _ in range(20):
+            if not candidate.is_symlink():
+                break
+            target = candidate.readlink()
+            inner = target if target.is_absolute() else (Path("/") / candidate.parent.relative_to(root) / target)
+            candidate = root / str(Path(os.path.normpath(inner))).lstrip("/")
+        current = Path("/") / candidate.relative_to(root)
+    return root / str(current).lstrip("/")
+
+
+def sound_dirs(root: Path) -> dict[str, Path]:
+    """Prompt-name prefix -> directory: the English prompts, and the operator's own under custom/."""
+    found = {"": inside_root(root, "/usr/share/asterisk/sounds/en"),
+             "custom/": inside_root(root, "/usr/share/asterisk/sounds/custom")}
+    return {prefix: path for prefix, path in found.items() if path.is_dir()}

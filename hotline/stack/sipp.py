@@ -155,14 +155,19 @@ def load_scenario() -> str:
     return _HEAD.replace("[cid]", "[field0]") + _HUNG_UP_BY_ASTERISK
 
 
-def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int) -> str:
+def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int, gap_ms: int = 0) -> str:
     """A caller that waits `wait_ms` after answer, sends `digits` (SIP INFO or RFC 4733 RTP
-    events from SIPp's recorded packets), stays `talk_ms`, then hangs up."""
+    events from SIPp's recorded packets) `gap_ms` apart, stays `talk_ms`, then hangs up.
+
+    Digits for different menus need a gap: a digit that arrives between two AGI commands is
+    not kept by Asterisk."""
     if dtmf not in ("info", "rfc4733"):
         raise ValueError(f"dtmf must be info or rfc4733, not {dtmf!r}")
     parts = [_HEAD, f'  <pause milliseconds="{wait_ms}"/>\n']
     cseq = 2
-    for digit in digits:
+    for index, digit in enumerate(digits):
+        if index and gap_ms:
+            parts.append(f'  <pause milliseconds="{gap_ms}"/>\n')
         if dtmf == "info":
             if digit not in "0123456789*#":
                 raise ValueError(f"not a DTMF digit: {digit!r}")
@@ -192,13 +197,14 @@ async def place_call(
     dtmf: str = "info",
     wait_ms: int = 1500,
     talk_ms: int = 1000,
+    gap_ms: int = 0,
     exten: str = "10086",
     limit_s: float = 60.0,
 ) -> CallResult:
     """Place one call with SIPp and wait for it to end."""
     with tempfile.TemporaryDirectory(prefix="hotline-sipp-") as tmp:
         scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms))
+        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms, gap_ms))
         proc = await asyncio.create_subprocess_exec(
             require_sipp(), "-sf", str(scenario), "-s", exten, "-key", "cid", caller,
             "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(local_port),

@@ -149,7 +149,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     deployment = Deployment(
         sip_port=sip_port, agi_port=bridge.port, ami_port=free_tcp_port(), ami_username=AMI_USER,
         ami_secret=AMI_SECRET, rtp_start=20000 + (sip_port % 50) * 100, rtp_end=20000 + (sip_port % 50) * 100 + 99,
-        menu_timeout=2, queue_timeout=30,
+        queue_timeout=30,
         agents=tuple(Agent(a.name, f"{a.name}-secret", a.contact) for a in agents),
     )
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)

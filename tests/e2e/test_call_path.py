@@ -53,9 +53,9 @@ async def test_higher_level_caller_is_served_first_though_it_joined_later(stack:
                                      "Paused": "true"})
         assert reply.get("Response") == "Success", reply
     try:
-        low = asyncio.create_task(stack.call("13800000006", wait_ms=300, talk_ms=9000))  # ordinary M-Zone, 20
+        low = asyncio.create_task(stack.call("13800000006", digits="0", wait_ms=300, talk_ms=9000))  # ordinary, 20
         low_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000006")
-        high = asyncio.create_task(stack.call("13800000001", wait_ms=300, talk_ms=6000))  # highend Easyown, 60
+        high = asyncio.create_task(stack.call("13800000001", digits="0", wait_ms=300, talk_ms=6000))  # highend, 60
         high_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000001")
         status = await client.action({"Action": "QueueStatus", "Queue": "hotline"}, as_list=True)
         entries = {e.get("CallerIDNum"): e for e in status if e.get("Event") == "QueueEntry"}
@@ -79,13 +79,19 @@ async def test_higher_level_caller_is_served_first_though_it_joined_later(stack:
 
 
 @pytest.mark.parametrize("dtmf", ["info", "rfc4733"])
-async def test_dtmf_reaches_the_dialplan(stack: Stack, ami: Ami, dtmf: str) -> None:
+async def test_dtmf_through_two_menu_levels(stack: Stack, ami: Ami, dtmf: str) -> None:
+    """1 (bill inquiry) in the main menu, then 2 (talk to billing) in the bill menu."""
     _, events = ami
     caller = "13800000003" if dtmf == "info" else "13800000006"
-    result = await stack.call(caller, digits="1", dtmf=dtmf, wait_ms=700, talk_ms=500)
+    result = await stack.call(caller, digits="12", dtmf=dtmf, wait_ms=400, gap_ms=2500, talk_ms=2500)
     assert result.returncode == 0, result.output
-    variables = events.variables(events.caller_channel(caller)["Uniqueid"])
-    assert variables.get("HOTLINE_DIGITS") == "1", variables
+    channel = events.caller_channel(caller)
+    variables = events.variables(channel["Uniqueid"])
+    assert variables.get("HOTLINE_IVR_PATH") == "screen>welcome>main_menu>bill_menu>billing", variables
+    assert (variables["HOTLINE_IVR_RESULT"], variables["HOTLINE_SERVICE"]) == ("transfer", "billing")
+    # The queue still gets the caller's priority from the identity fixed at entry.
+    join = await events.wait("QueueCallerJoin", Uniqueid=channel["Uniqueid"], within=5)
+    assert join["Queue"] == "hotline"
 
 
 async def test_bridge_down_still_reaches_the_queue_as_normal(stack: Stack, ami: Ami) -> None:

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from agi.peer import always_ok, environment, play
 from agi.server import FastAgiServer
 from agi.variables import CONTRACT
-from hotline.app import Services, build_agi_server, open_services
+from hotline.app import Services, build_agi_server, flow_registry, open_services
 from hotline.calls import CallRecords
 from hotline.policy import Policy
 from hotline.redis_server import RedisServer
@@ -34,7 +34,7 @@ class Agi:
 
 async def start(settings: Settings) -> AsyncIterator[Agi]:
     async with open_services(settings) as services:
-        server = build_agi_server(services)
+        server = build_agi_server(services, flow_registry(settings))
         host, port = await server.start("127.0.0.1", 0)
         try:
             yield Agi(host, port, server, services)

@@ -7,7 +7,8 @@ from hotline.stack.sipp import caller_scenario
 
 
 def test_info_digits_become_info_requests() -> None:
-    xml = caller_scenario("12", "info", wait_ms=500, talk_ms=2000)
+    xml = caller_scenario("12", "info", wait_ms=500, talk_ms=2000, gap_ms=1500)
+    assert '<pause milliseconds="1500"/>' in xml
     assert xml.count("INFO sip:") == 2
     assert "Signal=1" in xml
     assert "Signal=2" in xml
@@ -30,6 +31,9 @@ def test_summary_of_a_call() -> None:
         {"Event": "VarSet", "Uniqueid": "1.1", "Variable": "HOTLINE_TIER", "Value": "rural"},
         {"Event": "VarSet", "Uniqueid": "1.1", "Variable": "QUEUE_PRIO", "Value": "10"},
         {"Event": "VarSet", "Uniqueid": "1.2", "Variable": "HOTLINE_TIER", "Value": "highend"},
+        {"Event": "VarSet", "Uniqueid": "1.1", "Variable": "HOTLINE_IVR_RESULT", "Value": "transfer"},
+        {"Event": "VarSet", "Uniqueid": "1.1", "Variable": "HOTLINE_SERVICE", "Value": "billing"},
+        {"Event": "VarSet", "Uniqueid": "1.1", "Variable": "HOTLINE_IVR_PATH", "Value": "main_menu>billing"},
         {"Event": "QueueCallerJoin", "Uniqueid": "1.1", "Queue": "hotline"},
         {"Event": "AgentConnect", "Uniqueid": "1.1", "MemberName": "agent2", "HoldTime": "3"},
     ]
@@ -37,4 +41,5 @@ def test_summary_of_a_call() -> None:
     assert "tier:           rural" in text
     assert "queue priority: 10" in text
     assert "answered by:    agent2 after 3 s in queue" in text
+    assert "IVR:            transfer billing via main_menu>billing" in text
     assert "no call from 13900000000" in summarise("13900000000", events, 1.0, 1)

@@ -1,0 +1,142 @@
+"""The `ivr` route: call entry, then the IVR flow, then back to the dialplan for the queue.
+
+AGI(agi://host:4573/ivr,${CHANNEL(linkedid)}). The call runs on the flow version that was
+current when it arrived, even if the flows are reloaded meanwhile; a caller who hangs up in the
+IVR ends the walk quietly and the call record says where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from agi.entry import CallEntry, log_entry
+from agi.protocol import CommandFailed, Environment, Response
+from agi.session import AgiSession, ChannelGone
+from agi.variables import set_commands
+from hotline.calls import CallRecords
+from hotline.sms_jobs import SmsJobs, SmsRequest
+from hotline.yamlpos import ConfigFileError
+from ivr_flows.engine import Ask, Caller, Note, Outcome, PlayPrompt, SendSms, Walk, run
+from ivr_flows.validate import FlowSet, load_flows
+
+log = structlog.get_logger("agi.ivr")
+
+ESCAPE_DIGITS = "0123456789*#"
+
+
+class FlowRegistry:
+    """The current flow version; a reload that fails validation keeps the running one."""
+
+    def __init__(self, path: Path, queues: set[str] | None = None, sounds: set[str] | None = None):
+        self._path = path
+        self._queues = queues
+        self._sounds = sounds
+        self.current: FlowSet = load_flows(path, sounds, queues)
+
+    def reload(self) -> bool:
+        try:
+            loaded = load_flows(self._path, self._sounds, self._queues)
+        except ConfigFileError as exc:
+            log.error("flow reload refused; the running version keeps serving", version=self.current.version,
+                      problems=[str(p) for p in exc.problems][:20])
+            return False
+        previous, self.current = self.current, loaded
+        log.info("flows reloaded", version=loaded.version, previous=previous.version, flows=sorted(loaded.flows))
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class IvrRoute:
+    entry: CallEntry
+    registry: FlowRegistry
+    records: CallRecords
+    sms: SmsJobs
+    flow: str = "hotline"
+
+    async def __call__(self, session: AgiSession, env: Environment) -> None:
+        started = time.perf_counter()
+        flows = self.registry.current  # pinned: a reload during the call does not change it
+        uniqueid = env.get("agi_uniqueid")
+        structlog.contextvars.bind_contextvars(uniqueid=uniqueid, caller=env.get("agi_callerid"),
+                                               flow_version=flows.version)
+        linkedid = env.arguments[0] if env.arguments else None
+        entered = await self.entry.enter(env.variables, env.script, linkedid)
+        structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
+        try:
+            await session.run(entered.commands)
+        finally:
+            await entered.saved()
+        log_entry(env.variables, entered.identity, started, route="ivr")
+        policy_zone = self.entry.lookup.policy.zone
+        caller = Caller(entered.identity.to_json(), datetime.now(policy_zone))
+        path: list[str] = []
+        walk = run(flows.flows, self.flow, caller, path)
+        try:
+            outcome = await self._drive(session, walk, caller, uniqueid)
+        except ChannelGone as exc:
+            log.info("caller left in the IVR", reason=exc.reason, at_step=len(path))
+            await self._close_record(uniqueid, flows.version, "hung up in IVR", "", path)
+            return
+        variables = [
+            ("HOTLINE_IVR_RESULT", outcome.kind),
+            ("HOTLINE_SERVICE", outcome.service),
+            ("HOTLINE_QUEUE", outcome.queue),
+            ("HOTLINE_IVR_PATH", ">".join(p.split(":", 1)[1] for p in outcome.path)[-400:]),
+            ("HOTLINE_FLOW_VERSION", flows.version),
+        ]
+        try:
+            await session.run(set_commands(variables))
+        except ChannelGone:
+            outcome = Outcome("hung up in IVR", path=outcome.path)
+        await self._close_record(uniqueid, flows.version, outcome.kind, outcome.service, list(outcome.path))
+        log.info("ivr finished", outcome=outcome.kind, service=outcome.service, queue=outcome.queue,
+                 path=list(outcome.path), ms=round((time.perf_counter() - started) * 1000))
+
+    async def _drive(self, session: AgiSession, walk: Walk, caller: Caller, uniqueid: str) -> Outcome:
+        """Carry out the walk's actions over AGI until it ends."""
+        reply: str | None = None
+        while True:
+            try:
+                action = walk.send(reply)
+            except StopIteration as stop:
+                result: Outcome = stop.value
+                return result
+            reply = None
+            if isinstance(action, PlayPrompt):
+                answer = await self._one(session, ("STREAM FILE", action.prompt, ESCAPE_DIGITS))
+                code = int(answer.result) if answer.result.lstrip("-").isdigit() else 0
+                if code < 0:
+                    raise ChannelGone(f"playing {action.prompt} failed (result {code})")
+                reply = chr(code) if code > 0 else None
+            elif isinstance(action, Ask):
+                answer = await self._one(session, ("GET DATA", action.prompt, str(int(action.timeout_s * 1000)),
+                                                   str(action.max_digits)))
+                if answer.result == "-1":
+                    raise ChannelGone("collecting digits failed (caller hung up)")
+                reply = answer.result
+            elif isinstance(action, SendSms):
+                number = str(caller.identity.get("number") or "")
+                if number:
+                    await self.sms.add(SmsRequest("self_service", uniqueid, number, action.text))
+            elif isinstance(action, Note):
+                log.debug("ivr step", node=action.node, decision=action.text)
+
+    async def _one(self, session: AgiSession, command: tuple[str, ...]) -> Response:
+        [reply] = await session.run([command])
+        if isinstance(reply, CommandFailed):
+            raise ChannelGone(f"asterisk refused {command[0]} ({reply.code} {reply.message})")
+        return reply
+
+    async def _close_record(self, uniqueid: str, version: str, outcome: str, service: str, path: list[str]) -> None:
+        try:
+            async with asyncio.timeout(1.0):
+                await self.records.annotate(uniqueid, {"flow_version": version, "ivr_outcome": outcome,
+                                                       "service": service, "ivr_path": ">".join(path)})
+        except (TimeoutError, OSError) as exc:
+            log.warning("call record not updated", error=f"{type(exc).__name__}: {exc}")
