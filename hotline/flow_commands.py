@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def validate(args: argparse.Namespace, settings: Settings) -> int:
     path = args.path or settings.flows_dir
-    directories = {"": p for p in args.sounds} if args.sounds else _default_sound_dirs()
+    directories = [("", p) for p in args.sounds] if args.sounds else _default_sound_dirs()
     sounds = sound_names(directories) if directories else None
     queues = queue_names(settings.queues_conf) if settings.queues_conf.exists() else None
     try:
@@ -50,17 +50,17 @@ def validate(args: argparse.Namespace, settings: Settings) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {path}", file=sys.stderr)
         return 1
-    checked = "prompts checked against " + ", ".join(str(d) for d in directories.values()) if sounds else (
+    checked = "prompts checked against " + ", ".join(str(d) for _, d in directories) if sounds else (
         "prompts NOT checked (no sound directory; pass --sounds DIR)")
     print(f"{path}: OK, {len(flows.flows)} flow(s), version {flows.version}; {checked}")
     return 0
 
 
-def _default_sound_dirs() -> dict[str, Path]:
+def _default_sound_dirs() -> list[tuple[str, Path]]:
     if os.environ.get("HOTLINE_SOUND_DIRS"):
-        return {"": Path(p) for p in os.environ["HOTLINE_SOUND_DIRS"].split(":") if p}
+        return [("", Path(p)) for p in os.environ["HOTLINE_SOUND_DIRS"].split(":") if p]
     root = default_root()
-    return sound_dirs(root) if root.exists() else {}
+    return sound_dirs(root) if root.exists() else []
 
 
 def graph(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> int:

@@ -65,7 +65,8 @@ class Caller:
 
 
 def choose_prompt(prompt: Prompt, identity: Mapping[str, Any]) -> str:
-    return prompt.levels.get(str(identity.get("level", "")), prompt.tiers.get(str(identity.get("tier", "")), prompt.default))
+    by_tier = prompt.tiers.get(str(identity.get("tier", "")), prompt.default)
+    return prompt.levels.get(str(identity.get("level", "")), by_tier)
 
 
 def _any_of(wanted: tuple[Any, ...], value: Any) -> bool:
@@ -105,8 +106,7 @@ class _Fields(dict[str, str]):
 
 def render_sms(template: str, caller: Caller, variables: Mapping[str, str]) -> str:
     ident = caller.identity
-    fields = _Fields({"name": str(ident.get("name", "")), "label": str(ident.get("label", "")),
-                      "brand_label": str(ident.get("brand_label", "")), "level_label": str(ident.get("level_label", ""))})
+    fields = _Fields({key: str(ident.get(key, "")) for key in ("name", "label", "brand_label", "level_label")})
     fields.update(variables)
     return string.Formatter().vformat(template, (), fields)
 

@@ -170,7 +170,8 @@ def targets(node: Play | Menu | Branch | SetVar | Sms | Transfer | GotoFlow | Ha
 def prompts(node: Play | Menu | Branch | SetVar | Sms | Transfer | GotoFlow | Hangup) -> list[tuple[str, Prompt]]:
     found: list[tuple[str, Prompt | None]] = []
     if isinstance(node, Menu):
-        found = [("prompt", node.prompt), ("invalid_prompt", node.invalid_prompt), ("timeout_prompt", node.timeout_prompt)]
+        found = [("prompt", node.prompt), ("invalid_prompt", node.invalid_prompt),
+                 ("timeout_prompt", node.timeout_prompt)]
     elif isinstance(node, Play | Sms | Transfer | Hangup):
         found = [("prompt", node.prompt)]
     return [(key, p) for key, p in found if p is not None]

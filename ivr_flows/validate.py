@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml
-from ivr_flows.model import TERMINAL, Flow, GotoFlow, Menu, prompts, targets
+from ivr_flows.model import TERMINAL, Flow, GotoFlow, Menu, Transfer, prompts, targets
 
 DEFAULT_DIR = Path(__file__).parent / "flows"
 SOUND_EXTENSIONS = (".gsm", ".wav", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".g729")
@@ -33,10 +33,10 @@ class FlowSet:
     files: dict[str, str]  # flow name -> file
 
 
-def sound_names(directories: Mapping[str, Path]) -> set[str]:
-    """Every prompt name Asterisk could play: name prefix -> directory of sound files."""
+def sound_names(directories: Iterable[tuple[str, Path]]) -> set[str]:
+    """Every prompt name Asterisk could play, from (name prefix, directory of sound files) pairs."""
     names: set[str] = set()
-    for prefix, directory in directories.items():
+    for prefix, directory in directories:
         if directory.is_dir():
             for path in directory.rglob("*"):
                 if path.suffix in SOUND_EXTENSIONS:
@@ -117,12 +117,14 @@ def _graph_problems(
     for name, node in flow.nodes.items():
         for key, target in targets(node):
             if target not in flow.nodes:
-                problems.append(source.problem(("nodes", name, *_split(key)), f"goes to {target!r}, which is not defined"))
+                where = ("nodes", name, *_split(key))
+                problems.append(source.problem(where, f"goes to {target!r}, which is not defined"))
         if isinstance(node, GotoFlow) and node.flow not in flows:
             problems.append(source.problem(("nodes", name, "flow"), f"flow {node.flow!r} is not defined"))
-        if queues is not None and node.type == "transfer" and getattr(node, "queue", None) not in queues:
-            problems.append(source.problem(("nodes", name, "queue"), f"queue {getattr(node, 'queue', '')!r} is not in "
-                                                                     f"asterisk_conf/queues.conf ({', '.join(sorted(queues))})"))
+        if queues is not None and isinstance(node, Transfer) and node.queue not in queues:
+            known = ", ".join(sorted(queues))
+            problems.append(source.problem(("nodes", name, "queue"),
+                                           f"queue {node.queue!r} is not in asterisk_conf/queues.conf ({known})"))
         if sounds is not None:
             for key, prompt in prompts(node):
                 for sound in prompt.names():

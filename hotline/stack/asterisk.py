@@ -129,8 +129,8 @@ def inside_root(root: Path, path: str) -> Path:
     return root / str(current).lstrip("/")
 
 
-def sound_dirs(root: Path) -> dict[str, Path]:
-    """Prompt-name prefix -> directory: the English prompts, and the operator's own under custom/."""
-    found = {"": inside_root(root, "/usr/share/asterisk/sounds/en"),
-             "custom/": inside_root(root, "/usr/share/asterisk/sounds/custom")}
-    return {prefix: path for prefix, path in found.items() if path.is_dir()}
+def sound_dirs(root: Path) -> list[tuple[str, Path]]:
+    """(prompt-name prefix, directory): the English prompts, and the operator's own under custom/."""
+    found = [("", inside_root(root, "/usr/share/asterisk/sounds/en")),
+             ("custom/", inside_root(root, "/usr/share/asterisk/sounds/custom"))]
+    return [(prefix, path) for prefix, path in found if path.is_dir()]
