@@ -46,6 +46,7 @@ test: deps venv asterisk-root check
 check: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/hotline flows validate
 
 bench: deps venv asterisk-root
 	@$(PY) bench/bench_tiers.py

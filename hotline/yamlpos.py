@@ -47,17 +47,18 @@ class LoadedYaml:
     root: yaml.Node | None
 
     def locate(self, loc: Sequence[str | int]) -> tuple[int | None, int | None]:
-        """Line and column (1-based) of the deepest node on `loc` that exists in the file."""
+        """Line and column (1-based) of the deepest part of `loc` that exists in the file: the
+        key itself when the path ends at a mapping key (where an editor's cursor belongs)."""
         node = self.root
         best: tuple[int | None, int | None] = (None, None)
         if node is not None:
             best = (node.start_mark.line + 1, node.start_mark.column + 1)
         for part in loc:
-            child = _child(node, part)
-            if child is None:
+            found = _child(node, part)
+            if found is None:
                 break
-            node = child
-            best = (node.start_mark.line + 1, node.start_mark.column + 1)
+            key, node = found
+            best = (key.start_mark.line + 1, key.start_mark.column + 1)
         return best
 
     def problem(self, loc: Sequence[str | int], message: str) -> Problem:
@@ -65,15 +66,15 @@ class LoadedYaml:
         return Problem(self.path, format_loc(loc), message, line, column)
 
 
-def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    """(where to point, the child node) for one step of a path."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if str(key_node.value) == str(part):
-                found: yaml.Node = value_node
-                return found
+                return key_node, value_node
     elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
         child: yaml.Node = node.value[part]
-        return child
+        return child, child
     return None
 
 

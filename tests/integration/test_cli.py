@@ -94,7 +94,7 @@ def test_policy_check(tmp_path: Path) -> None:
     bad.write_text("timezone: Mars/Base\n", encoding="utf-8")
     done = run("redis://127.0.0.1:1/0", "policy", "check", str(bad))
     assert done.returncode == 2
-    assert f"{bad}:1:11: timezone: unknown time zone 'Mars/Base'" in done.stderr
+    assert f"{bad}:1:1: timezone: unknown time zone 'Mars/Base'" in done.stderr
     assert "tiers: required key is missing" in done.stderr
 
 
