@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,10 +50,21 @@ class Bridge:
 
     def __post_init__(self) -> None:
         self.process = Managed("hotline serve", self.run_dir / "serve.pid", self.run_dir / "serve.log")
+        # A copy of the shipped flows that a test may edit and reload.
+        self.flows_dir = self.run_dir / "flows"
+        shutil.copytree(ROOT / "ivr_flows" / "flows", self.flows_dir)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.port),
+                "HOTLINE_LOG_FORMAT": "json", "HOTLINE_FLOWS_DIR": str(self.flows_dir)}
+
+    def log_lines(self, event: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.process.log_file.read_text().splitlines()
+                if line.startswith("{") and f'"event":"{event}"' in line]
 
     def start(self) -> None:
-        env = {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.port),
-               "HOTLINE_LOG_FORMAT": "json"}
+        env = self.env
         proc = self.process.start([HOTLINE, "serve"], env=env)
         for _ in range(200):
             if tcp_listening(self.port):

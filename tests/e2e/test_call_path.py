@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from collections.abc import Callable
 
 import pytest
 
 from ami_bridge.client import AmiClient
-from tests.e2e.conftest import Events, Stack, load_demo
+from tests.e2e.conftest import HOTLINE, Events, Stack, load_demo
 
 Ami = tuple[AmiClient, Events]
 
@@ -138,3 +140,49 @@ async def test_callers_reach_nothing_but_the_hotline(stack: Stack, ami: Ami, ext
     mine = [e for e in events.seen if e.get("CallerIDNum") == "13800000006" or e.get("Exten") == exten]
     assert not [e for e in events.seen if e.get("Event") in ("AgentCalled", "DialBegin", "QueueCallerJoin")]
     assert all(e.get("Context") in (None, "from-caller") for e in mine)
+
+
+async def test_hot_reload_between_two_calls(stack: Stack, ami: Ami) -> None:
+    """New calls get the new flow version; a broken edit is refused and the running one serves."""
+    _, events = ami
+    first = await stack.call("13800000003", digits="5", wait_ms=400, talk_ms=1500)
+    assert first.returncode == 0, first.output
+    before = events.variables(events.caller_channel("13800000003")["Uniqueid"])
+    assert before["HOTLINE_SERVICE"] == "complaints"
+
+    flow_file = stack.bridge.flows_dir / "hotline.yaml"
+    original = flow_file.read_text()
+    try:
+        flow_file.write_text(original.replace('"5": complaints', '"5": nowhere'))
+        assert "1 running instance(s) heard it" in await _reload(stack)
+        await _until(lambda: stack.bridge.log_lines("flow reload refused; the running version keeps serving"))
+
+        flow_file.write_text(original.replace('"5": complaints', '"5": orders').replace('"4": orders',
+                                                                                     '"4": complaints'))
+        await _reload(stack)
+        await _until(lambda: stack.bridge.log_lines("flows reloaded"))
+        second = await stack.call("13800000006", digits="5", wait_ms=400, talk_ms=1500)
+        assert second.returncode == 0, second.output
+        after = events.variables(events.caller_channel("13800000006")["Uniqueid"])
+        assert after["HOTLINE_SERVICE"] == "orders"
+        assert after["HOTLINE_FLOW_VERSION"] != before["HOTLINE_FLOW_VERSION"]
+    finally:
+        flow_file.write_text(original)
+        await _reload(stack)
+
+
+async def _reload(stack: Stack) -> str:
+    """`hotline flows reload`, as an engineer runs it."""
+    proc = await asyncio.create_subprocess_exec(HOTLINE, "flows", "reload", env=stack.bridge.env,
+                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    return out.decode()
+
+
+async def _until(check: Callable[[], object], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.1)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
