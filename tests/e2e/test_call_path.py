@@ -186,3 +186,26 @@ async def _until(check: Callable[[], object], within: float = 10.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("condition not reached in time")
+
+
+async def test_a_caller_waiting_in_the_queue_survives_a_restart_of_the_bridge(stack: Stack, ami: Ami) -> None:
+    client, events = ami
+    await _pause_all(client, True)
+    try:
+        call = asyncio.create_task(stack.call("13800000002", digits="0", wait_ms=300, talk_ms=6000))
+        joined = await events.wait("QueueCallerJoin", CallerIDNum="13800000002")
+        stack.bridge.stop()
+        stack.bridge.start()
+        await _pause_all(client, False)
+        connected = await events.wait("AgentConnect", Uniqueid=joined["Uniqueid"], within=10)
+        assert connected["Queue"] == "hotline"
+        assert (await call).returncode == 0
+    finally:
+        await _pause_all(client, False)
+
+
+async def _pause_all(client: AmiClient, paused: bool) -> None:
+    for agent in ("agent1", "agent2"):
+        reply = await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": f"PJSIP/{agent}",
+                                     "Paused": "true" if paused else "false"})
+        assert reply.get("Response") == "Success", reply
