@@ -71,8 +71,7 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
 def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
     settings = services.settings
     entry = call_entry(services)
-    records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
-    ivr = IvrRoute(entry, flows, records, SmsJobs(services.pipe, settings.redis_prefix), flow=settings.ivr_flow)
+    ivr = IvrRoute(entry, flows, entry.records, SmsJobs(services.pipe, settings.redis_prefix), flow=settings.ivr_flow)
     routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr}
     return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections)
 
@@ -109,7 +108,7 @@ def call_entry(services: Services) -> CallEntry:
     return CallEntry(services.lookup, records)
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings) -> None:
     """Run `hotline serve` until SIGINT or SIGTERM. Nothing about a call is kept in this process
     between calls, so any number of instances can serve one Asterisk."""
     log = structlog.get_logger("hotline")
@@ -125,8 +124,6 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         watcher = asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(settings.flows_dir), flow_version=flows.current.version)
-        if ready is not None:
-            ready.set()
         try:
             await stop.wait()
         finally:

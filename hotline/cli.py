@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from hotline import astconf, flow_commands
-from hotline.app import Services, open_services, serve
+from hotline.app import Services, flow_registry, open_services, serve
 from hotline.logs import configure_logging
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
@@ -133,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             # The service logs to stdout (collected by its supervisor); commands keep stdout for results.
             configure_logging(settings.log_level, settings.log_format, sys.stdout)
-            load_policy(settings.policy_file)  # refuse to start on a bad policy, before binding anything
+            # Refuse to start on a bad policy or broken flows, before binding anything.
+            load_policy(settings.policy_file)
+            flow_registry(settings)
 
             def work() -> None:
                 with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

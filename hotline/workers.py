@@ -6,6 +6,7 @@ the kernel spreads new FastAGI connections across them. A worker that dies is re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -26,7 +27,7 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
@@ -46,8 +47,14 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
             except ProcessLookupError:
                 children.discard(pid)
 
+    def forward(signum: int, _frame: object) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, forward)  # reload the flows in every worker
     for _ in range(count):
         spawn()
     log.info("workers started", count=count, pids=sorted(children))

@@ -1,0 +1,77 @@
+"""The call path's pipelined Redis client against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from hotline.redis_server import RedisServer
+from hotline.redispipe import PipeError, RedisPipe, ReplyError
+from tier_lookup.reader import LOOKUP_SCRIPT, LOOKUP_SHA
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+async def test_replies_come_back_to_their_own_callers(redis_server: RedisServer, redis: Redis) -> None:
+    pipe = RedisPipe(redis_server.url, timeout_s=1.0)
+    await asyncio.gather(*(pipe.execute("SET", f"k{i}", str(i)) for i in range(500)))
+    values = await asyncio.gather(*(pipe.execute("GET", f"k{i}") for i in range(500)))
+    assert values == [str(i) for i in range(500)]
+    with pytest.raises(ReplyError, match="WRONGTYPE|wrong kind"):
+        await asyncio.gather(pipe.execute("LPUSH", "k1", "x"))
+    assert await pipe.execute("GET", "k2") == "2"  # an error reply does not shift the others
+    await pipe.close()
+
+
+async def test_unknown_script_is_loaded_once(redis_server: RedisServer, redis: Redis) -> None:
+    await redis.script_flush()
+    pipe = RedisPipe(redis_server.url, timeout_s=1.0)
+    assert await pipe.evalsha(LOOKUP_SCRIPT, LOOKUP_SHA, ["p:tables"], ["8613800000001", "p"]) == []
+    assert (await redis.script_exists(LOOKUP_SHA)) == [True]
+    await pipe.close()
+
+
+async def test_timeout_then_late_replies_are_not_misdelivered(own_redis: RedisServer) -> None:
+    pipe = RedisPipe(own_redis.url, timeout_s=0.2)
+    await pipe.execute("SET", "a", "1")
+    await pipe.execute("SET", "b", "2")
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(TimeoutError):
+            await pipe.execute("GET", "a")
+    finally:
+        os.kill(own_redis.process.pid, signal.SIGCONT)
+    # The late reply to GET a arrives first and must be dropped, not handed to GET b.
+    assert await pipe.execute("GET", "b") == "2"
+    await pipe.close()
+
+
+async def test_redis_down_fails_fast_and_reconnects_later(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "r")
+    server.start()
+    pipe = RedisPipe(server.url, timeout_s=0.3)
+    assert await pipe.execute("PING") == "PONG"
+    port = server.port
+    server.stop()
+    with pytest.raises((PipeError, TimeoutError)):
+        await pipe.execute("PING")
+    restarted = RedisServer(tmp_path / "r", port=port).start()
+    try:
+        assert await pipe.execute("PING") == "PONG"
+    finally:
+        restarted.stop()
+        await pipe.close()
