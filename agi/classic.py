@@ -18,7 +18,7 @@ from asterisk.agi import AGI, AGIException
 
 from agi.entry import CallEntry, Entered, log_entry
 from agi.protocol import quote
-from agi.variables import one_by_one
+from agi.variables import one_by_one, set_commands
 from hotline.app import call_entry, open_services
 from hotline.logs import configure_logging
 from hotline.settings import load_settings
@@ -53,8 +53,9 @@ def main() -> int:
             return entered
 
     entered = asyncio.run(enter())
+    commands = set_commands(entered.variables)
     try:
-        replies = [_send(agi, command) for command in entered.commands]
+        replies = [_send(agi, command) for command in commands]
         if len(replies) == 1 and replies[0] == "-2":  # no MSet application: one command each
             for command in one_by_one(entered.variables):
                 _send(agi, command)

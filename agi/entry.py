@@ -27,8 +27,7 @@ log = structlog.get_logger("agi.entry")
 @dataclass(frozen=True, slots=True)
 class Entered:
     identity: Identity
-    variables: list[tuple[str, str]]
-    commands: list[tuple[str, ...]]
+    variables: list[tuple[str, str]]  # the dialplan contract's variables for this caller
     saving: list[asyncio.Future[Any]]  # the call record's Redis replies
 
     async def saved(self) -> bool:
@@ -65,7 +64,7 @@ class CallEntry:
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             saving = [failed]
-        return Entered(identity, variables, set_commands(variables), saving)
+        return Entered(identity, variables, saving)
 
 
 def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extra: object) -> None:
@@ -96,17 +95,25 @@ class EntryRoute:
         entered = await self.entry.enter(env.variables, env.script, linkedid)
         structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
         try:
-            replies = await session.run(entered.commands)
-            if len(entered.commands) == 1 and not _succeeded(replies[0]):
-                # MSet missing or refused (an unusual Asterisk build): fall back to one command each.
-                _log_refusal(replies[0])
-                replies = await session.run(one_by_one(entered.variables))
+            failed = await set_variables(session, entered.variables)
         finally:
             await entered.saved()
-        failed = [r for r in replies if not _succeeded(r)]
-        log_entry(env.variables, entered.identity, started, failed_commands=len(failed), hung_up=session.hung_up)
-        for failure in failed:
-            _log_refusal(failure)
+        log_entry(env.variables, entered.identity, started, failed_commands=failed, hung_up=session.hung_up)
+
+
+async def set_variables(session: AgiSession, variables: list[tuple[str, str]]) -> int:
+    """Set channel variables in as few round trips as Asterisk allows; returns how many commands
+    Asterisk refused (each logged). Raises ChannelGone if the caller has gone."""
+    commands = set_commands(variables)
+    replies = await session.run(commands)
+    if len(commands) == 1 and not _succeeded(replies[0]):
+        # MSet missing or refused (an unusual Asterisk build): fall back to one command each.
+        _log_refusal(replies[0])
+        replies = await session.run(one_by_one(variables))
+    failed = [r for r in replies if not _succeeded(r)]
+    for failure in failed:
+        _log_refusal(failure)
+    return len(failed)
 
 
 def _succeeded(reply: Response | CommandFailed) -> bool:

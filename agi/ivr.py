@@ -15,10 +15,9 @@ from pathlib import Path
 
 import structlog
 
-from agi.entry import CallEntry, log_entry
+from agi.entry import CallEntry, log_entry, set_variables
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession, ChannelGone
-from agi.variables import set_commands
 from hotline.calls import CallRecords
 from hotline.sms_jobs import SmsJobs, SmsRequest
 from hotline.yamlpos import ConfigFileError
@@ -69,7 +68,7 @@ class IvrRoute:
         entered = await self.entry.enter(env.variables, env.script, linkedid)
         structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
         try:
-            await session.run(entered.commands)
+            await set_variables(session, entered.variables)
         finally:
             await entered.saved()
         log_entry(env.variables, entered.identity, started, route="ivr")
@@ -91,7 +90,7 @@ class IvrRoute:
             ("HOTLINE_FLOW_VERSION", flows.version),
         ]
         try:
-            await session.run(set_commands(variables))
+            await set_variables(session, variables)
         except ChannelGone:
             outcome = Outcome("hung up in IVR", path=outcome.path)
         await self._close_record(uniqueid, flows.version, outcome.kind, outcome.service, list(outcome.path))

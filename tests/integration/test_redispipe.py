@@ -30,7 +30,7 @@ async def test_replies_come_back_to_their_own_callers(redis_server: RedisServer,
     await asyncio.gather(*(pipe.execute("SET", f"k{i}", str(i)) for i in range(500)))
     values = await asyncio.gather(*(pipe.execute("GET", f"k{i}") for i in range(500)))
     assert values == [str(i) for i in range(500)]
-    with pytest.raises(ReplyError, match="WRONGTYPE|wrong kind"):
+    with pytest.raises(ReplyError, match=r"WRONGTYPE|wrong kind"):
         await asyncio.gather(pipe.execute("LPUSH", "k1", "x"))
     assert await pipe.execute("GET", "k2") == "2"  # an error reply does not shift the others
     await pipe.close()
