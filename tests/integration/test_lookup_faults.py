@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
@@ -21,15 +18,6 @@ from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
 
 AT = "2026-11-10T10:00"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
 
 
 async def test_redis_down_gives_normal_degraded_quickly(policy: Policy) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,6 @@ from redis.asyncio import Redis
 from hotline.redis_server import RedisServer
 from hotline.redispipe import PipeError, RedisPipe, ReplyError
 from tier_lookup.reader import LOOKUP_SCRIPT, LOOKUP_SHA
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
 
 
 async def test_replies_come_back_to_their_own_callers(redis_server: RedisServer, redis: Redis) -> None:
