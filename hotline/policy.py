@@ -87,6 +87,12 @@ class AccessRule(_Frozen):
 class DeskSpec(_Frozen):
     label: str
     months: tuple[int, ...] | None = None
+    size: int | None = Field(default=None, ge=1, le=10_000)  # a virtual desk of this many agents
+    everyone: bool = False  # the group of all agents (the overflow of last resort)
+
+    @property
+    def virtual(self) -> bool:
+        return self.size is not None
 
     @field_validator("months")
     @classmethod
@@ -103,6 +109,13 @@ class DeskSpec(_Frozen):
         return self.months is None or month in self.months
 
 
+class DeskRule(_Frozen):
+    min_qualified_share: float = Field(default=0.70, ge=0, le=1)
+    min_satisfaction: float = Field(default=0.95, ge=0, le=1)
+    min_first_contact_resolution: float = Field(default=0.85, ge=0, le=1)
+    min_tenure_months: int = Field(default=6, ge=0, le=600)
+
+
 class Policy(_Frozen):
     timezone: str
     tiers: TierSettings
@@ -110,6 +123,7 @@ class Policy(_Frozen):
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
     access_rules: tuple[AccessRule, ...] = Field(min_length=1)
     desks: dict[str, DeskSpec]
+    desk_rule: DeskRule = Field(default_factory=DeskRule)
     greetings: dict[str, str] = Field(default_factory=dict)
     sms_templates: dict[str, str] = Field(default_factory=dict)
     source: str = "<memory>"
@@ -133,6 +147,10 @@ class Policy(_Frozen):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def queue(self, level: str) -> str:
+        """The Asterisk queue callers of `level` wait in (asterisk_conf/ renders one per level)."""
+        return f"hotline-{level}"
 
     def level(self, name: str) -> LevelSpec:
         for level in self.levels:
@@ -168,6 +186,9 @@ def _cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
                 (("levels", i, "skill_chain"), "every desk in the chain is seasonal; add a permanent group "
                  "so callers have somewhere to go out of season")
             )
+    for name, spec in policy.desks.items():
+        if spec.virtual == spec.everyone:
+            problems.append((("desks", name), "a desk is either a virtual desk (size: N) or everyone: true"))
     tiers = {*TIERS, NORMAL}
     for i, rule in enumerate(policy.access_rules):
         if rule.tier != WILDCARD and rule.tier not in tiers:
