@@ -17,7 +17,7 @@ import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from hotline import astconf, flow_commands
+from hotline import agent_commands, astconf, flow_commands
 from hotline.app import Services, flow_registry, open_services, serve
 from hotline.logs import configure_logging
 from hotline.numbers import NumberPlan
@@ -87,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="worker processes sharing the port (default 1); also HOTLINE_WORKERS")
 
+    agents = commands.add_parser("agents", help="agent roster and virtual desks").add_subparsers(
+        dest="action", required=True)
+    a_imp = agents.add_parser("import", help="replace the roster from CSV", parents=[common])
+    a_imp.add_argument("file", type=Path)
+    agents.add_parser("list", help="the roster", parents=[common])
+    a_set = agents.add_parser("set", help="change an agent, e.g. agents set agent1 satisfaction=97%",
+                              parents=[common])
+    a_set.add_argument("agent_id")
+    a_set.add_argument("changes", nargs="+", metavar="FIELD=VALUE")
+    a_rm = agents.add_parser("remove", help="take an agent off the roster", parents=[common])
+    a_rm.add_argument("agent_id")
+    a_desks = agents.add_parser("desks", help="who sits at which virtual desk, and why", parents=[common])
+    a_desks.add_argument("--at", help="date-time to judge tenure and seasons at (default now)")
+    a_desks.add_argument("--queues", action="store_true", help="also show each level queue's members")
+
     flows = commands.add_parser("flows", help="IVR flows").add_subparsers(dest="action", required=True)
     val = flows.add_parser("validate", help="check flow files: schema, graph, prompts, queues", parents=[common])
     val.add_argument("path", type=Path, nargs="?", help="a flow file or a directory (default: the configured flows)")
@@ -153,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "policy":
             return _policy_check(args.file or settings.policy_file)
         policy = load_policy(settings.policy_file)
+        if args.command == "agents":
+            return asyncio.run(_run_agents(args, settings, policy))
         return asyncio.run(_run_tiers(args, settings, policy))
     except ConfigFileError as exc:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
@@ -209,6 +226,14 @@ async def _run_tiers(args: argparse.Namespace, settings: Settings, policy: Polic
             raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
         except RedisError as exc:
             raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None
+
+
+async def _run_agents(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
+    async with open_services(settings, policy) as services:
+        try:
+            return await agent_commands.run(args, services)
+        except (RedisConnectionError, OSError) as exc:
+            raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
 
 
 async def _import(args: argparse.Namespace, services: Services) -> int:

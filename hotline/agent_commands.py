@@ -1,0 +1,90 @@
+"""`hotline agents ...`: the roster and the virtual desks, for supervisors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from ami_bridge.desks import assign_desks, queue_members
+from ami_bridge.roster import Roster, RosterError, edit, parse_roster
+from hotline.app import Services
+
+
+async def run(args: argparse.Namespace, services: Services) -> int:
+    roster = Roster(services.redis, services.settings.redis_prefix)
+    if args.action == "import":
+        try:
+            text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"hotline: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        agents, problems = parse_roster(text)
+        for problem in problems:
+            print(f"{args.file}:{problem.removeprefix('line ')}", file=sys.stderr)
+        if problems:
+            print(f"{args.file}: REFUSED, nothing changed: {len(problems)} bad row(s)")
+            return 1
+        await roster.replace_all(agents)
+        print(f"{args.file}: {len(agents)} agents imported")
+        return 0
+    if args.action == "list":
+        for listed in await roster.all():
+            print(f"{listed.agent_id:<12} {listed.interface:<16} sat {listed.satisfaction:4.0%}  fcr "
+                  f"{listed.first_contact_resolution:4.0%}  since {listed.tenure_start}  {listed.name}  "
+                  f"{' '.join(listed.skills)}")
+        return 0
+    if args.action == "set":
+        agent = await roster.get(args.agent_id)
+        if agent is None:
+            print(f"hotline: no agent {args.agent_id!r}", file=sys.stderr)
+            return 1
+        changes = dict(item.partition("=")[::2] for item in args.changes)
+        try:
+            updated = edit(agent, changes)
+        except RosterError as exc:
+            print(f"hotline: {exc}", file=sys.stderr)
+            return 2
+        await roster.put(updated)
+        print(f"{updated.agent_id}: updated")
+        return 0
+    if args.action == "remove":
+        removed = await roster.remove(args.agent_id)
+        print(f"{args.agent_id}: removed" if removed else f"{args.agent_id}: not in the roster")
+        return 0 if removed else 1
+    return await desks(args, services, roster)
+
+
+async def desks(args: argparse.Namespace, services: Services, roster: Roster) -> int:
+    policy = services.policy
+    at = datetime.fromisoformat(args.at) if args.at else datetime.now(policy.zone)
+    today: date = at.date()
+    agents = await roster.all()
+    assignment = assign_desks(agents, policy, today)
+    rule = policy.desk_rule
+    print(f"desk rule: at least {rule.min_qualified_share:.0%} of members with satisfaction >= "
+          f"{rule.min_satisfaction:.0%}, first-contact resolution >= {rule.min_first_contact_resolution:.0%}, "
+          f"tenure >= {rule.min_tenure_months} months (as of {today})")
+    for desk, members in assignment.desks.items():
+        spec = policy.desks[desk]
+        season = "" if spec.months is None else (" (open this month)" if spec.open_in(at.month) else
+                                                 " (closed this month)")
+        print(f"\n{desk} {spec.label}: {len(members)}/{spec.size} seats, "
+              f"{assignment.qualified_share(desk):.0%} qualified{season}")
+        for agent_id in members:
+            verdict = assignment.verdicts[agent_id]
+            why = "qualified" if verdict.qualified else "not qualified: " + "; ".join(verdict.reasons)
+            print(f"  {agent_id:<12} {why}")
+    print("\nnot at a virtual desk (general group only):")
+    for agent_id in assignment.unseated:
+        verdict = assignment.verdicts[agent_id]
+        why = "qualified, no seat left" if verdict.qualified else "; ".join(verdict.reasons)
+        print(f"  {agent_id:<12} {why}")
+    if args.queues:
+        print("\nqueue membership (penalty: 0 is rung first):")
+        for queue, penalties in queue_members(agents, assignment, policy, at.month).items():
+            ordered = sorted(penalties.items(), key=lambda x: x[1])
+            print(f"  {queue}: " + ", ".join(f"{member}={penalty}" for member, penalty in ordered))
+    return 0
