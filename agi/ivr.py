@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -72,8 +71,8 @@ class IvrRoute:
         finally:
             await entered.saved()
         log_entry(env.variables, entered.identity, started, route="ivr")
-        policy_zone = self.entry.lookup.policy.zone
-        caller = Caller(entered.identity.to_json(), datetime.now(policy_zone))
+        lookup = self.entry.lookup
+        caller = Caller(entered.identity.to_json(), lookup.now().astimezone(lookup.policy.zone))
         path: list[str] = []
         walk = run(flows.flows, self.flow, caller, path)
         try:

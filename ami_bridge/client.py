@@ -23,13 +23,19 @@ class AmiError(RuntimeError):
 
 
 class _Manager(Manager):  # type: ignore[misc]
-    closing = False
+    """panoramisk's manager without its own reconnect: the bridge owns reconnection (with backoff
+    and a resync), so a lost link only marks the client lost."""
+
+    on_lost: Callable[[], None] | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.closing:
-            self._connected = False
-            return
-        super().connection_lost(exc)
+        self._connected = False
+        pinger: Any = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
+            self.pinger = None
+        if self.on_lost is not None:
+            self.on_lost()
 
 
 class AmiClient:
@@ -38,6 +44,7 @@ class AmiClient:
         self._login_timeout = login_timeout_s
         self._manager: _Manager | None = None
         self._callbacks: list[EventCallback] = []
+        self.lost = asyncio.Event()  # set when the link drops; a new connect() clears it
 
     def subscribe(self, callback: EventCallback) -> None:
         """`callback` gets every event as a plain dict (header name -> value)."""
@@ -57,30 +64,36 @@ class AmiClient:
             **self._config,
         )
         manager.register_event("*", self._dispatch)
+        manager.on_lost = self.lost.set
+        self.lost.clear()
         self._manager = manager
         try:
             await manager.connect()
         except OSError as exc:
-            manager.closing = True
+            self._manager = None
             raise AmiError(f"cannot connect to AMI at {self._config['host']}:{self._config['port']}: {exc}") from None
         deadline = asyncio.get_running_loop().time() + self._login_timeout
         while not manager.authenticated:
             future = manager.authenticated_future
             if future is not None and future.done() and not manager.authenticated:
                 await self.close()
-                raise AmiError(f"AMI login refused for user {self._config['username']!r}")
-            if asyncio.get_running_loop().time() > deadline:
+                raise AmiError(f"AMI login refused for user {self._config['username']!r} (check the secret)")
+            if asyncio.get_running_loop().time() > deadline or self.lost.is_set():
                 await self.close()
                 raise AmiError("AMI login got no answer")
             await asyncio.sleep(0.02)
 
-    async def action(self, action: dict[str, str], as_list: bool | None = None) -> Any:
+    async def action(self, action: dict[str, str], as_list: bool = False) -> Any:
+        """Send an action; its one response, or with `as_list` the list ending in ...Complete.
+
+        Always explicit: panoramisk otherwise guesses from the reply's text, and takes
+        QueueAdd's "Added interface to queue" for the start of a list that never comes."""
         if self._manager is None:
             raise AmiError("not connected")
         return await self._manager.send_action(action, as_list=as_list)
 
     async def close(self) -> None:
         if self._manager is not None:
-            self._manager.closing = True
+            self._manager.on_lost = None
             self._manager.close()
             self._manager = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from redis.asyncio import Redis
@@ -15,6 +16,9 @@ from redis.exceptions import RedisError
 from agi.entry import CallEntry, EntryRoute
 from agi.ivr import FlowRegistry, IvrRoute
 from agi.server import FastAgiServer, Route
+from ami_bridge.bridge import AmiBridge
+from ami_bridge.client import AmiClient
+from ami_bridge.roster import Roster
 from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
@@ -35,6 +39,14 @@ class Services:
     pipe: RedisPipe  # pipelined connection for the per-call path
     store: TierStore
     lookup: TierLookup
+
+
+def clock(settings: Settings) -> Callable[[], datetime]:
+    frozen = settings.frozen_time
+    if frozen is not None:
+        pinned = frozen if frozen.tzinfo else frozen.replace(tzinfo=UTC)
+        return lambda: pinned
+    return lambda: datetime.now(UTC)
 
 
 def redis_client(settings: Settings) -> Redis:
@@ -64,6 +76,7 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
             policy,
             budget_s=budget,
             plan=NumberPlan(settings.country_code, settings.region),
+            clock=clock(settings),
         )
         yield Services(settings, policy, redis, pipe, store, lookup)
 
@@ -102,6 +115,19 @@ async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None
             await asyncio.sleep(2.0)
 
 
+def ami_bridge(services: Services) -> AmiBridge:
+    settings = services.settings
+    return AmiBridge(
+        client_factory=lambda: AmiClient(settings.ami_host, settings.ami_port, settings.ami_username,
+                                         settings.ami_secret),
+        roster=Roster(services.redis, settings.redis_prefix),
+        policy=services.policy,
+        clock=clock(settings),
+        keepalive_s=settings.ami_keepalive_s,
+        reconcile_s=settings.desk_reconcile_s,
+    )
+
+
 def call_entry(services: Services) -> CallEntry:
     settings = services.settings
     records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
@@ -121,14 +147,19 @@ async def serve(settings: Settings) -> None:
     async with open_services(settings) as services:
         server = build_agi_server(services, flows)
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
-        watcher = asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))
+        tasks = [asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))]
+        if settings.ami_secret:
+            tasks.append(asyncio.create_task(ami_bridge(services).run()))
+        else:
+            log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(settings.flows_dir), flow_version=flows.current.version)
         try:
             await stop.wait()
         finally:
             log.info("hotline stopping")
-            watcher.cancel()
+            for task in tasks:
+                task.cancel()
             await server.stop()
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hotline.policy import Policy
+
 TEMPLATES = Path(__file__).resolve().parents[1] / "asterisk_conf"
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -26,6 +28,17 @@ class Agent:
     name: str  # also the queue member name and the SIP user
     secret: str
     contact: str  # where Asterisk reaches the agent, e.g. sip:agent1@127.0.0.1:5070
+
+
+@dataclass(frozen=True, slots=True)
+class LevelQueue:
+    name: str
+    weight: int  # the level's queue priority
+    maxlen: int  # 0: no limit
+
+
+def level_queues(policy: Policy) -> tuple[LevelQueue, ...]:
+    return tuple(LevelQueue(policy.queue(lv.name), lv.queue_priority, lv.max_queue_length) for lv in policy.levels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,7 @@ class Deployment:
     fallback_prio: int = 10
     queue_timeout: int = 300
     agents: tuple[Agent, ...] = field(default_factory=tuple)
+    level_queues: tuple[LevelQueue, ...] = field(default_factory=tuple)
 
 
 def _agent_blocks(agents: tuple[Agent, ...]) -> tuple[str, str]:
@@ -75,10 +89,13 @@ def _agent_blocks(agents: tuple[Agent, ...]) -> tuple[str, str]:
 def values(deployment: Deployment) -> dict[str, str]:
     if not deployment.ami_secret:
         raise RenderError("the AMI secret is empty: set HOTLINE_AMI_SECRET (or --set AMI_SECRET=...)")
-    out = {k.upper(): str(v) for k, v in asdict(deployment).items() if k != "agents"}
+    out = {k.upper(): str(v) for k, v in asdict(deployment).items() if k not in ("agents", "level_queues")}
     out["AGENT_ENDPOINTS"], out["QUEUE_MEMBERS"] = _agent_blocks(deployment.agents)
+    out["LEVEL_QUEUES"] = "\n".join(
+        f"[{q.name}](queue-common)\nweight = {q.weight}\nmaxlen = {q.maxlen}\n" for q in deployment.level_queues
+    )
     for key, value in out.items():
-        if key not in ("AGENT_ENDPOINTS", "QUEUE_MEMBERS") and ("\n" in value or "\r" in value):
+        if key not in ("AGENT_ENDPOINTS", "QUEUE_MEMBERS", "LEVEL_QUEUES") and ("\n" in value or "\r" in value):
             raise RenderError(f"{key}: value must be a single line")
     return out
 
@@ -105,9 +122,11 @@ def write(rendered: Mapping[str, str], target: Path) -> None:
         (target / name).write_text(text, encoding="utf-8")
 
 
-def deployment_from(overrides: Mapping[str, str], agents: tuple[Agent, ...]) -> Deployment:
+def deployment_from(
+    overrides: Mapping[str, str], agents: tuple[Agent, ...], queues: tuple[LevelQueue, ...] = ()
+) -> Deployment:
     """A Deployment from KEY=VALUE overrides (keys as in the templates, e.g. SIP_PORT)."""
-    fields = {f.upper(): f for f in Deployment.__dataclass_fields__ if f != "agents"}
+    fields = {f.upper(): f for f in Deployment.__dataclass_fields__ if f not in ("agents", "level_queues")}
     typed: dict[str, object] = {}
     defaults = Deployment()
     for key, raw in overrides.items():
@@ -119,7 +138,7 @@ def deployment_from(overrides: Mapping[str, str], agents: tuple[Agent, ...]) -> 
             typed[name] = int(raw) if isinstance(current, int) else raw
         except ValueError:
             raise RenderError(f"{key}: {raw!r} is not a number") from None
-    return Deployment(**typed, agents=agents)  # type: ignore[arg-type]
+    return Deployment(**typed, agents=agents, level_queues=queues)  # type: ignore[arg-type]
 
 
 def parse_agent(spec: str) -> Agent:

@@ -192,7 +192,9 @@ def _render_asterisk(args: argparse.Namespace) -> int:
             raise CliError(f"--set {item!r}: expected KEY=VALUE")
         overrides[key] = value
     try:
-        deployment = astconf.deployment_from(overrides, tuple(astconf.parse_agent(a) for a in args.agent))
+        policy = load_policy(args.policy_file or _settings(args).policy_file)
+        deployment = astconf.deployment_from(overrides, tuple(astconf.parse_agent(a) for a in args.agent),
+                                             astconf.level_queues(policy))
         rendered = astconf.render(astconf.load_templates(), deployment)
     except astconf.RenderError as exc:
         raise CliError(str(exc)) from None

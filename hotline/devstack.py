@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ami_bridge.client import AmiClient, AmiError
+from ami_bridge.roster import Roster, parse_roster
 from hotline.app import open_services
-from hotline.astconf import Agent, Deployment
+from hotline.astconf import Agent, Deployment, level_queues
 from hotline.policy import load_policy
 from hotline.redis_server import RedisServer, RedisServerError
 from hotline.settings import load_settings
@@ -34,7 +35,7 @@ from tier_lookup.tables import RowContext
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo"
 DEMO_TABLES = ("highend", "campus", "rural", "brand", "redlist", "blacklist")
-AGENTS = ("agent1", "agent2")
+AGENTS = ("agent1", "agent2", "agent3", "agent4")
 
 
 @dataclass
@@ -73,10 +74,12 @@ def _agents(ports: Ports) -> list[SippAgent]:
 
 
 def _asterisk(ports: Ports) -> Asterisk:
+    settings = load_settings(os.environ)
     deployment = Deployment(
         sip_port=ports.sip, agi_port=ports.agi, ami_port=ports.ami, ami_secret=_ami_secret(),
         rtp_start=ports.rtp_start, rtp_end=ports.rtp_end,
         agents=tuple(Agent(a.name, f"{a.name}-{_ami_secret()[:8]}", a.contact) for a in _agents(ports)),
+        level_queues=level_queues(load_policy(settings.policy_file)),
     )
     return Asterisk(default_root(), "dev", deployment, run_dir())
 
@@ -109,13 +112,17 @@ async def load_demo(redis_url: str) -> None:
     activated = (datetime.now(policy.zone) - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
     files = {table: (DEMO / f"{table}.csv").read_bytes() for table in DEMO_TABLES}
     files["newsub"] = f"number,activated_at\n13800000002,{activated}\n".encode()
+    agents, problems = parse_roster((DEMO / "agents.csv").read_text(encoding="utf-8"))
+    if problems:
+        raise StackError(f"demo/agents.csv: {problems[0]}")
     async with open_services(settings, policy) as services:
         for table, data in files.items():
             report = await import_table(services.store, table, data, f"demo/{table}.csv", ctx,
                                         ImportOptions(allow_shrink=True))
             if not report.ok:
                 raise StackError(report.summary())
-    print(f"demo: {len(files)} tier tables loaded (see demo/README.md)")
+        await Roster(services.redis, settings.redis_prefix).replace_all(agents)
+    print(f"demo: {len(files)} tier tables and {len(agents)} agents loaded (see demo/README.md)")
 
 
 def up() -> int:
@@ -129,7 +136,8 @@ def up() -> int:
     if serve.running_pid() is None:
         if tcp_listening(ports.agi):
             raise StackError(f"port {ports.agi} (FastAGI) is in use; set HOTLINE_DEV_AGI_PORT")
-        env = {**os.environ, "HOTLINE_REDIS_URL": url, "HOTLINE_AGI_PORT": str(ports.agi), "HOTLINE_LOG_FORMAT": "json"}
+        env = {**os.environ, "HOTLINE_REDIS_URL": url, "HOTLINE_AGI_PORT": str(ports.agi), "HOTLINE_LOG_FORMAT": "json",
+               "HOTLINE_AMI_PORT": str(ports.ami), "HOTLINE_AMI_SECRET": _ami_secret()}
         serve.start([str(Path(sys.executable).parent / "hotline"), "serve"], env=env)
         for _ in range(100):
             if tcp_listening(ports.agi):

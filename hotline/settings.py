@@ -6,6 +6,7 @@ The result is a frozen, validated `Settings`; nothing else in the code reads the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,14 @@ class Settings(BaseModel):
     queues_conf: Path = Path(__file__).resolve().parents[1] / "asterisk_conf" / "queues.conf"
     country_code: str = Field(default="86", pattern=r"^[1-9]\d{0,2}$")
     region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    ami_host: str = "127.0.0.1"
+    ami_port: int = Field(default=5038, ge=1, le=65535)
+    ami_username: str = "hotline"
+    ami_secret: str = ""  # empty: no AMI bridge (queue membership is then left to Asterisk's config)
+    ami_keepalive_s: float = Field(default=5.0, gt=0)
+    desk_reconcile_s: float = Field(default=10.0, gt=0)
+    # Tests (and "what if" runs) pin the clock: call time for identities, seasons for the desks.
+    frozen_time: datetime | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -165,7 +165,8 @@ def run(flows: Mapping[str, Flow], flow_name: str, caller: Caller, path: list[st
         elif isinstance(node, Transfer):
             if node.prompt is not None:
                 yield PlayPrompt(choose_prompt(node.prompt, caller.identity))
-            return Outcome("transfer", node.service, node.queue, tuple(path), dict(variables))
+            queue = node.queue or str(caller.identity.get("queue", ""))
+            return Outcome("transfer", node.service, queue, tuple(path), dict(variables))
         elif isinstance(node, Hangup):
             if node.prompt is not None:
                 yield PlayPrompt(choose_prompt(node.prompt, caller.identity))

@@ -127,7 +127,8 @@ class Sms(_Strict):
 class Transfer(_Strict):
     type: Literal["transfer"]
     service: str = Field(pattern=NODE_ID)
-    queue: str = Field(default="hotline", pattern=r"^[A-Za-z0-9_-]+$")
+    queue: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$",
+                              description="default: the caller's access-level queue")
     prompt: PromptField | None = None
 
     _p = field_validator("prompt", mode="before")(_prompt)

@@ -121,7 +121,7 @@ def _graph_problems(
                 problems.append(source.problem(where, f"goes to {target!r}, which is not defined"))
         if isinstance(node, GotoFlow) and node.flow not in flows:
             problems.append(source.problem(("nodes", name, "flow"), f"flow {node.flow!r} is not defined"))
-        if queues is not None and isinstance(node, Transfer) and node.queue not in queues:
+        if queues is not None and isinstance(node, Transfer) and node.queue and node.queue not in queues:
             known = ", ".join(sorted(queues))
             problems.append(source.problem(("nodes", name, "queue"),
                                            f"queue {node.queue!r} is not in asterisk_conf/queues.conf ({known})"))

@@ -26,6 +26,8 @@ class Identity:
     queue_priority: int
     priority_access: bool
     skill_chain: tuple[str, ...]
+    queue: str  # the level's Asterisk queue
+    max_wait_s: int  # the level's longest wait before the release announcement
     greeting: str
     name: str
     matched: tuple[str, ...]
@@ -45,6 +47,8 @@ class Identity:
             "queue_priority": self.queue_priority,
             "priority_access": self.priority_access,
             "skill_chain": list(self.skill_chain),
+            "queue": self.queue,
+            "max_wait_s": self.max_wait_s,
             "greeting": self.greeting,
             "name": self.name,
             "matched": list(self.matched),
@@ -118,6 +122,8 @@ def resolve_identity(
         queue_priority=level.queue_priority,
         priority_access=level.priority_access,
         skill_chain=skill_chain_at(level.skill_chain, at, policy),
+        queue=policy.queue(level.name),
+        max_wait_s=level.max_wait_seconds,
         greeting=render_template(template, fields) if template else "",
         name=fields["name"],
         matched=tuple(sorted(rows)),

@@ -36,6 +36,9 @@ class TierLookup:
         self.plan = plan
         self._clock = clock
 
+    def now(self) -> datetime:
+        return self._clock()
+
     async def identify(self, caller: str, at: datetime | None = None) -> Identity:
         """The caller's identity. If Redis is slow or down the caller is `normal` with `degraded`
         set: a lookup must never hold a caller in silence or fail the call."""

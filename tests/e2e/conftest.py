@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from ami_bridge.client import AmiClient
-from hotline.astconf import Agent, Deployment
+from hotline.astconf import Agent, Deployment, level_queues
+from hotline.policy import load_policy
 from hotline.redis_server import RedisServer
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
 from hotline.stack.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
@@ -54,10 +55,29 @@ class Bridge:
         self.flows_dir = self.run_dir / "flows"
         shutil.copytree(ROOT / "ivr_flows" / "flows", self.flows_dir)
 
+    ami_port: int = 0
+    policy_file: Path | None = None
+    frozen_time: str | None = None  # ISO date-time; pins call time and seasons
+
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.port),
-                "HOTLINE_LOG_FORMAT": "json", "HOTLINE_FLOWS_DIR": str(self.flows_dir)}
+        env = {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.port),
+               "HOTLINE_LOG_FORMAT": "json", "HOTLINE_FLOWS_DIR": str(self.flows_dir),
+               "HOTLINE_AMI_PORT": str(self.ami_port), "HOTLINE_AMI_SECRET": AMI_SECRET,
+               "HOTLINE_AMI_KEEPALIVE_S": "1", "HOTLINE_DESK_RECONCILE_S": "2"}
+        if self.policy_file is not None:
+            env["HOTLINE_POLICY_FILE"] = str(self.policy_file)
+        if self.frozen_time is not None:
+            env["HOTLINE_FROZEN_TIME"] = self.frozen_time
+        return env
+
+    def applied_since(self, mark: int) -> bool:
+        """Whether the AMI bridge has applied queue membership since log line `mark`."""
+        lines = self.process.log_file.read_text().splitlines()[mark:]
+        return any('"event":"queue membership applied"' in line for line in lines)
+
+    def log_mark(self) -> int:
+        return len(self.process.log_file.read_text().splitlines()) if self.process.log_file.exists() else 0
 
     def log_lines(self, event: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.process.log_file.read_text().splitlines()
@@ -132,6 +152,14 @@ class Stack:
         return await place_call(caller, self.sip_port, free_udp_port(), _media_port(), **kw)
 
 
+def wait_until(check: Callable[[], object], what: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {within} s for {what}")
+        time.sleep(0.1)
+
+
 def _media_port() -> int:
     # SIPp uses the media port and the next ones; pick an even port with room after it.
     return 30000 + (free_udp_port() % 10000) // 4 * 4
@@ -148,6 +176,34 @@ def load_demo(redis_url: str) -> None:
     for table, path in files.items():
         subprocess.run([HOTLINE, "tiers", "import", table, str(path), "--allow-shrink"], env=env, check=True,
                        capture_output=True)
+    roster = ROOT / ".run" / "e2e-agents.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    subprocess.run([HOTLINE, "agents", "import", str(roster)], env=env, check=True, capture_output=True)
+
+
+# Agents of the end-to-end roster: all qualified, best first, so the desks are dealt
+# agent1 -> vip_desk, agent2 -> highend_desk, agent3 -> campus_desk (see e2e_policy).
+ROSTER = """agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution
+agent1,李娜,PJSIP/agent1,,2022-01-01,99%,95%
+agent2,王芳,PJSIP/agent2,,2022-01-01,98%,94%
+agent3,张伟,PJSIP/agent3,,2022-01-01,97%,93%
+"""
+
+
+def e2e_policy(run_dir: Path) -> Path:
+    """The shipped policy with the campus desk dealt before the new-subscriber desk (three agents
+    cover vip, highend and campus) and ordinary M-Zone callers released after 4 s in the queue."""
+    text = (ROOT / "hotline" / "data" / "policy.yaml").read_text(encoding="utf-8")
+    newsub = "  newsub_desk: {label: 新入网优先席, size: 3}\n"
+    assert newsub in text
+    text = text.replace(newsub, "").replace("  general: {label: 综合组, everyone: true}\n",
+                                             newsub + "  general: {label: 综合组, everyone: true}\n")
+    marker = "  - name: ordinary_mzone\n"
+    head, tail = text.split(marker)
+    tail = tail.replace("    max_wait_seconds: 120\n", "    max_wait_seconds: 4\n", 1)
+    path = run_dir / "policy.yaml"
+    path.write_text(head + marker + tail, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -156,25 +212,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = ensure_root(default_root())
     redis = RedisServer(run_dir / "redis").start()
     load_demo(redis.url)
-    bridge = Bridge(free_tcp_port(), redis.url, run_dir)
-    agents = [SippAgent(f"agent{i}", free_udp_port(), _media_port(), run_dir) for i in (1, 2)]
+    policy = e2e_policy(run_dir)
+    bridge = Bridge(free_tcp_port(), redis.url, run_dir, ami_port=free_tcp_port(), policy_file=policy)
+    agents = [SippAgent(f"agent{i}", free_udp_port(), _media_port(), run_dir) for i in (1, 2, 3)]
     sip_port = free_udp_port()
     deployment = Deployment(
-        sip_port=sip_port, agi_port=bridge.port, ami_port=free_tcp_port(), ami_username=AMI_USER,
+        sip_port=sip_port, agi_port=bridge.port, ami_port=bridge.ami_port, ami_username=AMI_USER,
         ami_secret=AMI_SECRET, rtp_start=20000 + (sip_port % 50) * 100, rtp_end=20000 + (sip_port % 50) * 100 + 99,
         queue_timeout=30,
         agents=tuple(Agent(a.name, f"{a.name}-secret", a.contact) for a in agents),
+        level_queues=level_queues(load_policy(policy)),
     )
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)
     started: list[Callable[[], None]] = []
     try:
-        bridge.start()
-        started.append(bridge.stop)
         for agent in agents:
             agent.start()
             started.append(agent.stop)
         asterisk.start()
         started.append(lambda: asterisk.stop(remove_files=True))
+        bridge.start()
+        started.append(bridge.stop)
+        wait_until(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues")
         yield Stack(asterisk, bridge, redis, agents, sip_port)
     finally:
         for stop in reversed(started):
@@ -190,3 +249,11 @@ async def ami(stack: Stack) -> AsyncIterator[tuple[AmiClient, Events]]:
     await client.connect()
     yield client, events
     await client.close()
+
+
+async def pause_all(client: AmiClient, paused: bool, agents: tuple[str, ...] = ("agent1", "agent2", "agent3")) -> None:
+    """Pause (or unpause) agents in every queue at once."""
+    for agent in agents:
+        reply = await client.action({"Action": "QueuePause", "Interface": f"PJSIP/{agent}",
+                                     "Paused": "true" if paused else "false"})
+        assert reply.get("Response") == "Success", reply

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from ami_bridge.client import AmiClient
-from tests.e2e.conftest import HOTLINE, Events, Stack, load_demo
+from tests.e2e.conftest import HOTLINE, Events, Stack, load_demo, pause_all
 
 Ami = tuple[AmiClient, Events]
 
@@ -49,35 +49,25 @@ async def test_every_demo_caller_gets_its_identity_and_an_agent(stack: Stack, am
 
 
 async def test_higher_level_caller_is_served_first_though_it_joined_later(stack: Stack, ami: Ami) -> None:
+    """Two levels, two queues sharing the agents: the heavier queue's caller gets the agent."""
     client, events = ami
-    for agent in ("agent1", "agent2"):
-        reply = await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": f"PJSIP/{agent}",
-                                     "Paused": "true"})
-        assert reply.get("Response") == "Success", reply
+    await pause_all(client, True)
     try:
-        low = asyncio.create_task(stack.call("13800000006", digits="0", wait_ms=300, talk_ms=9000))  # ordinary, 20
-        low_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000006")
+        low = asyncio.create_task(stack.call("13800000004", digits="0", wait_ms=300, talk_ms=9000))  # ordinary, 10
+        low_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000004")
         high = asyncio.create_task(stack.call("13800000001", digits="0", wait_ms=300, talk_ms=6000))  # highend, 60
         high_join = await events.wait("QueueCallerJoin", CallerIDNum="13800000001")
-        status = await client.action({"Action": "QueueStatus", "Queue": "hotline"}, as_list=True)
-        entries = {e.get("CallerIDNum"): e for e in status if e.get("Event") == "QueueEntry"}
-        assert entries["13800000001"]["Position"] == "1"  # jumped ahead on QUEUE_PRIO
-        assert entries["13800000006"]["Position"] == "2"
-        reply = await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": "PJSIP/agent1",
-                                     "Paused": "false"})
+        assert (low_join["Queue"], high_join["Queue"]) == ("hotline-ordinary_easyown", "hotline-highend_easyown")
+        reply = await client.action({"Action": "QueuePause", "Interface": "PJSIP/agent3", "Paused": "false"})
         assert reply.get("Response") == "Success", reply
-        first = await events.wait("AgentConnect", Queue="hotline", Uniqueid=high_join["Uniqueid"])
-        assert first["Interface"] == "PJSIP/agent1"
-        connects = [e["Uniqueid"] for e in events.find("AgentConnect", Queue="hotline")]
-        assert connects.index(high_join["Uniqueid"]) < (
-            connects.index(low_join["Uniqueid"]) if low_join["Uniqueid"] in connects else len(connects)
-        )
+        first = await events.wait("AgentConnect", Uniqueid=high_join["Uniqueid"])
+        assert first["Interface"] == "PJSIP/agent3"
+        connects = [e["Uniqueid"] for e in events.find("AgentConnect")]
+        assert low_join["Uniqueid"] not in connects[: connects.index(high_join["Uniqueid"])]
         assert (await high).returncode == 0
         assert (await low).returncode == 0
     finally:
-        for agent in ("agent1", "agent2"):
-            await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": f"PJSIP/{agent}",
-                                 "Paused": "false"})
+        await pause_all(client, False)
 
 
 @pytest.mark.parametrize("dtmf", ["info", "rfc4733"])
@@ -91,9 +81,9 @@ async def test_dtmf_through_two_menu_levels(stack: Stack, ami: Ami, dtmf: str) -
     variables = events.variables(channel["Uniqueid"])
     assert variables.get("HOTLINE_IVR_PATH") == "screen>welcome>main_menu>bill_menu>billing", variables
     assert (variables["HOTLINE_IVR_RESULT"], variables["HOTLINE_SERVICE"]) == ("transfer", "billing")
-    # The queue still gets the caller's priority from the identity fixed at entry.
+    # The caller waits in its access level's queue, with the priority fixed at entry.
     join = await events.wait("QueueCallerJoin", Uniqueid=channel["Uniqueid"], within=5)
-    assert join["Queue"] == "hotline"
+    assert join["Queue"] == f"hotline-{variables['HOTLINE_LEVEL']}"
 
 
 async def test_bridge_down_still_reaches_the_queue_as_normal(stack: Stack, ami: Ami) -> None:
@@ -190,22 +180,15 @@ async def _until(check: Callable[[], object], within: float = 10.0) -> None:
 
 async def test_a_caller_waiting_in_the_queue_survives_a_restart_of_the_bridge(stack: Stack, ami: Ami) -> None:
     client, events = ami
-    await _pause_all(client, True)
+    await pause_all(client, True)
     try:
         call = asyncio.create_task(stack.call("13800000002", digits="0", wait_ms=300, talk_ms=6000))
         joined = await events.wait("QueueCallerJoin", CallerIDNum="13800000002")
         stack.bridge.stop()
         stack.bridge.start()
-        await _pause_all(client, False)
+        await pause_all(client, False)
         connected = await events.wait("AgentConnect", Uniqueid=joined["Uniqueid"], within=10)
-        assert connected["Queue"] == "hotline"
+        assert connected["Queue"] == joined["Queue"]
         assert (await call).returncode == 0
     finally:
-        await _pause_all(client, False)
-
-
-async def _pause_all(client: AmiClient, paused: bool) -> None:
-    for agent in ("agent1", "agent2"):
-        reply = await client.action({"Action": "QueuePause", "Queue": "hotline", "Interface": f"PJSIP/{agent}",
-                                     "Paused": "true" if paused else "false"})
-        assert reply.get("Response") == "Success", reply
+        await pause_all(client, False)

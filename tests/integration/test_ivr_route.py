@@ -55,7 +55,7 @@ async def test_two_menus_to_billing_sets_the_transfer_and_records_the_path(agi: 
     variables = result.variables()
     assert variables["HOTLINE_TIER"] == "rural"
     assert (variables["HOTLINE_IVR_RESULT"], variables["HOTLINE_SERVICE"], variables["HOTLINE_QUEUE"]) == (
-        "transfer", "billing", "hotline")
+        "transfer", "billing", "hotline-ordinary_easyown")
     assert variables["HOTLINE_IVR_PATH"] == "screen>welcome>main_menu>bill_menu>billing"
     prompts = [c for c in result.commands if c.startswith((b"STREAM FILE", b"GET DATA"))]
     assert prompts[0] == b'STREAM FILE "hello-world" "0123456789*#"'  # the rural liaison's welcome

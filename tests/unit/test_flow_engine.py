@@ -22,7 +22,7 @@ SHIPPED = load_flows(ROOT / "ivr_flows" / "flows").flows
 
 def who(**identity: Any) -> dict[str, Any]:
     base = {"number": "8613800000006", "tier": "normal", "brand": "mzone", "level": "ordinary_mzone", "label": "普通",
-            "redlist": False, "blacklist": False, "degraded": False, "name": ""}
+            "redlist": False, "blacklist": False, "degraded": False, "name": "", "queue": "hotline-ordinary_mzone"}
     base.update(identity)
     return base
 
@@ -62,7 +62,7 @@ def test_blacklisted_callers_hear_the_refusal_and_are_released() -> None:
 
 def test_two_menu_levels_to_billing() -> None:
     steps, outcome = simulate(SHIPPED, "hotline", caller(), ["1", "2"])
-    assert (outcome.kind, outcome.service, outcome.queue) == ("transfer", "billing", "hotline")
+    assert (outcome.kind, outcome.service, outcome.queue) == ("transfer", "billing", "hotline-ordinary_mzone")
     assert [s for s in steps if s.startswith("menu")] == [
         "menu demo-enterkeywords (up to 1 digit(s)): caller presses 1",
         "menu beep (up to 1 digit(s)): caller presses 2",
