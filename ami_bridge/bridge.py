@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from ami_bridge.client import AmiClient, AmiError
 from ami_bridge.desks import assign_desks, queue_members
+from ami_bridge.model import QueueModel
 from ami_bridge.roster import Roster
 from hotline.policy import Policy
 
@@ -87,12 +88,14 @@ class AmiBridge:
     reconcile_s: float = 10.0
     applied: int = field(default=0, init=False)  # changes sent since start (for tests and logs)
     connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    model: QueueModel = field(default_factory=QueueModel, init=False)
 
     async def run(self) -> None:
         """Forever: connect, keep the desks applied, reconnect with backoff when the link drops."""
         backoff = 1.0
         while True:
             client = self.client_factory()
+            client.subscribe(self.model.apply)
             try:
                 await client.connect()
             except AmiError as exc:
@@ -147,7 +150,9 @@ class AmiBridge:
             log.warning("roster is empty; queue membership left as it is")
             return
         status = await asyncio.wait_for(client.action({"Action": "QueueStatus"}, as_list=True), 10.0)
-        actual, static = read_members(status if isinstance(status, list) else [status])
+        messages = status if isinstance(status, list) else [status]
+        self.model.resync(messages)
+        actual, static = read_members(messages)
         todo = changes(desired, actual, static)
         for change in todo:
             reply = await asyncio.wait_for(client.action(change.as_action()), 5.0)

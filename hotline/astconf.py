@@ -35,10 +35,12 @@ class LevelQueue:
     name: str
     weight: int  # the level's queue priority
     maxlen: int  # 0: no limit
+    servicelevel: int  # seconds: the answer-rate threshold Asterisk's SL figures use
 
 
 def level_queues(policy: Policy) -> tuple[LevelQueue, ...]:
-    return tuple(LevelQueue(policy.queue(lv.name), lv.queue_priority, lv.max_queue_length) for lv in policy.levels)
+    return tuple(LevelQueue(policy.queue(lv.name), lv.queue_priority, lv.max_queue_length, lv.service_level_seconds)
+                 for lv in policy.levels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,8 @@ def values(deployment: Deployment) -> dict[str, str]:
     out = {k.upper(): str(v) for k, v in asdict(deployment).items() if k not in ("agents", "level_queues")}
     out["AGENT_ENDPOINTS"], out["QUEUE_MEMBERS"] = _agent_blocks(deployment.agents)
     out["LEVEL_QUEUES"] = "\n".join(
-        f"[{q.name}](queue-common)\nweight = {q.weight}\nmaxlen = {q.maxlen}\n" for q in deployment.level_queues
+        f"[{q.name}](queue-common)\nweight = {q.weight}\nmaxlen = {q.maxlen}\nservicelevel = {q.servicelevel}\n"
+        for q in deployment.level_queues
     )
     for key, value in out.items():
         if key not in ("AGENT_ENDPOINTS", "QUEUE_MEMBERS", "LEVEL_QUEUES") and ("\n" in value or "\r" in value):

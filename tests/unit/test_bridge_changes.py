@@ -34,3 +34,25 @@ def test_reading_queue_status() -> None:
     members, static = read_members(messages)
     assert members == {"q1": {"PJSIP/a": 1, "PJSIP/b": 0}}
     assert static == {("q1", "PJSIP/b")}
+
+
+def test_the_live_model_follows_events_and_resyncs() -> None:
+    from ami_bridge.model import QueueModel
+
+    model = QueueModel()
+    model.resync([
+        {"Event": "QueueMember", "Queue": "q", "StateInterface": "PJSIP/a", "Penalty": "0", "Status": "1", "Paused": "0"},
+        {"Event": "QueueEntry", "Queue": "q", "Uniqueid": "1.1", "CallerIDNum": "138", "Position": "1"},
+    ])
+    assert model.free_members("q") == ["PJSIP/a"]
+    assert model.waiting("q") == 1
+    model.apply({"Event": "QueueMemberPause", "Queue": "q", "Interface": "PJSIP/a", "Paused": "1"})
+    model.apply({"Event": "QueueMemberAdded", "Queue": "q", "StateInterface": "PJSIP/b", "Penalty": "1", "Status": "2"})
+    model.apply({"Event": "QueueCallerLeave", "Queue": "q", "Uniqueid": "1.1"})
+    assert model.free_members("q") == []
+    assert model.members["q"]["PJSIP/b"].status == "in use"
+    assert model.waiting("q") == 0
+    model.apply({"Event": "QueueMemberRemoved", "Queue": "q", "StateInterface": "PJSIP/b"})
+    assert list(model.members["q"]) == ["PJSIP/a"]
+    model.resync([])
+    assert model.members == {}

@@ -1,0 +1,71 @@
+"""A live picture of Asterisk's queues from AMI events (pure: events in, state updated).
+
+Members and their state (free, in use, paused) and the callers waiting, per queue. Rebuilt
+from a QueueStatus answer after every (re)connect, then kept current by events; reports and
+the agent screen read it instead of asking Asterisk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# Asterisk's device states as QueueMember/QueueMemberStatus report them.
+_STATUS = {"0": "unknown", "1": "free", "2": "in use", "3": "busy", "4": "invalid", "5": "unavailable",
+           "6": "ringing", "7": "ringing in use", "8": "on hold"}
+
+
+@dataclass(slots=True)
+class Member:
+    interface: str
+    penalty: int = 0
+    status: str = "unknown"
+    paused: bool = False
+
+
+@dataclass(slots=True)
+class Waiting:
+    uniqueid: str
+    caller: str
+    position: int
+
+
+@dataclass(slots=True)
+class QueueModel:
+    members: dict[str, dict[str, Member]] = field(default_factory=dict)  # queue -> interface -> member
+    callers: dict[str, dict[str, Waiting]] = field(default_factory=dict)  # queue -> uniqueid -> caller
+
+    def resync(self, status: Iterable[Mapping[str, str]]) -> None:
+        """Replace everything with a QueueStatus answer (QueueMember and QueueEntry events)."""
+        self.members.clear()
+        self.callers.clear()
+        for event in status:
+            self.apply(event)
+
+    def apply(self, event: Mapping[str, str]) -> None:
+        name = event.get("Event", "")
+        queue = event.get("Queue", "")
+        if name in ("QueueMember", "QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause", "QueueMemberPenalty"):
+            interface = event.get("StateInterface") or event.get("Interface") or event.get("Location", "")
+            member = self.members.setdefault(queue, {}).setdefault(interface, Member(interface))
+            if "Penalty" in event:
+                member.penalty = int(event["Penalty"] or 0)
+            if "Status" in event:
+                member.status = _STATUS.get(event["Status"], event["Status"])
+            if "Paused" in event:
+                member.paused = event["Paused"] == "1"
+        elif name == "QueueMemberRemoved":
+            interface = event.get("StateInterface") or event.get("Interface", "")
+            self.members.get(queue, {}).pop(interface, None)
+        elif name in ("QueueEntry", "QueueCallerJoin"):
+            waiting = Waiting(event.get("Uniqueid", ""), event.get("CallerIDNum", ""), int(event.get("Position", "0")))
+            self.callers.setdefault(queue, {})[waiting.uniqueid] = waiting
+        elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
+            self.callers.get(queue, {}).pop(event.get("Uniqueid", ""), None)
+
+    def free_members(self, queue: str) -> list[str]:
+        return sorted(m.interface for m in self.members.get(queue, {}).values()
+                      if m.status == "free" and not m.paused)
+
+    def waiting(self, queue: str) -> int:
+        return len(self.callers.get(queue, {}))
