@@ -120,7 +120,9 @@ class Events:
                 return found[0]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no {name} event matching {match} within {within} s")
+                related = [(e.get("Event"), e.get("Queue"), e.get("Interface")) for e in self.seen
+                           if e.get("Uniqueid") == match.get("Uniqueid") and e.get("Event", "").startswith(("Queue", "Agent"))]
+                raise AssertionError(f"no {name} event matching {match} within {within} s; seen: {related}")
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), remaining)

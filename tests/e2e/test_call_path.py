@@ -29,7 +29,7 @@ async def test_every_demo_caller_gets_its_identity_and_an_agent(stack: Stack, am
     callers = list(DEMO_CALLERS)
     for pair in (callers[0:2], callers[2:4], callers[4:6]):  # two agents: two calls at a time
         # "0" skips the menu's wait, so each call reaches the queue at once.
-        results = await asyncio.gather(*(stack.call(c, digits="0", wait_ms=300, talk_ms=1200) for c in pair))
+        results = await asyncio.gather(*(stack.call(c, digits="0", wait_ms=300, talk_ms=3000) for c in pair))
         assert [r.returncode for r in results] == [0, 0], [r.output for r in results]
     for caller, (tier, level, prio) in DEMO_CALLERS.items():
         channel = events.caller_channel(caller)
