@@ -24,7 +24,7 @@ class RenderError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Agent:
+class AgentEndpoint:
     name: str  # also the queue member name and the SIP user
     secret: str
     contact: str  # where Asterisk reaches the agent, e.g. sip:agent1@127.0.0.1:5070
@@ -63,11 +63,11 @@ class Deployment:
     fallback_level: str = "ordinary_easyown"
     fallback_prio: int = 10
     queue_timeout: int = 300
-    agents: tuple[Agent, ...] = field(default_factory=tuple)
+    agents: tuple[AgentEndpoint, ...] = field(default_factory=tuple)
     level_queues: tuple[LevelQueue, ...] = field(default_factory=tuple)
 
 
-def _agent_blocks(agents: tuple[Agent, ...]) -> tuple[str, str]:
+def _agent_blocks(agents: tuple[AgentEndpoint, ...]) -> tuple[str, str]:
     endpoints, members = [], []
     for agent in agents:
         if not _NAME.match(agent.name):
@@ -126,7 +126,7 @@ def write(rendered: Mapping[str, str], target: Path) -> None:
 
 
 def deployment_from(
-    overrides: Mapping[str, str], agents: tuple[Agent, ...], queues: tuple[LevelQueue, ...] = ()
+    overrides: Mapping[str, str], agents: tuple[AgentEndpoint, ...], queues: tuple[LevelQueue, ...] = ()
 ) -> Deployment:
     """A Deployment from KEY=VALUE overrides (keys as in the templates, e.g. SIP_PORT)."""
     fields = {f.upper(): f for f in Deployment.__dataclass_fields__ if f not in ("agents", "level_queues")}
@@ -144,9 +144,9 @@ def deployment_from(
     return Deployment(**typed, agents=agents, level_queues=queues)  # type: ignore[arg-type]
 
 
-def parse_agent(spec: str) -> Agent:
+def parse_endpoint(spec: str) -> AgentEndpoint:
     """NAME:SECRET:CONTACT, e.g. agent1:s3cret:sip:agent1@10.0.0.5:5060."""
     parts = spec.split(":", 2)
     if len(parts) != 3 or not all(parts):
         raise RenderError(f"agent {spec!r}: expected NAME:SECRET:CONTACT")
-    return Agent(parts[0], parts[1], parts[2])
+    return AgentEndpoint(parts[0], parts[1], parts[2])

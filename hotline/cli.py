@@ -193,7 +193,7 @@ def _render_asterisk(args: argparse.Namespace) -> int:
         overrides[key] = value
     try:
         policy = load_policy(args.policy_file or _settings(args).policy_file)
-        deployment = astconf.deployment_from(overrides, tuple(astconf.parse_agent(a) for a in args.agent),
+        deployment = astconf.deployment_from(overrides, tuple(astconf.parse_endpoint(a) for a in args.agent),
                                              astconf.level_queues(policy))
         rendered = astconf.render(astconf.load_templates(), deployment)
     except astconf.RenderError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from ami_bridge.client import AmiClient, AmiError
 from ami_bridge.roster import Roster, parse_roster
 from hotline.app import open_services
-from hotline.astconf import Agent, Deployment, level_queues
+from hotline.astconf import AgentEndpoint, Deployment, level_queues
 from hotline.policy import load_policy
 from hotline.redis_server import RedisServer, RedisServerError
 from hotline.settings import load_settings
@@ -78,7 +78,7 @@ def _asterisk(ports: Ports) -> Asterisk:
     deployment = Deployment(
         sip_port=ports.sip, agi_port=ports.agi, ami_port=ports.ami, ami_secret=_ami_secret(),
         rtp_start=ports.rtp_start, rtp_end=ports.rtp_end,
-        agents=tuple(Agent(a.name, f"{a.name}-{_ami_secret()[:8]}", a.contact) for a in _agents(ports)),
+        agents=tuple(AgentEndpoint(a.name, f"{a.name}-{_ami_secret()[:8]}", a.contact) for a in _agents(ports)),
         level_queues=level_queues(load_policy(settings.policy_file)),
     )
     return Asterisk(default_root(), "dev", deployment, run_dir())

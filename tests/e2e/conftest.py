@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ami_bridge.client import AmiClient
-from hotline.astconf import Agent, Deployment, level_queues
+from hotline.astconf import AgentEndpoint, Deployment, level_queues
 from hotline.policy import load_policy
 from hotline.redis_server import RedisServer
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
@@ -222,7 +222,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         sip_port=sip_port, agi_port=bridge.port, ami_port=bridge.ami_port, ami_username=AMI_USER,
         ami_secret=AMI_SECRET, rtp_start=20000 + (sip_port % 50) * 100, rtp_end=20000 + (sip_port % 50) * 100 + 99,
         queue_timeout=30,
-        agents=tuple(Agent(a.name, f"{a.name}-secret", a.contact) for a in agents),
+        agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", a.contact) for a in agents),
         level_queues=level_queues(load_policy(policy)),
     )
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)

@@ -1,10 +1,18 @@
 import pytest
 
-from hotline.astconf import Agent, Deployment, RenderError, deployment_from, load_templates, parse_agent, render
+from hotline.astconf import (
+    AgentEndpoint,
+    Deployment,
+    RenderError,
+    deployment_from,
+    load_templates,
+    parse_endpoint,
+    render,
+)
 
 
 def rendered(**kw: object) -> dict[str, str]:
-    base: dict[str, object] = {"ami_secret": "s3cret", "agents": (Agent("agent1", "pw1", "sip:agent1@127.0.0.1:5071"),)}
+    base: dict[str, object] = {"ami_secret": "s3cret", "agents": (AgentEndpoint("agent1", "pw1", "sip:agent1@127.0.0.1:5071"),)}
     base.update(kw)
     return render(load_templates(), Deployment(**base))  # type: ignore[arg-type]
 
@@ -39,17 +47,17 @@ def test_missing_secret_and_bad_values_are_refused() -> None:
     with pytest.raises(RenderError, match="single line"):
         rendered(agi_host="127.0.0.1\n[evil]")
     with pytest.raises(RenderError, match="agent name"):
-        rendered(agents=(Agent("Agent 1", "pw", "sip:x@127.0.0.1"),))
+        rendered(agents=(AgentEndpoint("Agent 1", "pw", "sip:x@127.0.0.1"),))
     with pytest.raises(RenderError, match="unknown placeholder"):
         render({"x.conf": "port = @@NOPE@@"}, Deployment(ami_secret="s"))
 
 
 def test_overrides_and_agent_specs() -> None:
-    deployment = deployment_from({"SIP_PORT": "5090", "ami_secret": "x"}, (parse_agent("a1:pw:sip:a1@127.0.0.1:5071"),))
+    deployment = deployment_from({"SIP_PORT": "5090", "ami_secret": "x"}, (parse_endpoint("a1:pw:sip:a1@127.0.0.1:5071"),))
     assert (deployment.sip_port, deployment.ami_secret, deployment.agents[0].contact) == (5090, "x", "sip:a1@127.0.0.1:5071")
     with pytest.raises(RenderError, match="unknown setting"):
         deployment_from({"SIP_PROT": "1"}, ())
     with pytest.raises(RenderError, match="not a number"):
         deployment_from({"SIP_PORT": "five"}, ())
     with pytest.raises(RenderError, match="NAME:SECRET:CONTACT"):
-        parse_agent("agent1")
+        parse_endpoint("agent1")
