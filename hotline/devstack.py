@@ -157,7 +157,7 @@ def up() -> int:
               f"{run_dir() / 'ami-secret'}), log {asterisk.messages_log}")
     _state_file().write_text(json.dumps({"ports": asdict(ports), "redis_url": url}))
     print("\nThe hotline is up. Place a call as a demo subscriber (see demo/README.md):\n"
-          "  make call CALLER=13800000004 DTMF=1\n"
+          "  make call CALLER=13800000004 DTMF=12   # 1 bill inquiry, then 2 billing\n"
           "  make call CALLER=13800000005            # GoTone VIP\n"
           "Stop everything with: make down")
     return 0
