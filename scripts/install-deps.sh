@@ -7,6 +7,8 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)          # SIPp: the softphones
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # the sid root that runs Asterisk
+[ -x /usr/sbin/bearerbox ] || need+=(kannel)                  # the SMS gateway
+[ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)  # its fake SMSC, for tests and make up
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then
