@@ -18,7 +18,7 @@ from agi.entry import CallEntry, log_entry, set_variables
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession, ChannelGone
 from hotline.calls import CallRecords
-from hotline.sms_jobs import SmsJobs, SmsRequest
+from hotline.sms.jobs import SmsJobs, SmsRequest
 from hotline.yamlpos import ConfigFileError
 from ivr_flows.engine import Ask, Caller, Note, Outcome, PlayPrompt, SendSms, Walk, run
 from ivr_flows.validate import FlowSet, load_flows

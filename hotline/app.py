@@ -24,7 +24,7 @@ from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.redispipe import RedisPipe
 from hotline.settings import Settings
-from hotline.sms_jobs import SmsJobs
+from hotline.sms.jobs import SmsJobs
 from ivr_flows.validate import queue_names
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup

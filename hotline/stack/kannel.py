@@ -113,12 +113,17 @@ omit-empty = true
         self._wait_listening(self.box_port, "bearerbox")
         self._wait_listening(self.smsc_port, "the fake SMSC port")
 
+    def start_smsbox(self) -> None:
+        """smsbox alone (the sendsms interface): stopping and starting it is how the tests take
+        the gateway down and bring it back."""
+        self._spawn("smsbox", [SMSBOX, "-v", "2", str(self.run_dir / "kannel.conf")], self.run_dir / "smsbox.out")
+        self._wait_listening(self.sendsms_port, "smsbox")
+
     def start_rest(self) -> None:
         # -m 0: send no mobile-originated traffic, only take what bearerbox delivers.
         self._spawn("fakesmsc", [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.smsc_port), "-m", "0",
                                  "100 200 text nop"], self.delivered_log)
-        self._spawn("smsbox", [SMSBOX, "-v", "2", str(self.run_dir / "kannel.conf")], self.run_dir / "smsbox.out")
-        self._wait_listening(self.sendsms_port, "smsbox")
+        self.start_smsbox()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if "FAKE" in self.status() and "online" in self.status():
@@ -139,7 +144,7 @@ omit-empty = true
     def status(self) -> str:
         url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.status_password}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - loopback admin port
+            with urllib.request.urlopen(url, timeout=2) as reply:
                 text: str = reply.read().decode(errors="replace")
                 return text
         except OSError:

@@ -1,0 +1,176 @@
+"""SMS workers: a consumer group on the jobs stream. Nothing accepted is lost, nothing is sent twice.
+
+- A job is acknowledged only once the gateway took it (or it went to the dead letters).
+- A worker that dies leaves its jobs pending; another claims them after `claim_idle_s`.
+- A failed send stays pending and is retried with growing delays; after `max_attempts` the job
+  goes to the dead-letter stream, visible in `hotline sms status`.
+- Each job's state is kept by its stream id; a job already sent is never sent again, and a
+  retry after a lost gateway reply first looks for a delivery report for that id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from hotline.numbers import mask_number
+from hotline.sms.gateway import GatewayError, SmsGateway
+
+log = structlog.get_logger("sms")
+
+GROUP = "sms-workers"
+SENT_STATES = ("sent", "smsc_ack", "delivered")
+
+
+@dataclass(frozen=True, slots=True)
+class SmsKeys:
+    prefix: str
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:sms:jobs"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}:sms:dead"
+
+    @property
+    def counts(self) -> str:
+        return f"{self.prefix}:sms:counts"
+
+    def state(self, job_id: str) -> str:
+        return f"{self.prefix}:sms:state:{job_id}"
+
+
+def retry_delay(attempt: int, base_s: float, cap_s: float = 300.0) -> float:
+    """Seconds before attempt `attempt + 1` (pure): doubling from `base_s`, capped."""
+    return float(min(cap_s, base_s * 2 ** max(0, attempt - 1)))
+
+
+class SmsWorker:
+    def __init__(self, redis: Redis, gateway: SmsGateway, prefix: str, consumer: str | None = None,
+                 max_attempts: int = 5, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
+                 state_ttl_s: int = 7 * 86400):
+        self._redis = redis
+        self._gateway = gateway
+        self.keys = SmsKeys(prefix)
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base_s
+        self._claim_idle_ms = int(claim_idle_s * 1000)
+        self._state_ttl = state_ttl_s
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        """Forever; a Redis outage pauses the worker, nothing is dropped."""
+        while True:
+            try:
+                await self.ensure_group()
+                while True:
+                    await self.step(block_ms=1000)
+            except (RedisError, OSError) as exc:
+                log.warning("sms worker lost Redis; retrying", error=str(exc))
+                await asyncio.sleep(2.0)
+
+    async def step(self, block_ms: int = 0, count: int = 20) -> int:
+        """Claim stale jobs, read new ones, process them; returns how many were handled."""
+        handled = 0
+        claimed = await self._redis.xautoclaim(self.keys.stream, GROUP, self.consumer, self._claim_idle_ms,
+                                               "0-0", count=count)
+        for job_id, fields in claimed[1]:
+            if fields:
+                handled += await self._process(job_id, fields)
+        reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"}, count=count,
+                                                  block=block_ms or None)
+        for _stream, entries in reply or []:
+            for job_id, fields in entries:
+                handled += await self._process(job_id, fields)
+        return handled
+
+    async def _process(self, job_id: str, fields: dict[str, Any]) -> int:
+        state_key = self.keys.state(job_id)
+        state = await self._redis.hgetall(state_key)
+        if state.get("status") in SENT_STATES or state.get("status") == "dead":
+            await self._redis.xack(self.keys.stream, GROUP, job_id)  # done before; the ack was lost
+            return 0
+        if float(state.get("next_try", 0)) > time.time():
+            return 0  # backing off; it stays pending
+        to, text = fields.get("number", ""), fields.get("text", "")
+        attempts = int(await self._redis.hincrby(state_key, "attempts", 1))
+        await self._redis.expire(state_key, self._state_ttl)
+        try:
+            await self._gateway.send(job_id, to, text)
+        except GatewayError as exc:
+            return await self._failed(job_id, fields, attempts, exc)
+        await self._done(job_id, "sent")
+        log.info("sms sent", job=job_id, number=mask_number(to), attempts=attempts, kind=fields.get("kind"))
+        return 1
+
+    async def _failed(self, job_id: str, fields: dict[str, Any], attempts: int, exc: GatewayError) -> int:
+        state_key = self.keys.state(job_id)
+        if exc.retryable and attempts < self._max_attempts:
+            delay = retry_delay(attempts, self._retry_base)
+            await self._redis.hset(state_key, mapping={"status": "retrying", "error": str(exc)[:200],
+                                                       "next_try": f"{time.time() + delay:.3f}"})
+            log.warning("sms not sent; will retry", job=job_id, attempts=attempts, retry_in_s=delay, error=str(exc))
+            return 0
+        async with self._redis.pipeline(transaction=True) as tx:
+            dead: dict[Any, Any] = {**fields, "job": job_id, "error": str(exc)[:200], "attempts": str(attempts)}
+            tx.xadd(self.keys.dead, dead)
+            tx.hset(state_key, mapping={"status": "dead", "error": str(exc)[:200]})
+            tx.hincrby(self.keys.counts, "dead", 1)
+            tx.xack(self.keys.stream, GROUP, job_id)
+            await tx.execute()
+        log.error("sms given up; in the dead letters", job=job_id, attempts=attempts, error=str(exc))
+        return 0
+
+    async def _done(self, job_id: str, status: str) -> None:
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hset(self.keys.state(job_id), mapping={"status": status, "sent_at": f"{time.time():.3f}"})
+            tx.hincrby(self.keys.counts, "sent", 1)
+            tx.xack(self.keys.stream, GROUP, job_id)
+            await tx.execute()
+
+
+async def record_report(redis: Redis, prefix: str, job_id: str, status: int) -> str:
+    """A delivery report from the gateway (Kannel: 1 delivered, 2 failed, 8 SMSC ack, 16 SMSC reject)."""
+    keys = SmsKeys(prefix)
+    names = {1: "delivered", 2: "failed", 4: "buffered", 8: "smsc_ack", 16: "failed"}
+    name = names.get(status, f"report_{status}")
+    state_key = keys.state(job_id)
+    current = await redis.hget(state_key, "status")
+    if current == "delivered":
+        return str(current)  # a later SMSC ack must not undo "delivered"
+    async with redis.pipeline(transaction=True) as tx:
+        tx.hset(state_key, mapping={"status": name, f"report_{status}_at": f"{time.time():.3f}"})
+        if name in ("delivered", "failed") and current not in ("delivered", "failed"):
+            tx.hincrby(keys.counts, name, 1)
+        await tx.execute()
+    return name
+
+
+async def status_counts(redis: Redis, prefix: str) -> dict[str, int]:
+    keys = SmsKeys(prefix)
+    counts = {k: int(v) for k, v in (await redis.hgetall(keys.counts)).items()}
+    try:
+        pending = await redis.xpending(keys.stream, GROUP)
+        waiting = int(pending.get("pending", 0))
+        groups = await redis.xinfo_groups(keys.stream)
+        lag = next((int(g.get("lag") or 0) for g in groups if g.get("name") == GROUP), 0)
+    except ResponseError:
+        waiting, lag = 0, await redis.xlen(keys.stream) if await redis.exists(keys.stream) else 0
+    return {"pending": waiting + lag, "sent": counts.get("sent", 0), "delivered": counts.get("delivered", 0),
+            "failed": counts.get("failed", 0), "dead": counts.get("dead", 0)}

@@ -1,0 +1,177 @@
+"""SMS jobs through a real Kannel (bearerbox, smsbox, the fake SMSC) with delivery reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hotline.sms.gateway import GatewayError, KannelGateway
+from hotline.sms.jobs import SmsJobs, SmsRequest
+from hotline.sms.reports import report_routes
+from hotline.sms.worker import GROUP, SmsWorker, status_counts
+from hotline.stack.kannel import Kannel, delivered
+from hotline.stack.procs import free_tcp_port
+
+TEXT = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
+PREFIX = "smstest"
+TOKEN = "dlr-token"
+
+
+@pytest.fixture
+def kannel(tmp_path: Path) -> Iterator[Kannel]:
+    (tmp_path / "kannel").mkdir()
+    gateway = Kannel(tmp_path / "kannel").start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+async def reports(redis: Redis) -> AsyncIterator[int]:
+    app = web.Application()
+    app.add_routes(report_routes(redis, PREFIX, TOKEN))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_tcp_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def gateway_for(kannel: Kannel, http: aiohttp.ClientSession, reports: int, password: str | None = None) -> KannelGateway:
+    dlr = f"http://127.0.0.1:{reports}/sms/dlr?id={{id}}&status=%d&token={TOKEN}"
+    return KannelGateway(http, kannel.sendsms_url, kannel.username, password or kannel.password, dlr, timeout_s=2.0)
+
+
+async def until(check: object, within: float = 10.0) -> None:
+    for _ in range(int(within / 0.1)):
+        if await check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not reached in time")
+
+
+async def enqueue(redis: Redis, count: int = 1) -> list[str]:
+    jobs = SmsJobs(_Pipe(redis), PREFIX)
+    return [await jobs.add(SmsRequest("post_call", f"1.{i}", f"861380000{i:04d}", TEXT)) for i in range(count)]
+
+
+class _Pipe:
+    """SmsJobs speaks to the call path's pipelined client; tests hand it redis-py instead."""
+
+    def __init__(self, redis: Redis):
+        self._redis = redis
+
+    async def execute(self, *args: str) -> str:
+        result = await self._redis.execute_command(*args)
+        return str(result)
+
+
+async def test_chinese_text_arrives_intact_and_its_report_is_recorded(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    [job] = await enqueue(redis)
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1")
+    await worker.ensure_group()
+    assert await worker.step() == 1
+    await until(lambda: _delivered_count(kannel, 1))
+    assert delivered(kannel.delivered_log) == [("8613800000000", TEXT)]
+    await until(lambda: _state_is(redis, job, "delivered"))
+    counts = await status_counts(redis, PREFIX)
+    assert (counts["pending"], counts["sent"], counts["delivered"], counts["dead"]) == (0, 1, 1, 0)
+
+
+async def test_gateway_down_then_back_sends_each_exactly_once(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    kannel.stop("smsbox")
+    jobs = await enqueue(redis, 3)
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1", retry_base_s=0.2, claim_idle_s=0.2)
+    await worker.ensure_group()
+    assert await worker.step() == 0  # refused at once: kept pending, nothing lost
+    assert (await status_counts(redis, PREFIX))["pending"] == 3
+    await asyncio.to_thread(kannel.start_smsbox)
+    for _ in range(30):
+        await worker.step()
+        if (await status_counts(redis, PREFIX))["sent"] == 3:
+            break
+        await asyncio.sleep(0.3)
+    await until(lambda: _delivered_count(kannel, 3))
+    await asyncio.sleep(0.5)
+    assert sorted(to for to, _ in delivered(kannel.delivered_log)) == [f"861380000{i:04d}" for i in range(3)]
+    assert len(jobs) == 3
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    await enqueue(redis, 5)
+    crashed = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "crashed")
+    await crashed.ensure_group()
+    # The crashed worker took the batch and died before sending anything.
+    await redis.xreadgroup(GROUP, "crashed", {crashed.keys.stream: ">"}, count=5)
+    survivor = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "survivor", claim_idle_s=0.3)
+    await asyncio.sleep(0.4)
+    assert await survivor.step() == 5
+    assert await survivor.step() == 0  # nothing twice
+    await until(lambda: _delivered_count(kannel, 5))
+    await asyncio.sleep(0.5)
+    assert len(delivered(kannel.delivered_log)) == 5
+
+
+async def test_a_lost_gateway_reply_is_not_sent_again_once_reported(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    [job] = await enqueue(redis)
+    real = gateway_for(kannel, http, reports)
+
+    class ReplyLost:
+        async def send(self, job_id: str, to: str, text: str) -> None:
+            await real.send(job_id, to, text)
+            raise GatewayError("timed out waiting for the reply", retryable=True)
+
+    worker = SmsWorker(redis, ReplyLost(), PREFIX, "w1", retry_base_s=0.1, claim_idle_s=0.2)
+    await worker.ensure_group()
+    await worker.step()
+    await until(lambda: _state_in(redis, job, ("smsc_ack", "delivered")))
+    await asyncio.sleep(0.3)
+    await worker.step()  # the retry finds the report: acknowledged, not sent again
+    await asyncio.sleep(0.5)
+    assert len(delivered(kannel.delivered_log)) == 1
+    assert (await status_counts(redis, PREFIX))["pending"] == 0
+
+
+async def test_jobs_that_keep_failing_land_in_the_dead_letters(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    await enqueue(redis)
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports, password="wrong"), PREFIX, "w1")
+    await worker.ensure_group()
+    await worker.step()
+    counts = await status_counts(redis, PREFIX)
+    assert (counts["pending"], counts["dead"]) == (0, 1)
+    [(_, dead)] = await redis.xrange(f"{PREFIX}:sms:dead")
+    assert "refused" in dead["error"]
+
+
+async def _delivered_count(kannel: Kannel, n: int) -> bool:
+    return len(delivered(kannel.delivered_log)) >= n
+
+
+async def _state_is(redis: Redis, job: str, status: str) -> bool:
+    return await redis.hget(f"{PREFIX}:sms:state:{job}", "status") == status
+
+
+async def _state_in(redis: Redis, job: str, statuses: tuple[str, ...]) -> bool:
+    return await redis.hget(f"{PREFIX}:sms:state:{job}", "status") in statuses
