@@ -11,7 +11,7 @@ between runs: the roster is in Redis and the membership in Asterisk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,6 +86,7 @@ class AmiBridge:
     clock: Callable[[], datetime]
     keepalive_s: float = 5.0
     reconcile_s: float = 10.0
+    listeners: list[Callable[[dict[str, str]], Awaitable[object]]] = field(default_factory=list)
     applied: int = field(default=0, init=False)  # changes sent since start (for tests and logs)
     connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     model: QueueModel = field(default_factory=QueueModel, init=False)
@@ -96,6 +97,7 @@ class AmiBridge:
         while True:
             client = self.client_factory()
             client.subscribe(self.model.apply)
+            client.subscribe(self._notify)
             try:
                 await client.connect()
             except AmiError as exc:
@@ -114,6 +116,11 @@ class AmiBridge:
                 self.connected.clear()
                 await client.close()
             await asyncio.sleep(0.5)
+
+    def _notify(self, event: dict[str, str]) -> None:
+        for listener in self.listeners:
+            task = asyncio.ensure_future(listener(event))
+            task.add_done_callback(_log_failure)
 
     async def _session(self, client: AmiClient) -> None:
         await self.reconcile(client)
@@ -164,3 +171,8 @@ class AmiBridge:
             log.info("queue membership applied", changes=len(todo),
                      added=sum(c.action == "QueueAdd" for c in todo),
                      removed=sum(c.action == "QueueRemove" for c in todo))
+
+
+def _log_failure(task: asyncio.Future[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("AMI event listener failed", error=repr(task.exception()))

@@ -9,7 +9,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import aiohttp
 import structlog
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -24,7 +26,11 @@ from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.redispipe import RedisPipe
 from hotline.settings import Settings
+from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import SmsJobs
+from hotline.sms.postcall import PostCallSms
+from hotline.sms.reports import report_routes
+from hotline.sms.worker import SmsWorker
 from ivr_flows.validate import queue_names
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
@@ -128,6 +134,32 @@ def ami_bridge(services: Services) -> AmiBridge:
     )
 
 
+@asynccontextmanager
+async def web_server(services: Services) -> AsyncIterator[str]:
+    """The HTTP side of `hotline serve`, on loopback: the gateway's delivery reports."""
+    settings = services.settings
+    app = web.Application()
+    if settings.sms_report_token:
+        app.add_routes(report_routes(services.redis, settings.redis_prefix, settings.sms_report_token))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=settings.workers > 1)
+        await site.start()
+        yield site.name
+    finally:
+        await runner.cleanup()
+
+
+def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:
+    settings = services.settings
+    base = settings.sms_report_base or f"http://{settings.http_host}:{settings.http_port}"
+    reports = f"{base}/sms/dlr?id={{id}}&status=%d&token={settings.sms_report_token}"
+    gateway = KannelGateway(session, settings.sms_gateway_url, settings.sms_username, settings.sms_password,
+                            reports, sender=settings.sms_sender)
+    return SmsWorker(services.redis, gateway, settings.redis_prefix)
+
+
 def call_entry(services: Services) -> CallEntry:
     settings = services.settings
     records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
@@ -144,16 +176,22 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     flows = flow_registry(settings)
     loop.add_signal_handler(signal.SIGHUP, flows.reload)
-    async with open_services(settings) as services:
+    async with open_services(settings) as services, AsyncExitStack() as stack:
         server = build_agi_server(services, flows)
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         tasks = [asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))]
+        bridge = ami_bridge(services)
+        bridge.listeners.append(PostCallSms(services.redis, settings.redis_prefix, services.policy).on_event)
         if settings.ami_secret:
-            tasks.append(asyncio.create_task(ami_bridge(services).run()))
+            tasks.append(asyncio.create_task(bridge.run()))
         else:
             log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
+        http = await stack.enter_async_context(web_server(services))
+        if settings.sms_gateway_url:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            tasks.append(asyncio.create_task(sms_worker(services, session).run()))
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
-                 flows=str(settings.flows_dir), flow_version=flows.current.version)
+                 flows=str(settings.flows_dir), flow_version=flows.current.version, http=http)
         try:
             await stop.wait()
         finally:

@@ -20,9 +20,10 @@ from redis.exceptions import RedisError
 from hotline import agent_commands, astconf, flow_commands
 from hotline.app import Services, flow_registry, open_services, serve
 from hotline.logs import configure_logging
-from hotline.numbers import NumberPlan
+from hotline.numbers import NumberPlan, mask_number, normalize_number
 from hotline.policy import Policy, load_policy
 from hotline.settings import Settings, load_settings
+from hotline.sms.worker import status_counts
 from hotline.workers import run_workers
 from hotline.yamlpos import ConfigFileError
 from tier_lookup.importer import ImportOptions, Mode, import_table
@@ -102,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     a_desks.add_argument("--at", help="date-time to judge tenure and seasons at (default now)")
     a_desks.add_argument("--queues", action="store_true", help="also show each level queue's members")
 
+    sms = commands.add_parser("sms", help="SMS to callers").add_subparsers(dest="action", required=True)
+    sms.add_parser("status", help="pending, sent, delivered, failed and dead-letter counts", parents=[common])
+    sms.add_parser("dead", help="list the dead letters (jobs that kept failing)", parents=[common])
+    opt = sms.add_parser("optout", help="numbers that get no post-call SMS", parents=[common])
+    opt.add_argument("change", choices=["add", "remove", "list"])
+    opt.add_argument("number", nargs="?")
+
     flows = commands.add_parser("flows", help="IVR flows").add_subparsers(dest="action", required=True)
     val = flows.add_parser("validate", help="check flow files: schema, graph, prompts, queues", parents=[common])
     val.add_argument("path", type=Path, nargs="?", help="a flow file or a directory (default: the configured flows)")
@@ -170,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = load_policy(settings.policy_file)
         if args.command == "agents":
             return asyncio.run(_run_agents(args, settings, policy))
+        if args.command == "sms":
+            return asyncio.run(_run_sms(args, settings, policy))
         return asyncio.run(_run_tiers(args, settings, policy))
     except ConfigFileError as exc:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
@@ -228,6 +238,45 @@ async def _run_tiers(args: argparse.Namespace, settings: Settings, policy: Polic
             raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
         except RedisError as exc:
             raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None
+
+
+async def _run_sms(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
+    async with open_services(settings, policy) as services:
+        try:
+            return await sms_commands(args, services)
+        except (RedisConnectionError, OSError) as exc:
+            raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
+
+
+async def sms_commands(args: argparse.Namespace, services: Services) -> int:
+    prefix = services.settings.redis_prefix
+    redis = services.redis
+    if args.action == "status":
+        counts = await status_counts(redis, prefix)
+        print("  ".join(f"{name} {value}" for name, value in counts.items()))
+        return 0
+    if args.action == "dead":
+        entries: Any = await redis.xrange(f"{prefix}:sms:dead")
+        for entry_id, fields in entries:
+            print(f"{entry_id}  job {fields.get('job')}  to {mask_number(str(fields.get('number', '')))}  "
+                  f"after {fields.get('attempts')} attempt(s): {fields.get('error')}")
+        return 0
+    key = f"{prefix}:sms:optout"
+    if args.change == "list":
+        members: Any = await redis.smembers(key)
+        for member in sorted(members):
+            print(member)
+        return 0
+    plan = NumberPlan(services.settings.country_code, services.settings.region)
+    number = normalize_number(args.number or "", plan)
+    if number is None:
+        raise CliError(f"{args.number!r} is not a subscriber number")
+    if args.change == "add":
+        await redis.sadd(key, number)
+    else:
+        await redis.srem(key, number)
+    print(f"{number}: {'opted out of' if args.change == 'add' else 'back on'} post-call SMS")
+    return 0
 
 
 async def _run_agents(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:

@@ -43,6 +43,14 @@ class Settings(BaseModel):
     ami_secret: str = ""  # empty: no AMI bridge (queue membership is then left to Asterisk's config)
     ami_keepalive_s: float = Field(default=5.0, gt=0)
     desk_reconcile_s: float = Field(default=10.0, gt=0)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8088, ge=0, le=65535)
+    sms_gateway_url: str = ""  # Kannel's sendsms URL; empty: no SMS worker in this instance
+    sms_username: str = ""
+    sms_password: str = ""
+    sms_sender: str = "10086"
+    sms_report_token: str = ""  # delivery reports must carry it
+    sms_report_base: str = ""  # how the gateway reaches us, e.g. http://127.0.0.1:8088
     # Tests (and "what if" runs) pin the clock: call time for identities, seasons for the desks.
     frozen_time: datetime | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

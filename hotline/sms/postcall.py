@@ -1,0 +1,79 @@
+"""After the call: one SMS to callers whose tier has a template (the rural liaison's thank-you),
+triggered by the AMI events of a call an agent handled.
+
+Exactly one job per call however often the events arrive and however many bridges hear them:
+the job is keyed by the call's linkedid with SET NX before it is added to the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from hotline.calls import CallRecord
+from hotline.policy import Policy, render_template
+
+log = structlog.get_logger("sms.postcall")
+
+TRIGGERS = frozenset({"AgentComplete"})
+
+
+def post_call_text(record: CallRecord, policy: Policy, opted_out: bool) -> str | None:
+    """The SMS for a finished call, or None (pure): no template for the tier, a blacklisted
+    caller, an opted-out number or no number at all means no SMS."""
+    identity = record.identity
+    template = policy.sms_templates.get(str(identity.get("tier", "")))
+    if not template or identity.get("blacklist") or opted_out or not identity.get("number"):
+        return None
+    fields = {k: str(identity.get(k, "")) for k in ("name", "label", "brand_label", "level_label")}
+    return render_template(template, fields)
+
+
+# Queue the job only if this call has none yet, in one atomic step: a crash can neither leave a
+# call marked "queued" without its job nor queue it twice.
+_QUEUE_ONCE = """
+if redis.call('SET', KEYS[1], 'queued', 'NX', 'EX', ARGV[1]) then
+  local id = redis.call('XADD', KEYS[2], '*', 'kind', 'post_call', 'uniqueid', ARGV[2], 'number', ARGV[3],
+                        'text', ARGV[4])
+  redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+  return id
+end
+return false
+"""
+
+
+class PostCallSms:
+    def __init__(self, redis: Redis, prefix: str, policy: Policy, ttl_s: int = 7 * 86400):
+        self._redis = redis
+        self._prefix = prefix
+        self._policy = policy
+        self._ttl = ttl_s
+        self._queue_once = redis.register_script(_QUEUE_ONCE)
+
+    @property
+    def optout_key(self) -> str:
+        return f"{self._prefix}:sms:optout"
+
+    async def on_event(self, event: Mapping[str, Any]) -> str | None:
+        """Handle an AMI event; returns the new job id when one was queued."""
+        if event.get("Event") not in TRIGGERS:
+            return None
+        uniqueid = str(event.get("Uniqueid", ""))
+        data = await self._redis.hgetall(f"{self._prefix}:call:{uniqueid}")
+        if not data:
+            return None  # not a call that came through the hotline's entry
+        record = CallRecord.from_hash({str(k): str(v) for k, v in data.items()})
+        number = str(record.identity.get("number") or "")
+        opted_out = bool(number) and bool(await self._redis.sismember(self.optout_key, number))
+        text = post_call_text(record, self._policy, opted_out)
+        if text is None:
+            return None
+        keys = [f"{self._prefix}:sms:postcall:{record.linkedid}", f"{self._prefix}:sms:jobs"]
+        job_id = await self._queue_once(keys=keys, args=[self._ttl, record.uniqueid, number, text])
+        if not job_id:
+            return None  # the same call's event again, or another bridge got there first
+        log.info("post-call sms queued", job=job_id, tier=record.identity.get("tier"), uniqueid=record.uniqueid)
+        return str(job_id)
