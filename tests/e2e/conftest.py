@@ -26,6 +26,7 @@ from hotline.astconf import AgentEndpoint, Deployment, level_queues
 from hotline.policy import load_policy
 from hotline.redis_server import RedisServer
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
+from hotline.stack.kannel import Kannel
 from hotline.stack.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
 from hotline.stack.sipp import CallResult, SippAgent, place_call
 
@@ -58,6 +59,8 @@ class Bridge:
     ami_port: int = 0
     policy_file: Path | None = None
     frozen_time: str | None = None  # ISO date-time; pins call time and seasons
+    kannel: Kannel | None = None
+    http_port: int = field(default_factory=free_tcp_port)
 
     @property
     def env(self) -> dict[str, str]:
@@ -69,6 +72,10 @@ class Bridge:
             env["HOTLINE_POLICY_FILE"] = str(self.policy_file)
         if self.frozen_time is not None:
             env["HOTLINE_FROZEN_TIME"] = self.frozen_time
+        env["HOTLINE_HTTP_PORT"] = str(self.http_port)
+        if self.kannel is not None:
+            env.update({"HOTLINE_SMS_GATEWAY_URL": self.kannel.sendsms_url, "HOTLINE_SMS_USERNAME": self.kannel.username,
+                        "HOTLINE_SMS_PASSWORD": self.kannel.password, "HOTLINE_SMS_REPORT_TOKEN": "e2e-report"})
         return env
 
     def applied_since(self, mark: int) -> bool:
@@ -149,6 +156,7 @@ class Stack:
     redis: RedisServer
     agents: list[SippAgent]
     sip_port: int
+    kannel: Kannel
 
     async def call(self, caller: str, **kw: Any) -> CallResult:
         return await place_call(caller, self.sip_port, free_udp_port(), _media_port(), **kw)
@@ -215,7 +223,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis = RedisServer(run_dir / "redis").start()
     load_demo(redis.url)
     policy = e2e_policy(run_dir)
-    bridge = Bridge(free_tcp_port(), redis.url, run_dir, ami_port=free_tcp_port(), policy_file=policy)
+    (run_dir / "kannel").mkdir()
+    kannel = Kannel(run_dir / "kannel")
+    bridge = Bridge(free_tcp_port(), redis.url, run_dir, ami_port=free_tcp_port(), policy_file=policy, kannel=kannel)
     agents = [SippAgent(f"agent{i}", free_udp_port(), _media_port(), run_dir) for i in (1, 2, 3)]
     sip_port = free_udp_port()
     deployment = Deployment(
@@ -228,6 +238,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)
     started: list[Callable[[], None]] = []
     try:
+        kannel.start()
+        started.append(kannel.stop)
         for agent in agents:
             agent.start()
             started.append(agent.stop)
@@ -236,7 +248,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         bridge.start()
         started.append(bridge.stop)
         wait_until(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues")
-        yield Stack(asterisk, bridge, redis, agents, sip_port)
+        yield Stack(asterisk, bridge, redis, agents, sip_port, kannel)
     finally:
         for stop in reversed(started):
             stop()
