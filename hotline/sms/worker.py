@@ -49,6 +49,26 @@ class SmsKeys:
         return f"{self.prefix}:sms:state:{job_id}"
 
 
+# A job's status only moves forward (a late SMSC ack must not undo "delivered", and the worker's
+# own "sent" must not undo a report that arrived first); counters move once per job. Atomic, so
+# reports racing each other and the worker agree.
+_ADVANCE = """
+local rank = {retrying = 0, sent = 1, smsc_ack = 2, buffered = 2, delivered = 3, failed = 3}
+local current = redis.call('HGET', KEYS[1], 'status')
+local new = ARGV[1]
+if current and (rank[current] or 0) > (rank[new] or 0) then return current end
+if current == new then return current end
+redis.call('HSET', KEYS[1], 'status', new, new .. '_at', ARGV[2])
+if (new == 'delivered' or new == 'failed') and current ~= 'delivered' and current ~= 'failed' then
+  redis.call('HINCRBY', KEYS[2], new, 1)
+end
+if new == 'sent' or ((rank[new] or 0) > 1 and (not current or (rank[current] or 0) < 1)) then
+  redis.call('HINCRBY', KEYS[2], 'sent', 1)
+end
+return new
+"""
+
+
 def retry_delay(attempt: int, base_s: float, cap_s: float = 300.0) -> float:
     """Seconds before attempt `attempt + 1` (pure): doubling from `base_s`, capped."""
     return float(min(cap_s, base_s * 2 ** max(0, attempt - 1)))
@@ -57,7 +77,7 @@ def retry_delay(attempt: int, base_s: float, cap_s: float = 300.0) -> float:
 class SmsWorker:
     def __init__(self, redis: Redis, gateway: SmsGateway, prefix: str, consumer: str | None = None,
                  max_attempts: int = 5, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
-                 state_ttl_s: int = 7 * 86400):
+                 state_ttl_s: int = 7 * 86400, concurrency: int = 16):
         self._redis = redis
         self._gateway = gateway
         self.keys = SmsKeys(prefix)
@@ -66,6 +86,7 @@ class SmsWorker:
         self._retry_base = retry_base_s
         self._claim_idle_ms = int(claim_idle_s * 1000)
         self._state_ttl = state_ttl_s
+        self._slots = asyncio.Semaphore(concurrency)  # sends in flight, bounded (and Redis connections with it)
 
     async def ensure_group(self) -> None:
         try:
@@ -87,18 +108,20 @@ class SmsWorker:
 
     async def step(self, block_ms: int = 0, count: int = 20) -> int:
         """Claim stale jobs, read new ones, process them; returns how many were handled."""
-        handled = 0
         claimed = await self._redis.xautoclaim(self.keys.stream, GROUP, self.consumer, self._claim_idle_ms,
                                                "0-0", count=count)
-        for job_id, fields in claimed[1]:
-            if fields:
-                handled += await self._process(job_id, fields)
+        batch = [(job_id, fields) for job_id, fields in claimed[1] if fields]
         reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"}, count=count,
                                                   block=block_ms or None)
         for _stream, entries in reply or []:
-            for job_id, fields in entries:
-                handled += await self._process(job_id, fields)
-        return handled
+            batch.extend(entries)
+        # A batch goes to the gateway concurrently: each send waits on the network, not on the CPU.
+        done = await asyncio.gather(*(self._bounded(job_id, fields) for job_id, fields in batch))
+        return sum(done)
+
+    async def _bounded(self, job_id: str, fields: dict[str, Any]) -> int:
+        async with self._slots:
+            return await self._process(job_id, fields)
 
     async def _process(self, job_id: str, fields: dict[str, Any]) -> int:
         state_key = self.keys.state(job_id)
@@ -138,28 +161,21 @@ class SmsWorker:
         return 0
 
     async def _done(self, job_id: str, status: str) -> None:
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.hset(self.keys.state(job_id), mapping={"status": status, "sent_at": f"{time.time():.3f}"})
-            tx.hincrby(self.keys.counts, "sent", 1)
-            tx.xack(self.keys.stream, GROUP, job_id)
-            await tx.execute()
+        await advance(self._redis, self.keys, job_id, status)
+        await self._redis.xack(self.keys.stream, GROUP, job_id)
+
+
+async def advance(redis: Redis, keys: SmsKeys, job_id: str, status: str) -> str:
+    script = redis.register_script(_ADVANCE)
+    result = await script(keys=[keys.state(job_id), keys.counts], args=[status, f"{time.time():.3f}"])
+    return str(result)
 
 
 async def record_report(redis: Redis, prefix: str, job_id: str, status: int) -> str:
-    """A delivery report from the gateway (Kannel: 1 delivered, 2 failed, 8 SMSC ack, 16 SMSC reject)."""
-    keys = SmsKeys(prefix)
+    """A delivery report from the gateway (Kannel: 1 delivered, 2 failed, 4 buffered, 8 SMSC ack,
+    16 SMSC reject)."""
     names = {1: "delivered", 2: "failed", 4: "buffered", 8: "smsc_ack", 16: "failed"}
-    name = names.get(status, f"report_{status}")
-    state_key = keys.state(job_id)
-    current = await redis.hget(state_key, "status")
-    if current == "delivered":
-        return str(current)  # a later SMSC ack must not undo "delivered"
-    async with redis.pipeline(transaction=True) as tx:
-        tx.hset(state_key, mapping={"status": name, f"report_{status}_at": f"{time.time():.3f}"})
-        if name in ("delivered", "failed") and current not in ("delivered", "failed"):
-            tx.hincrby(keys.counts, name, 1)
-        await tx.execute()
-    return name
+    return await advance(redis, SmsKeys(prefix), job_id, names.get(status, "smsc_ack"))
 
 
 async def status_counts(redis: Redis, prefix: str) -> dict[str, int]:
