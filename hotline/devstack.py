@@ -27,6 +27,7 @@ from hotline.policy import load_policy
 from hotline.redis_server import RedisServer, RedisServerError
 from hotline.settings import load_settings
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
+from hotline.stack.kannel import Kannel, delivered
 from hotline.stack.procs import Managed, StackError, free_udp_port, tcp_listening
 from hotline.stack.sipp import SippAgent, place_call
 from tier_lookup.importer import ImportOptions, import_table
@@ -88,6 +89,16 @@ def _serve(ports: Ports) -> Managed:
     return Managed("hotline serve", run_dir() / "serve.pid", run_dir() / "serve.log")
 
 
+def _kannel() -> Kannel:
+    """Kannel with fixed loopback ports for the dev stack (its pids in .run/kannel/pids)."""
+    directory = run_dir() / "kannel"
+    return Kannel(directory, admin_port=13100, box_port=13101, smsc_port=13110, sendsms_port=13113)
+
+
+def _kannel_pids() -> Path:
+    return run_dir() / "kannel" / "pids.json"
+
+
 def start_redis(port: int) -> str:
     data_dir = run_dir() / "redis"
     redis = Managed("redis", data_dir / "redis.pid", data_dir / "redis.log")
@@ -131,13 +142,22 @@ def up() -> int:
     ensure_root(default_root())
     url = start_redis(ports.redis)
     asyncio.run(load_demo(url))
+    kannel = _kannel()
+    if not _kannel_pids().exists():
+        (run_dir() / "kannel").mkdir(parents=True, exist_ok=True)
+        kannel.start()
+        _kannel_pids().write_text(json.dumps(kannel.pids))
+        print(f"kannel: sendsms on 127.0.0.1:{kannel.sendsms_port}, the fake SMSC writes what it gets to "
+              f"{kannel.delivered_log}")
     serve = _serve(ports)
     serve.check_stale()
     if serve.running_pid() is None:
         if tcp_listening(ports.agi):
             raise StackError(f"port {ports.agi} (FastAGI) is in use; set HOTLINE_DEV_AGI_PORT")
         env = {**os.environ, "HOTLINE_REDIS_URL": url, "HOTLINE_AGI_PORT": str(ports.agi), "HOTLINE_LOG_FORMAT": "json",
-               "HOTLINE_AMI_PORT": str(ports.ami), "HOTLINE_AMI_SECRET": _ami_secret()}
+               "HOTLINE_AMI_PORT": str(ports.ami), "HOTLINE_AMI_SECRET": _ami_secret(),
+               "HOTLINE_SMS_GATEWAY_URL": kannel.sendsms_url, "HOTLINE_SMS_USERNAME": kannel.username,
+               "HOTLINE_SMS_PASSWORD": kannel.password, "HOTLINE_SMS_REPORT_TOKEN": _ami_secret()[:12]}
         serve.start([str(Path(sys.executable).parent / "hotline"), "serve"], env=env)
         for _ in range(100):
             if tcp_listening(ports.agi):
@@ -171,9 +191,14 @@ def down() -> int:
     for agent in _agents(ports):
         agent.stop()
     _serve(ports).stop()
+    if _kannel_pids().exists():
+        kannel = _kannel()
+        kannel.pids = json.loads(_kannel_pids().read_text())
+        kannel.stop()
+        _kannel_pids().unlink()
     stopped = Managed("redis", run_dir() / "redis" / "redis.pid", run_dir() / "redis" / "redis.log").stop()
     _state_file().unlink(missing_ok=True)
-    print("stopped asterisk, agents, hotline serve" + (", redis" if stopped else ""))
+    print("stopped asterisk, agents, hotline serve, kannel" + (", redis" if stopped else ""))
     return 0
 
 
@@ -189,6 +214,8 @@ async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
     except AmiError as exc:
         raise StackError(f"{exc}; is Asterisk up (`make up`)?") from None
     started = time.monotonic()
+    sms_log = _kannel().delivered_log
+    sms_before = len(delivered(sms_log))
     try:
         result = await place_call(caller, ports.sip, free_udp_port(), 32000 + free_udp_port() % 1000 * 4,
                                   digits=digits, dtmf=dtmf, wait_ms=700, talk_ms=int(talk_s * 1000), gap_ms=2000)
@@ -196,6 +223,12 @@ async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
     finally:
         await ami.close()
     print(summarise(caller, events, time.monotonic() - started, result.returncode))
+    for _ in range(30):  # the post-call SMS goes out when the agent's call ends
+        if len(delivered(sms_log)) > sms_before:
+            break
+        await asyncio.sleep(0.1)
+    texts = [text for _, text in delivered(sms_log)[sms_before:]]
+    print(f"  post-call SMS:  {texts[0] if texts else '-'}")
     if result.returncode != 0:
         print(result.output[-1500:])
     return result.returncode
