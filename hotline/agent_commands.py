@@ -11,6 +11,7 @@ from pathlib import Path
 from ami_bridge.desks import assign_desks, queue_members
 from ami_bridge.roster import Roster, RosterError, edit, parse_roster
 from hotline.app import Services
+from hotline.screen import Screens
 
 
 async def run(args: argparse.Namespace, services: Services) -> int:
@@ -49,6 +50,17 @@ async def run(args: argparse.Namespace, services: Services) -> int:
             return 2
         await roster.put(updated)
         print(f"{updated.agent_id}: updated")
+        return 0
+    if args.action == "secret":
+        if await roster.get(args.agent_id) is None:
+            print(f"hotline: no agent {args.agent_id!r}", file=sys.stderr)
+            return 1
+        secret = args.secret or sys.stdin.readline().strip()
+        if len(secret) < 8:
+            print("hotline: a secret needs at least 8 characters", file=sys.stderr)
+            return 2
+        await Screens(services.redis, services.settings.redis_prefix).set_secret(args.agent_id, secret)
+        print(f"{args.agent_id}: secret set")
         return 0
     if args.action == "remove":
         removed = await roster.remove(args.agent_id)

@@ -25,6 +25,7 @@ from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.redispipe import RedisPipe
+from hotline.screen import Screens
 from hotline.settings import Settings
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import SmsJobs
@@ -135,13 +136,14 @@ def ami_bridge(services: Services) -> AmiBridge:
 
 
 @asynccontextmanager
-async def web_server(services: Services) -> AsyncIterator[str]:
-    """The HTTP side of `hotline serve`, on loopback: the gateway's delivery reports."""
+async def web_server(services: Services, screens: Screens) -> AsyncIterator[str]:
+    """The HTTP side of `hotline serve`, on loopback: agents' screens, the gateway's delivery reports."""
     settings = services.settings
     app = web.Application()
+    app.add_routes(screens.routes())
     if settings.sms_report_token:
         app.add_routes(report_routes(services.redis, settings.redis_prefix, settings.sms_report_token))
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=settings.workers > 1)
@@ -182,11 +184,13 @@ async def serve(settings: Settings) -> None:
         tasks = [asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))]
         bridge = ami_bridge(services)
         bridge.listeners.append(PostCallSms(services.redis, settings.redis_prefix, services.policy).on_event)
+        screens = Screens(services.redis, settings.redis_prefix)
+        bridge.listeners.append(screens.on_event)
         if settings.ami_secret:
             tasks.append(asyncio.create_task(bridge.run()))
         else:
             log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
-        http = await stack.enter_async_context(web_server(services))
+        http = await stack.enter_async_context(web_server(services, screens))
         if settings.sms_gateway_url:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             tasks.append(asyncio.create_task(sms_worker(services, session).run()))

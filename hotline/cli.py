@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     a_set.add_argument("changes", nargs="+", metavar="FIELD=VALUE")
     a_rm = agents.add_parser("remove", help="take an agent off the roster", parents=[common])
     a_rm.add_argument("agent_id")
+    a_sec = agents.add_parser("secret", help="set the secret an agent signs in to the agent screen with",
+                              parents=[common])
+    a_sec.add_argument("agent_id")
+    a_sec.add_argument("--secret", help="default: read from standard input")
     a_desks = agents.add_parser("desks", help="who sits at which virtual desk, and why", parents=[common])
     a_desks.add_argument("--at", help="date-time to judge tenure and seasons at (default now)")
     a_desks.add_argument("--queues", action="store_true", help="also show each level queue's members")

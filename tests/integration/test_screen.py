@@ -1,0 +1,107 @@
+"""The agent screen's push path, without a browser: sign-in, the event stream, one agent's calls only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ami_bridge.roster import Roster, parse_roster
+from hotline.calls import CallRecord
+from hotline.screen import Screens, hash_secret, screen_card, secret_matches
+from hotline.stack.procs import free_tcp_port
+
+ROSTER = """agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution
+agent1,李娜,PJSIP/agent1,,2022-01-01,99%,95%
+agent2,王芳,PJSIP/agent2,,2022-01-01,98%,94%
+"""
+RURAL = {"number": "8613800000004", "tier": "rural", "label": "农村", "brand_label": "神州行",
+         "level_label": "普通神州行", "greeting": "尊敬的王站长,你好,有什么可以帮到您"}
+
+
+@pytest.fixture
+async def site(redis: Redis) -> AsyncIterator[tuple[str, Screens]]:
+    screens = Screens(redis, "scr")
+    agents, _ = parse_roster(ROSTER)
+    await Roster(redis, "scr").replace_all(agents)
+    await screens.set_secret("agent1", "secret-one")
+    await screens.set_secret("agent2", "secret-two")
+    app = web.Application()
+    app.add_routes(screens.routes())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_tcp_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", screens
+    await runner.cleanup()
+
+
+async def signed_in(base: str, agent: str, secret: str) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with session.post(f"{base}/agent/login", data={"agent_id": agent, "secret": secret},
+                            allow_redirects=False) as reply:
+        assert reply.status == 303, await reply.text()
+    return session
+
+
+async def next_event(stream: aiohttp.ClientResponse, within: float = 3.0) -> dict[str, object]:
+    async with asyncio.timeout(within):
+        async for line in stream.content:
+            if line.startswith(b"data: "):
+                event: dict[str, object] = json.loads(line[6:])
+                return event
+    raise AssertionError("stream ended")
+
+
+def test_secrets_are_stored_hashed() -> None:
+    stored = hash_secret("secret-one")
+    assert "secret-one" not in stored
+    assert secret_matches("secret-one", stored)
+    assert not secret_matches("secret-two", stored)
+
+
+def test_the_card_masks_the_number() -> None:
+    card = screen_card(CallRecord("1.1", "1.1", "PJSIP/c", RURAL, 0.0, "ivr"), "agent1", "hotline:screen>hotline:welcome")
+    assert card["number"] == "86138****0004"
+    assert card["special_customer"] == "农村"
+    assert card["ivr_path"] == "screen>welcome"
+
+
+async def test_a_connected_call_reaches_its_agent_only_and_clears(redis: Redis, site: tuple[str, Screens]) -> None:
+    base, screens = site
+    await redis.hset("scr:call:1.20", mapping=CallRecord("1.20", "1.20", "PJSIP/c", RURAL, 0.0, "ivr").to_hash())  # type: ignore[arg-type]
+    await redis.hset("scr:call:1.20", "ivr_path", "hotline:screen>hotline:welcome>hotline:main_menu>hotline:agent")
+    one = await signed_in(base, "agent1", "secret-one")
+    two = await signed_in(base, "agent2", "secret-two")
+    try:
+        async with one.get(f"{base}/agent/events") as stream1, two.get(f"{base}/agent/events") as stream2:
+            assert stream1.status == 200
+            await asyncio.sleep(0.2)  # both subscribed
+            await screens.on_event({"Event": "AgentConnect", "Interface": "PJSIP/agent1", "Uniqueid": "1.20"})
+            card = await next_event(stream1)
+            assert card["greeting"] == "尊敬的王站长,你好,有什么可以帮到您"
+            assert (card["special_customer"], card["number"]) == ("农村", "86138****0004")
+            assert card["ivr_path"] == "screen>welcome>main_menu>agent"
+            with pytest.raises(TimeoutError):
+                await next_event(stream2, within=0.5)  # agent2 sees nothing of agent1's call
+            await screens.on_event({"Event": "AgentComplete", "Interface": "PJSIP/agent1", "Uniqueid": "1.20"})
+            assert await next_event(stream1) == {"type": "clear", "uniqueid": "1.20"}
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_wrong_secret_and_no_session_are_refused(site: tuple[str, Screens]) -> None:
+    base, _ = site
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/agent/login", data={"agent_id": "agent1", "secret": "nope"}) as reply:
+            assert reply.status == 403
+        async with session.get(f"{base}/agent/events") as reply:
+            assert reply.status == 401
+        async with session.get(f"{base}/agent") as reply:
+            assert "Sign in" in await reply.text()
