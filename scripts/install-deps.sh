@@ -9,6 +9,8 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)          # SIPp: the softp
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # the sid root that runs Asterisk
 [ -x /usr/sbin/bearerbox ] || need+=(kannel)                  # the SMS gateway
 [ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)  # its fake SMSC, for tests and make up
+command -v chromium >/dev/null 2>&1 || need+=(chromium)        # the agent screen's browser test
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)  # Chinese text in its screenshots
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -189,6 +189,9 @@ def load_demo(redis_url: str) -> None:
     roster = ROOT / ".run" / "e2e-agents.csv"
     roster.write_text(ROSTER, encoding="utf-8")
     subprocess.run([HOTLINE, "agents", "import", str(roster)], env=env, check=True, capture_output=True)
+    for agent in ("agent1", "agent2", "agent3"):
+        subprocess.run([HOTLINE, "agents", "secret", agent, "--secret", f"{agent}-screen"], env=env, check=True,
+                       capture_output=True)
 
 
 # Agents of the end-to-end roster: all qualified, best first, so the desks are dealt

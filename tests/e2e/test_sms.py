@@ -1,36 +1,77 @@
-"""The rural liaison's post-call SMS, end to end: real call, real agent, real Kannel."""
+"""The rural liaison's call end to end: the agent's screen in a real browser, then exactly one
+thank-you SMS through real Kannel with its delivery report."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
 from redis.asyncio import Redis
 
 from ami_bridge.client import AmiClient
 from hotline.stack.kannel import delivered
-from tests.e2e.conftest import Events, Stack
+from tests.e2e.conftest import ROOT, Events, Stack
 
 Ami = tuple[AmiClient, Events]
+GREETING = "尊敬的王站长,你好,有什么可以帮到您"
 THANKS = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"]
 
 
-async def test_a_rural_liaison_gets_exactly_one_thank_you_sms_with_its_report(stack: Stack, ami: Ami) -> None:
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield chromium
+        await chromium.close()
+
+
+async def signed_in_page(browser: Browser, base: str, agent: str) -> Page:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{base}/agent")
+    await page.fill("input[name=agent_id]", agent)
+    await page.fill("input[name=secret]", f"{agent}-screen")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#idle", state="visible")
+    return page
+
+
+async def test_rural_liaison_screen_pop_then_one_thank_you_sms(stack: Stack, ami: Ami, browser: Browser) -> None:
     _, events = ami
+    base = f"http://127.0.0.1:{stack.bridge.http_port}"
+    pages = {agent: await signed_in_page(browser, base, agent) for agent in ("agent1", "agent2", "agent3")}
+    await asyncio.sleep(0.5)  # every page's event stream is open
     before = len(delivered(stack.kannel.delivered_log))
-    result = await stack.call("13800000004", digits="0", wait_ms=300, talk_ms=2500)
-    assert result.returncode == 0, result.output
-    channel = events.caller_channel("13800000004")
-    await events.wait("AgentComplete", Uniqueid=channel["Uniqueid"], within=10)
+    call = asyncio.create_task(stack.call("13800000004", digits="0", wait_ms=300, talk_ms=4000))
+    connected = await events.wait("AgentConnect", CallerIDNum="13800000004", within=15)
+    agent = connected["Interface"].removeprefix("PJSIP/")
+    page = pages[agent]
+    await page.wait_for_selector("#greeting", state="visible", timeout=1000)  # within a second of the connect
+    assert await page.inner_text("#greeting") == GREETING
+    assert await page.inner_text("#special_customer") == "农村"
+    assert await page.inner_text("#number") == "86138****0004"
+    assert "main_menu" in await page.inner_text("#ivr_path")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "agent-screen.png"))
+    for other, other_page in pages.items():
+        if other != agent:
+            assert not await other_page.is_visible("#call")  # each agent sees only their own calls
+    assert (await call).returncode == 0
+    await page.wait_for_selector("#call", state="hidden", timeout=5000)  # cleared when the call ends
+
     for _ in range(100):
         if len(delivered(stack.kannel.delivered_log)) > before:
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(2.0)  # time for a second copy to show up, if one were sent
-    received = delivered(stack.kannel.delivered_log)[before:]
-    assert received == [("8613800000004", THANKS)]
+    assert delivered(stack.kannel.delivered_log)[before:] == [("8613800000004", THANKS)]
     redis = Redis.from_url(stack.redis.url, decode_responses=True)
     try:
-        job = await redis.get(f"hl:sms:postcall:{channel['Linkedid']}")
+        job = await redis.get(f"hl:sms:postcall:{connected['Linkedid']}")
         assert job
         for _ in range(50):
             if await redis.hget(f"hl:sms:state:{job}", "status") == "delivered":
