@@ -52,6 +52,7 @@ bench: deps venv asterisk-root
 	@$(PY) bench/bench_tiers.py
 	@$(PY) bench/bench_agi.py
 	@$(PY) bench/bench_e2e.py
+	@$(PY) bench/bench_sms.py
 
 clean: down
 	rm -rf .run
