@@ -86,7 +86,9 @@ class AmiBridge:
     clock: Callable[[], datetime]
     keepalive_s: float = 5.0
     reconcile_s: float = 10.0
-    listeners: list[Callable[[dict[str, str]], Awaitable[object]]] = field(default_factory=list)
+    # (event names, handler): AMI sends many events (every VarSet); handlers get only theirs.
+    listeners: list[tuple[frozenset[str], Callable[[dict[str, str]], Awaitable[object]]]] = field(
+        default_factory=list)
     applied: int = field(default=0, init=False)  # changes sent since start (for tests and logs)
     connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     model: QueueModel = field(default_factory=QueueModel, init=False)
@@ -118,9 +120,11 @@ class AmiBridge:
             await asyncio.sleep(0.5)
 
     def _notify(self, event: dict[str, str]) -> None:
-        for listener in self.listeners:
-            task = asyncio.ensure_future(listener(event))
-            task.add_done_callback(_log_failure)
+        name = event.get("Event", "")
+        for names, listener in self.listeners:
+            if name in names:
+                task = asyncio.ensure_future(listener(event))
+                task.add_done_callback(_log_failure)
 
     async def _session(self, client: AmiClient) -> None:
         await self.reconcile(client)

@@ -25,11 +25,11 @@ from hotline.calls import CallRecords
 from hotline.numbers import NumberPlan
 from hotline.policy import Policy, load_policy
 from hotline.redispipe import RedisPipe
-from hotline.screen import Screens
+from hotline.screen import SCREEN_EVENTS, Screens
 from hotline.settings import Settings
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import SmsJobs
-from hotline.sms.postcall import PostCallSms
+from hotline.sms.postcall import TRIGGERS, PostCallSms
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker
 from ivr_flows.validate import queue_names
@@ -183,9 +183,10 @@ async def serve(settings: Settings) -> None:
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         tasks = [asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))]
         bridge = ami_bridge(services)
-        bridge.listeners.append(PostCallSms(services.redis, settings.redis_prefix, services.policy).on_event)
+        post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy)
+        bridge.listeners.append((TRIGGERS, post_call.on_event))
         screens = Screens(services.redis, settings.redis_prefix)
-        bridge.listeners.append(screens.on_event)
+        bridge.listeners.append((SCREEN_EVENTS, screens.on_event))
         if settings.ami_secret:
             tasks.append(asyncio.create_task(bridge.run()))
         else:

@@ -30,6 +30,7 @@ log = structlog.get_logger("screen")
 
 PAGE = Path(__file__).parent / "data" / "agent.html"
 SESSION_TTL_S = 12 * 3600
+SCREEN_EVENTS = frozenset({"AgentConnect", "AgentComplete"})
 KEEPALIVE_S = 5.0  # a comment line this often keeps proxies open and finds browsers that left
 COOKIE = "hotline_agent"
 
@@ -99,7 +100,7 @@ class Screens:
     async def on_event(self, event: Mapping[str, Any]) -> None:
         """AMI listener: push a card on AgentConnect, clear it on AgentComplete."""
         name = event.get("Event")
-        if name not in ("AgentConnect", "AgentComplete"):
+        if name not in SCREEN_EVENTS:
             return
         interface = str(event.get("Interface", ""))
         agent = next((a.agent_id for a in await self._roster.all() if a.interface == interface), None)
