@@ -36,7 +36,7 @@ from tier_lookup.tables import RowContext
 
 HERE = Path(__file__).resolve().parent
 # AGI commands each server sends per call: hotline one EXEC MSet; the peers one SET VARIABLE per variable.
-EXPECTED = {"hotline": 1, "hotline-2w": 1, "panoramisk": 9, "pyst2": 9}
+EXPECTED = {"hotline": 1, "hotline-2w": 1, "panoramisk": 11, "pyst2": 11}
 
 
 @dataclass
@@ -181,6 +181,8 @@ def main() -> int:
                 "HOTLINE_AGI_PORT": str(ports["hotline"]),
                 "HOTLINE_LOG_FORMAT": "json",
             }
+            # Each hotline instance needs its own HTTP port (agent screen, delivery reports).
+            http_ports = {name: str(free_tcp_port()) for name in ("hotline", "hotline-2w")}
             commands = {
                 "hotline": [str(Path(sys.executable).parent / "hotline"), "serve"],
                 "hotline-2w": [str(Path(sys.executable).parent / "hotline"), "serve", "--workers", "2",
@@ -194,7 +196,8 @@ def main() -> int:
                 "pyst2": [sys.executable, str(HERE / "peers" / "pyst2_peer.py"), str(ports["pyst2"]), redis.url],
             }
             for name, command in commands.items():
-                proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                own_env = {**env, "HOTLINE_HTTP_PORT": http_ports.get(name, "0")}
+                proc = subprocess.Popen(command, env=own_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(proc)
                 wait_port(ports[name], proc, name)
             results: dict[tuple[str, int], Run] = {}

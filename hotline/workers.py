@@ -67,5 +67,6 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
         if not stopping:
             log.error("worker exited; starting another", pid=pid, status=os.waitstatus_to_exitcode(status))
             time.sleep(RESTART_BACKOFF_S)
-            spawn()
+            if not stopping:  # a stop may have come during the pause: start nothing after it
+                spawn()
     return 0

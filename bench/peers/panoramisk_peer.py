@@ -1,6 +1,6 @@
 """Peer for bench_agi.py: the same call-entry work on panoramisk 1.4's FastAGI Application.
 
-One Redis GET for the caller, then the same nine SET VARIABLE commands. Run by the bench as
+One Redis GET for the caller, then the same eleven SET VARIABLE commands. Run by the bench as
     python bench/peers/panoramisk_peer.py PORT REDIS_URL
 """
 
@@ -14,7 +14,8 @@ from panoramisk import fast_agi
 from redis.asyncio import Redis
 
 NAMES = ("HOTLINE_TIER", "HOTLINE_TIER_LABEL", "HOTLINE_BRAND", "HOTLINE_LEVEL", "QUEUE_PRIO",
-         "HOTLINE_SKILL_CHAIN", "HOTLINE_GREETING", "HOTLINE_FLAGS", "HOTLINE_DEGRADED")
+         "HOTLINE_SKILL_CHAIN", "HOTLINE_QUEUE", "HOTLINE_MAX_WAIT", "HOTLINE_GREETING", "HOTLINE_FLAGS",
+         "HOTLINE_DEGRADED")
 
 
 async def main(port: int, redis_url: str) -> None:

@@ -2,7 +2,7 @@
 
 Each connection is handled by a child forked from a parent that has already imported pyst2
 and redis (so no interpreter start per call), with the socket as the child's stdin/stdout:
-one Redis GET, then the same nine SET VARIABLEs.
+one Redis GET, then the same eleven SET VARIABLEs.
     python bench/peers/pyst2_peer.py PORT REDIS_URL
 """
 
@@ -18,7 +18,8 @@ import redis
 from asterisk.agi import AGI
 
 NAMES = ("HOTLINE_TIER", "HOTLINE_TIER_LABEL", "HOTLINE_BRAND", "HOTLINE_LEVEL", "QUEUE_PRIO",
-         "HOTLINE_SKILL_CHAIN", "HOTLINE_GREETING", "HOTLINE_FLAGS", "HOTLINE_DEGRADED")
+         "HOTLINE_SKILL_CHAIN", "HOTLINE_QUEUE", "HOTLINE_MAX_WAIT", "HOTLINE_GREETING", "HOTLINE_FLAGS",
+         "HOTLINE_DEGRADED")
 
 
 
