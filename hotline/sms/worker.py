@@ -146,7 +146,10 @@ class SmsWorker:
         state_key = self.keys.state(job_id)
         if exc.retryable and attempts < self._max_attempts:
             delay = retry_delay(attempts, self._retry_base)
-            await self._redis.hset(state_key, mapping={"status": "retrying", "error": str(exc)[:200],
+            # Through `advance`: a report that already came in (the reply, not the SMS, was lost)
+            # keeps its status, and the next attempt sees it and sends nothing.
+            await advance(self._redis, self.keys, job_id, "retrying")
+            await self._redis.hset(state_key, mapping={"error": str(exc)[:200],
                                                        "next_try": f"{time.time() + delay:.3f}"})
             log.warning("sms not sent; will retry", job=job_id, attempts=attempts, retry_in_s=delay, error=str(exc))
             return 0
