@@ -162,7 +162,7 @@ class RedisPipe:
         except (OSError, TimeoutError) as exc:
             raise PipeError(f"cannot connect to Redis: {exc or 'timed out'}") from None
         for command in self._setup:
-            await proto.send(_pack(command))
+            await proto.send(pack_command(command))
         self._conn = proto
         return proto
 
@@ -177,13 +177,13 @@ class RedisPipe:
         conn = self._conn
         if conn is None or conn.transport is None:
             conn = await self._connection()
-        return await conn.send(_pack(args))
+        return await conn.send(pack_command(args))
 
     def execute_nowait(self, *args: str) -> asyncio.Future[Any]:
         """Send a command without waiting for its reply; the returned future carries it."""
         conn = self._conn
         if conn is not None and conn.transport is not None:
-            return conn.send(_pack(args))
+            return conn.send(pack_command(args))
         return asyncio.ensure_future(self.execute(*args))
 
     async def evalsha(self, source: str, sha: str, keys: list[str], args: list[str]) -> Any:
@@ -203,6 +203,7 @@ class RedisPipe:
         self._conn = None
 
 
-def _pack(command: tuple[str, ...]) -> bytes:
+def pack_command(command: tuple[str, ...]) -> bytes:
+    """One command in RESP wire form (hiredis packs it in C; shared with the bulk importer)."""
     packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]
     return packed

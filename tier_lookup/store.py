@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import hiredis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from hotline.redispipe import pack_command
 from tier_lookup.layout import Generation, Keys, bucket_count, bucket_of, remap_value
 from tier_lookup.reader import LOOKUP_SCRIPT, decode_lookup
 
@@ -217,7 +217,7 @@ class TierStore:
         """
         pool = self._redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        keepalive = _pack(("PEXPIRE", refresh_lock, str(LOCK_TTL_MS)))
+        keepalive = pack_command(("PEXPIRE", refresh_lock, str(LOCK_TTL_MS)))
         replies: list[object] = []
         in_flight = 0
 
@@ -232,7 +232,7 @@ class TierStore:
         try:
             batch: list[bytes] = []
             for command in commands:
-                batch.append(_pack(command))
+                batch.append(pack_command(command))
                 if len(batch) == PIPELINE_COMMANDS:
                     batch.append(keepalive)
                     await conn.send_packed_command(b"".join(batch), check_health=False)
@@ -272,11 +272,6 @@ class TierStore:
 def _text(value: bytes | str) -> str:
     # The client decodes responses; this only narrows redis-py's bytes-or-str annotations.
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _pack(command: tuple[str, ...]) -> bytes:
-    packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]
-    return packed
 
 
 def _info(rows: int, source: str) -> dict[Any, Any]:

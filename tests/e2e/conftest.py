@@ -23,6 +23,7 @@ import pytest
 
 from ami_bridge.client import AmiClient
 from hotline.astconf import AgentEndpoint, Deployment, level_queues
+from hotline.devstack import DEMO_TABLES
 from hotline.policy import load_policy
 from hotline.redis_server import RedisServer
 from hotline.stack.asterisk import Asterisk, default_root, ensure_root
@@ -181,7 +182,7 @@ def load_demo(redis_url: str) -> None:
     newsub = ROOT / ".run" / "e2e-newsub.csv"
     newsub.parent.mkdir(exist_ok=True)
     newsub.write_text(f"number,activated_at\n13800000002,{activated}\n")
-    files = {t: DEMO / f"{t}.csv" for t in ("highend", "campus", "rural", "brand", "redlist", "blacklist")}
+    files = {t: DEMO / f"{t}.csv" for t in DEMO_TABLES}
     files["newsub"] = newsub
     for table, path in files.items():
         subprocess.run([HOTLINE, "tiers", "import", table, str(path), "--allow-shrink"], env=env, check=True,
