@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml
+from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
 
 # The four micro-market tables; their names are the storage schema, not operator data.
 TIERS: tuple[str, ...] = ("highend", "newsub", "campus", "rural")
@@ -247,22 +247,12 @@ def policy_from_loaded(loaded: LoadedYaml) -> Policy:
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        problems = [loaded.problem(tuple(err["loc"]), _pydantic_message(err)) for err in exc.errors()]
+        problems = [loaded.problem(tuple(err["loc"]), schema_message(err)) for err in exc.errors()]
         raise ConfigFileError(problems) from None
     cross = _cross_check(policy)
     if cross:
         raise ConfigFileError([loaded.problem(loc, msg) for loc, msg in cross])
     return policy
-
-
-def _pydantic_message(err: Any) -> str:
-    kind = err.get("type", "")
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "extra_forbidden":
-        return "unknown key (a typo?)"
-    message: str = err.get("msg", "invalid")
-    return message.removeprefix("Value error, ")
 
 
 def load_policy(path: Path | str | None = None) -> Policy:

@@ -88,6 +88,16 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
+def schema_message(err: Any) -> str:
+    """One pydantic error in the words of someone editing the YAML file (the place is said apart)."""
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (a typo?)"
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def load_yaml(path: Path) -> LoadedYaml:
     """Parse `path`; syntax errors and unreadable files become a located ConfigFileError."""
     name = str(path)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml
+from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
 from ivr_flows.model import TERMINAL, Flow, GotoFlow, Menu, Transfer, prompts, targets
 
 DEFAULT_DIR = Path(__file__).parent / "flows"
@@ -94,14 +94,10 @@ def _loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 
 
 def _message(err: Any) -> str:
-    kind = err.get("type")
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "extra_forbidden":
-        return "unknown key (a typo?)"
-    if kind == "union_tag_invalid":
+    # A node's unknown `type` is the one error the flow schema words itself; the rest are shared.
+    if err.get("type") == "union_tag_invalid":
         return "type must be one of play, menu, branch, set, sms, transfer, goto_flow, hangup"
-    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return schema_message(err)
 
 
 def _graph_problems(
