@@ -91,14 +91,23 @@ class EntryRoute:
     async def __call__(self, session: AgiSession, env: Environment) -> None:
         started = time.perf_counter()
         structlog.contextvars.bind_contextvars(uniqueid=env.get("agi_uniqueid"), caller=env.get("agi_callerid"))
-        linkedid = env.arguments[0] if env.arguments else None
-        entered = await self.entry.enter(env.variables, env.script, linkedid)
-        structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
-        try:
-            failed = await set_variables(session, entered.variables)
-        finally:
-            await entered.saved()
-        log_entry(env.variables, entered.identity, started, failed_commands=failed, hung_up=session.hung_up)
+        await enter_channel(self.entry, session, env, started)
+
+
+async def enter_channel(entry: CallEntry, session: AgiSession, env: Environment, started: float,
+                        **log_extra: object) -> Entered:
+    """Call entry over FastAGI, shared by every route that starts a call: identify, set the
+    contract's variables on the channel, wait for the call record, log the entry line."""
+    linkedid = env.arguments[0] if env.arguments else None
+    entered = await entry.enter(env.variables, env.script, linkedid)
+    structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
+    try:
+        failed = await set_variables(session, entered.variables)
+    finally:
+        await entered.saved()
+    log_entry(env.variables, entered.identity, started, failed_commands=failed, hung_up=session.hung_up,
+              **log_extra)
+    return entered
 
 
 async def set_variables(session: AgiSession, variables: list[tuple[str, str]]) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from agi.entry import CallEntry, log_entry, set_variables
+from agi.entry import CallEntry, enter_channel, set_variables
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession, ChannelGone
 from hotline.calls import CallRecords
@@ -63,14 +63,7 @@ class IvrRoute:
         uniqueid = env.get("agi_uniqueid")
         structlog.contextvars.bind_contextvars(uniqueid=uniqueid, caller=env.get("agi_callerid"),
                                                flow_version=flows.version)
-        linkedid = env.arguments[0] if env.arguments else None
-        entered = await self.entry.enter(env.variables, env.script, linkedid)
-        structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
-        try:
-            await set_variables(session, entered.variables)
-        finally:
-            await entered.saved()
-        log_entry(env.variables, entered.identity, started, route="ivr")
+        entered = await enter_channel(self.entry, session, env, started, route="ivr")
         lookup = self.entry.lookup
         caller = Caller(entered.identity.to_json(), lookup.now().astimezone(lookup.policy.zone))
         path: list[str] = []
