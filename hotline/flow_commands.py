@@ -63,10 +63,18 @@ def _default_sound_dirs() -> list[tuple[str, Path]]:
     return sound_dirs(root) if root.exists() else []
 
 
-def graph(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> int:
-    name = args.flow or settings.ivr_flow
+def _flow_name(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> str | None:
+    """The flow the command names (or the configured one); None, said on stderr, if there is none such."""
+    name: str = args.flow or settings.ivr_flow
     if name not in flows.flows:
         print(f"hotline: no flow {name!r}; flows: {', '.join(sorted(flows.flows))}", file=sys.stderr)
+        return None
+    return name
+
+
+def graph(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> int:
+    name = _flow_name(args, settings, flows)
+    if name is None:
         return 2
     flow = flows.flows[name]
     if args.format == "mermaid":
@@ -92,12 +100,11 @@ async def simulate_call(args: argparse.Namespace, settings: Settings, flows: Flo
     policy = load_policy(settings.policy_file)
     at = datetime.fromisoformat(args.at) if args.at else datetime.now(policy.zone)
     at = at if at.tzinfo else at.replace(tzinfo=policy.zone)
+    name = _flow_name(args, settings, flows)
+    if name is None:
+        return 2
     async with open_services(settings, policy) as services:
         identity = await services.lookup.identify(args.caller, at)
-    name = args.flow or settings.ivr_flow
-    if name not in flows.flows:
-        print(f"hotline: no flow {name!r}; flows: {', '.join(sorted(flows.flows))}", file=sys.stderr)
-        return 2
     inputs = args.dtmf.split(",") if args.dtmf else []
     print(f"caller {identity.number or args.caller}: tier {identity.tier} ({identity.label}), level {identity.level}, "
           f"QUEUE_PRIO {identity.queue_priority}" + (" [degraded: Redis unavailable]" if identity.degraded else ""))
