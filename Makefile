@@ -27,32 +27,35 @@ asterisk-root: deps
 ## Run the hotline on loopback with demo data: Redis, demo tier tables, hotline serve,
 ## Asterisk 22 and two SIPp agents, all in the background.
 up: deps venv asterisk-root
-	@$(PY) -m hotline.devstack up
+	@$(PY) -m harness.devstack up
 
 ## Dial the hotline as CALLER, pressing DTMF: make call CALLER=13800000001 DTMF=1
 CALLER ?= 13800000004
 DTMF ?=
 call: venv
-	@$(PY) -m hotline.devstack call --caller '$(CALLER)' --dtmf '$(DTMF)'
+	@$(PY) -m harness.devstack call --caller '$(CALLER)' --dtmf '$(DTMF)'
 
 ## Stop what `make up` started.
 down: venv
-	@$(PY) -m hotline.devstack down
+	@$(PY) -m harness.devstack down
 
 ## Everything the tests need is installed and started by the tests themselves.
 test: deps venv asterisk-root check
 	@$(PY) -m pytest -q
 
+## Lint, types, the layer contract (pyproject's [tool.importlinter]), and the shipped flows
+## with their prompts checked against the sid root's sounds when it is there.
 check: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/hotline flows validate
+	@set -o pipefail; $(VENV)/bin/lint-imports --no-cache | tail -n 4
+	@HOTLINE_SOUND_DIRS="$$($(PY) -m harness.asterisk sound-dirs)" $(VENV)/bin/hotline flows validate
 
 bench: deps venv asterisk-root
-	@$(PY) bench/bench_tiers.py
-	@$(PY) bench/bench_agi.py
-	@$(PY) bench/bench_e2e.py
-	@$(PY) bench/bench_sms.py
+	@$(PY) -m bench.bench_tiers
+	@$(PY) -m bench.bench_agi
+	@$(PY) -m bench.bench_e2e
+	@$(PY) -m bench.bench_sms
 
 clean: down
 	rm -rf .run

@@ -17,7 +17,7 @@ import structlog
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession
 from agi.variables import identity_variables, one_by_one, set_commands
-from hotline.calls import CallRecord, CallRecords
+from hotline_core.calls import CallRecord, CallRecords
 from tier_lookup.identity import Identity
 from tier_lookup.service import TierLookup
 

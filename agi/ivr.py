@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +18,18 @@ import structlog
 from agi.entry import CallEntry, enter_channel, set_variables
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession, ChannelGone
-from hotline.calls import CallRecords
-from hotline.sms.jobs import SmsJobs, SmsRequest
-from hotline.yamlpos import ConfigFileError
+from hotline_core.calls import CallRecords
+from hotline_core.yamlpos import ConfigFileError
 from ivr_flows.engine import Ask, Caller, Note, Outcome, PlayPrompt, SendSms, Walk, run
 from ivr_flows.validate import FlowSet, load_flows
 
 log = structlog.get_logger("agi.ivr")
 
 ESCAPE_DIGITS = "0123456789*#"
+
+# Where a flow's self-service SMS goes: (uniqueid, number, text). The SMS feature's job stream in
+# `hotline serve`; the route only needs to know the request was accepted.
+SmsOutbox = Callable[[str, str, str], Awaitable[object]]
 
 
 class FlowRegistry:
@@ -54,7 +58,7 @@ class IvrRoute:
     entry: CallEntry
     registry: FlowRegistry
     records: CallRecords
-    sms: SmsJobs
+    sms: SmsOutbox
     flow: str = "hotline"
 
     async def __call__(self, session: AgiSession, env: Environment) -> None:
@@ -114,7 +118,7 @@ class IvrRoute:
             elif isinstance(action, SendSms):
                 number = str(caller.identity.get("number") or "")
                 if number:
-                    await self.sms.add(SmsRequest("self_service", uniqueid, number, action.text))
+                    await self.sms(uniqueid, number, action.text)
             elif isinstance(action, Note):
                 log.debug("ivr step", node=action.node, decision=action.text)
 

@@ -21,13 +21,15 @@ from redis.exceptions import RedisError
 
 from ami_bridge.client import AmiClient, AmiError
 from ami_bridge.desks import assign_desks, queue_members
-from ami_bridge.model import QueueModel
+from ami_bridge.model import MODEL_EVENTS, QueueModel
 from ami_bridge.roster import Roster
-from hotline.policy import Policy
+from hotline_core.policy import Policy
 
 log = structlog.get_logger("ami_bridge")
 
 Membership = dict[str, dict[str, int]]  # queue -> interface -> penalty
+# (event names, handler): AMI sends many events (every VarSet); a handler gets only its own.
+Listener = tuple[frozenset[str], Callable[[dict[str, str]], Awaitable[object]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,7 @@ class AmiBridge:
     clock: Callable[[], datetime]
     keepalive_s: float = 5.0
     reconcile_s: float = 10.0
-    # (event names, handler): AMI sends many events (every VarSet); handlers get only theirs.
-    listeners: list[tuple[frozenset[str], Callable[[dict[str, str]], Awaitable[object]]]] = field(
-        default_factory=list)
+    listeners: tuple[Listener, ...] = ()
     applied: int = field(default=0, init=False)  # changes sent since start (for tests and logs)
     connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     model: QueueModel = field(default_factory=QueueModel, init=False)
@@ -98,7 +98,6 @@ class AmiBridge:
         backoff = 1.0
         while True:
             client = self.client_factory()
-            client.subscribe(self.model.apply)
             client.subscribe(self._notify)
             try:
                 await client.connect()
@@ -121,6 +120,8 @@ class AmiBridge:
 
     def _notify(self, event: dict[str, str]) -> None:
         name = event.get("Event", "")
+        if name in MODEL_EVENTS:
+            self.model.apply(event)
         for names, listener in self.listeners:
             if name in names:
                 task = asyncio.ensure_future(listener(event))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ami_bridge.roster import Agent
-from hotline.policy import Policy
+from hotline_core.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """A live picture of Asterisk's queues from AMI events (pure: events in, state updated).
 
 Members and their state (free, in use, paused) and the callers waiting, per queue. Rebuilt
-from a QueueStatus answer after every (re)connect, then kept current by events; reports and
-the agent screen read it instead of asking Asterisk.
+from a QueueStatus answer after every (re)connect, then kept current by events, so it is right
+after a bridge restart. The supervisors' live board (its own issue) reads it instead of asking
+Asterisk; until then only the bridge keeps it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # Asterisk's device states as QueueMember/QueueMemberStatus report them.
+_MEMBER_EVENTS = frozenset({"QueueMember", "QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause",
+                            "QueueMemberPenalty"})
+# Every event `QueueModel.apply` reads; the bridge hands it no other.
+MODEL_EVENTS = _MEMBER_EVENTS | {"QueueMemberRemoved", "QueueEntry", "QueueCallerJoin", "QueueCallerLeave",
+                                 "QueueCallerAbandon"}
+
 _STATUS = {"0": "unknown", "1": "free", "2": "in use", "3": "busy", "4": "invalid", "5": "unavailable",
            "6": "ringing", "7": "ringing in use", "8": "on hold"}
 
@@ -45,7 +52,7 @@ class QueueModel:
     def apply(self, event: Mapping[str, str]) -> None:
         name = event.get("Event", "")
         queue = event.get("Queue", "")
-        if name in ("QueueMember", "QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause", "QueueMemberPenalty"):
+        if name in _MEMBER_EVENTS:
             interface = event.get("StateInterface") or event.get("Interface") or event.get("Location", "")
             member = self.members.setdefault(queue, {}).setdefault(interface, Member(interface))
             if "Penalty" in event:

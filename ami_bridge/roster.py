@@ -16,6 +16,8 @@ from datetime import date
 
 from redis.asyncio import Redis
 
+from hotline_core.keys import RedisKeys
+
 REQUIRED = ("agent_id", "name", "interface", "tenure_start", "satisfaction", "first_contact_resolution")
 _AGENT_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _INTERFACE = re.compile(r"^(PJSIP|SIP|Local|IAX2)/[A-Za-z0-9_.@/-]+$")
@@ -136,7 +138,7 @@ class Roster:
 
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
-        self.key = f"{prefix}:agents"
+        self.key = RedisKeys(prefix).roster
 
     async def replace_all(self, agents: list[Agent]) -> None:
         async with self._redis.pipeline(transaction=True) as tx:

@@ -26,10 +26,10 @@ from pathlib import Path
 import uvloop
 from redis.asyncio import Redis
 
-from agi.peer import environment
-from hotline.policy import load_policy
-from hotline.redis_server import RedisServer
-from hotline.stack.procs import free_tcp_port
+from harness.agi_peer import environment
+from harness.procs import free_tcp_port
+from harness.redis_server import RedisServer
+from hotline_core.policy import load_policy
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.store import TierStore
 from tier_lookup.tables import RowContext

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hotline.astconf import Deployment
-from hotline.redis_server import RedisServer
-from hotline.stack.asterisk import Asterisk, default_root, ensure_root
-from hotline.stack.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
-from hotline.stack.sipp import load_scenario, require_sipp
+from asterisk_conf.render import Deployment
+from harness.asterisk import Asterisk, default_root, ensure_root
+from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
+from harness.redis_server import RedisServer
+from harness.sipp import load_scenario, require_sipp
 
 ROOT = Path(__file__).resolve().parents[1]
 

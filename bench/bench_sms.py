@@ -22,13 +22,13 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hotline.logs import configure_logging
-from hotline.redis_server import RedisServer
+from harness.kannel import Kannel, delivered
+from harness.procs import free_tcp_port
+from harness.redis_server import RedisServer
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker, status_counts
-from hotline.stack.kannel import Kannel, delivered
-from hotline.stack.procs import free_tcp_port
+from hotline_core.logs import configure_logging
 
 TEXT = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import uvloop
 from redis.asyncio import Redis
 
-from hotline.policy import load_policy
-from hotline.redis_server import RedisServer
-from hotline.redispipe import RedisPipe
+from harness.redis_server import RedisServer
+from hotline_core.policy import load_policy
+from hotline_core.redispipe import RedisPipe
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
@@ -84,7 +84,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
     print(f"memory: {per_row:.1f} bytes/row of Redis used_memory (target <= 48: "
           f"{'met' if per_row <= 48 else 'NOT met'})")
 
-    # The call path's own client (hotline.redispipe) for both the lookup and the floor, so the
+    # The call path's own client (hotline_core.redispipe) for both the lookup and the floor, so the
     # ratio is what the lookup adds over the cheapest possible round trip with that client.
     pipe = RedisPipe(url, timeout_s=1.0)
     lookup = TierLookup(TierReader(pipe, "bench"), policy, budget_s=1.0)

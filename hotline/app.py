@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import structlog
@@ -18,21 +19,24 @@ from redis.exceptions import RedisError
 from agi.entry import CallEntry, EntryRoute
 from agi.ivr import FlowRegistry, IvrRoute
 from agi.server import FastAgiServer, Route
-from ami_bridge.bridge import AmiBridge
+from ami_bridge.bridge import AmiBridge, Listener
 from ami_bridge.client import AmiClient
 from ami_bridge.roster import Roster
-from hotline.calls import CallRecords
-from hotline.numbers import NumberPlan
-from hotline.policy import Policy, load_policy
-from hotline.redispipe import RedisPipe
-from hotline.screen import SCREEN_EVENTS, Screens
-from hotline.settings import Settings
+from asterisk_conf.render import template_dir
 from hotline.sms.gateway import KannelGateway
-from hotline.sms.jobs import SmsJobs
+from hotline.sms.jobs import SmsJobs, SmsRequest
 from hotline.sms.postcall import TRIGGERS, PostCallSms
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker
-from ivr_flows.validate import queue_names
+from hotline.web.auth import AgentSessions
+from hotline.web.screen import SCREEN_EVENTS, Screens
+from hotline_core.calls import CallRecords
+from hotline_core.keys import RedisKeys
+from hotline_core.numbers import NumberPlan
+from hotline_core.policy import Policy, load_policy
+from hotline_core.redispipe import RedisPipe
+from hotline_core.settings import Settings
+from ivr_flows.validate import queue_names, shipped_flows
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
 from tier_lookup.store import TierStore
@@ -46,6 +50,8 @@ class Services:
     pipe: RedisPipe  # pipelined connection for the per-call path
     store: TierStore
     lookup: TierLookup
+    records: CallRecords
+    keys: RedisKeys
 
 
 def clock(settings: Settings) -> Callable[[], datetime]:
@@ -85,25 +91,36 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
             plan=NumberPlan(settings.country_code, settings.region),
             clock=clock(settings),
         )
-        yield Services(settings, policy, redis, pipe, store, lookup)
+        records = CallRecords(pipe, settings.redis_prefix, settings.call_record_ttl_s)
+        yield Services(settings, policy, redis, pipe, store, lookup, records, RedisKeys(settings.redis_prefix))
 
 
 def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
     settings = services.settings
     entry = call_entry(services)
-    ivr = IvrRoute(entry, flows, entry.records, SmsJobs(services.pipe, settings.redis_prefix), flow=settings.ivr_flow)
+    jobs = SmsJobs(services.pipe, settings.redis_prefix)
+
+    async def self_service_sms(uniqueid: str, number: str, text: str) -> str:
+        return await jobs.add(SmsRequest("self_service", uniqueid, number, text))
+
+    ivr = IvrRoute(entry, flows, entry.records, self_service_sms, flow=settings.ivr_flow)
     routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr}
     return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections)
 
 
+def flows_dir(settings: Settings) -> Path:
+    return settings.flows_dir or shipped_flows()
+
+
+def flow_queues(settings: Settings) -> set[str] | None:
+    """The queues a flow may transfer to, from the deployed (or shipped) queues.conf."""
+    conf = settings.queues_conf or template_dir() / "queues.conf"
+    return queue_names(conf) if conf.exists() else None
+
+
 def flow_registry(settings: Settings) -> FlowRegistry:
     """The IVR flows, checked at start like the policy: a broken file stops the service."""
-    queues = queue_names(settings.queues_conf) if settings.queues_conf.exists() else None
-    return FlowRegistry(settings.flows_dir, queues)
-
-
-def reload_channel(settings: Settings) -> str:
-    return f"{settings.redis_prefix}:flows:reload"
+    return FlowRegistry(flows_dir(settings), flow_queues(settings))
 
 
 async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None:
@@ -122,7 +139,7 @@ async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None
             await asyncio.sleep(2.0)
 
 
-def ami_bridge(services: Services) -> AmiBridge:
+def ami_bridge(services: Services, listeners: tuple[Listener, ...]) -> AmiBridge:
     settings = services.settings
     return AmiBridge(
         client_factory=lambda: AmiClient(settings.ami_host, settings.ami_port, settings.ami_username,
@@ -132,6 +149,7 @@ def ami_bridge(services: Services) -> AmiBridge:
         clock=clock(settings),
         keepalive_s=settings.ami_keepalive_s,
         reconcile_s=settings.desk_reconcile_s,
+        listeners=listeners,
     )
 
 
@@ -163,9 +181,7 @@ def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:
 
 
 def call_entry(services: Services) -> CallEntry:
-    settings = services.settings
-    records = CallRecords(services.pipe, settings.redis_prefix, settings.call_record_ttl_s)
-    return CallEntry(services.lookup, records)
+    return CallEntry(services.lookup, services.records)
 
 
 async def serve(settings: Settings) -> None:
@@ -181,12 +197,11 @@ async def serve(settings: Settings) -> None:
     async with open_services(settings) as services, AsyncExitStack() as stack:
         server = build_agi_server(services, flows)
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
-        tasks = [asyncio.create_task(watch_reloads(services.redis, reload_channel(settings), flows))]
-        bridge = ami_bridge(services)
-        post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy)
-        bridge.listeners.append((TRIGGERS, post_call.on_event))
-        screens = Screens(services.redis, settings.redis_prefix)
-        bridge.listeners.append((SCREEN_EVENTS, screens.on_event))
+        tasks = [asyncio.create_task(watch_reloads(services.redis, services.keys.flows_reload, flows))]
+        post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records)
+        sessions = AgentSessions(services.redis, settings.redis_prefix)
+        screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
+        bridge = ami_bridge(services, ((TRIGGERS, post_call.on_event), (SCREEN_EVENTS, screens.on_event)))
         if settings.ami_secret:
             tasks.append(asyncio.create_task(bridge.run()))
         else:
@@ -196,13 +211,15 @@ async def serve(settings: Settings) -> None:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             tasks.append(asyncio.create_task(sms_worker(services, session).run()))
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
-                 flows=str(settings.flows_dir), flow_version=flows.current.version, http=http)
+                 flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http)
         try:
             await stop.wait()
         finally:
             log.info("hotline stopping")
             for task in tasks:
                 task.cancel()
+            # Wait for them to finish cancelling, so nothing still runs on what the stack closes next.
+            await asyncio.gather(*tasks, return_exceptions=True)
             await server.stop()
 
 

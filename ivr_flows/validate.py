@@ -12,15 +12,21 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
+from hotline_core.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
 from ivr_flows.model import TERMINAL, Flow, GotoFlow, Menu, Transfer, prompts, targets
 
-DEFAULT_DIR = Path(__file__).parent / "flows"
+
+def shipped_flows() -> Path:
+    """The flows that ship with the package (package data: valid in a checkout and when installed)."""
+    return Path(str(resources.files("ivr_flows").joinpath("flows")))
+
+
 SOUND_EXTENSIONS = (".gsm", ".wav", ".ulaw", ".alaw", ".sln", ".sln16", ".g722", ".g729")
 
 

@@ -12,8 +12,9 @@ import pytest
 import uvloop
 from redis.asyncio import Redis
 
-from hotline.policy import Policy, load_policy
-from hotline.redis_server import RedisServer
+from harness.redis_server import RedisServer
+from hotline_core.policy import Policy, load_policy
+from hotline_core.redispipe import RedisPipe
 from tier_lookup.store import TierStore
 from tier_lookup.tables import RowContext
 
@@ -51,6 +52,14 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
+async def pipe(redis: Redis, redis_server: RedisServer) -> AsyncIterator[RedisPipe]:
+    """The call path's pipelined client on the session's Redis (flushed by `redis`)."""
+    client = RedisPipe(redis_server.url, timeout_s=1.0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
 def policy() -> Policy:
     return SHANGHAI_POLICY
 
@@ -61,9 +70,7 @@ def store(redis: Redis) -> TierStore:
 
 
 def row_context(policy: Policy) -> RowContext:
-    brands = {code: code for code in policy.brands if code != "unknown"}
-    brands.update({spec.label.lower(): code for code, spec in policy.brands.items() if code != "unknown"})
-    return RowContext(zone=policy.zone, brands=brands)
+    return RowContext.for_policy(policy)
 
 
 def local(policy: Policy, text: str) -> datetime:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hotline.policy import NORMAL, Policy, access_level, render_template
+from hotline_core.policy import NORMAL, Policy, access_level, render_template
 
 FLAG_TABLES = ("redlist", "blacklist")
 

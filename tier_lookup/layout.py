@@ -3,7 +3,7 @@
 Memory is the constraint: a one-key-per-number layout costs 70+ bytes a row. Instead each table
 generation is split into B hash buckets small enough for Redis's compact listpack encoding, with
 the full number as the field (stored as an integer) and the row's values joined as the value.
-A pointer hash `<prefix>:tables` maps each table to its live generation, so a replace builds a
+A pointer hash (`RedisKeys.tables`) maps each table to its live generation, so a replace builds a
 new generation beside the old one and switches the pointer in one command: a lookup (a Lua
 script reading the pointer and the buckets atomically) sees the old table or the new one.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hotline_core.keys import RedisKeys
 from tier_lookup.tables import FIELD_SEPARATOR
 
 BUCKET_DIGITS = 6
@@ -38,32 +39,8 @@ class Generation:
         return cls(int(gen), int(buckets), tuple(columns.split(",")) if columns else ())
 
 
-@dataclass(frozen=True, slots=True)
-class Keys:
-    prefix: str
-
-    @property
-    def pointers(self) -> str:
-        return f"{self.prefix}:tables"
-
-    @property
-    def generation_counter(self) -> str:
-        return f"{self.prefix}:gen"
-
-    def info(self, table: str) -> str:
-        return f"{self.prefix}:tableinfo:{table}"
-
-    def staging(self, table: str) -> str:
-        return f"{self.prefix}:staging:{table}"
-
-    def lock(self, table: str) -> str:
-        return f"{self.prefix}:lock:{table}"
-
-    def bucket(self, table: str, gen: int, bucket: int) -> str:
-        return f"{self.prefix}:t:{table}:{gen}:{bucket}"
-
-    def buckets(self, table: str, generation: Generation) -> list[str]:
-        return [self.bucket(table, generation.gen, b) for b in range(generation.buckets)]
+def bucket_keys(keys: RedisKeys, table: str, generation: Generation) -> list[str]:
+    return [keys.table_bucket(table, generation.gen, b) for b in range(generation.buckets)]
 
 
 def bucket_of(number: str, buckets: int) -> int:

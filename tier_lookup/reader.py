@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from importlib import resources
 from typing import Any, Protocol
 
-from hotline.redispipe import RedisPipe
-from tier_lookup.layout import Keys, decode_values
+from hotline_core.keys import RedisKeys
+from hotline_core.redispipe import RedisPipe
+from tier_lookup.layout import decode_values
 
-LOOKUP_SCRIPT = (Path(__file__).parent / "lookup.lua").read_text(encoding="utf-8")
+LOOKUP_SCRIPT = resources.files("tier_lookup").joinpath("lookup.lua").read_text(encoding="utf-8")
 LOOKUP_SHA = hashlib.sha1(LOOKUP_SCRIPT.encode()).hexdigest()
 
 
@@ -27,12 +28,13 @@ def decode_lookup(flat: list[Any]) -> dict[str, dict[str, str]]:
 
 
 class TierReader:
-    """Lookups over the pipelined call-path connection (see hotline.redispipe)."""
+    """Lookups over the pipelined call-path connection (see hotline_core.redispipe)."""
 
     def __init__(self, pipe: RedisPipe, prefix: str):
         self._pipe = pipe
-        self._keys = Keys(prefix)
+        self._keys = RedisKeys(prefix)
 
     async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
-        flat = await self._pipe.evalsha(LOOKUP_SCRIPT, LOOKUP_SHA, [self._keys.pointers], [number, self._keys.prefix])
+        keys = self._keys
+        flat = await self._pipe.evalsha(LOOKUP_SCRIPT, LOOKUP_SHA, [keys.tables], [number, keys.bucket_stem])
         return decode_lookup(flat)

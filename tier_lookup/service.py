@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import structlog
 from redis.exceptions import RedisError
 
-from hotline.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
-from hotline.policy import Policy
-from hotline.redispipe import ReplyError
+from hotline_core.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
+from hotline_core.policy import Policy
+from hotline_core.redispipe import ReplyError
 from tier_lookup.identity import Identity, resolve_identity, unidentified
 from tier_lookup.reader import RowSource
 
@@ -48,7 +48,7 @@ class TierLookup:
             return unidentified(self.policy, when)
         try:
             # The row source bounds its own wait by the budget (the call path's Redis pipe fails
-            # a command after it without a timer per call); see hotline.redispipe.
+            # a command after it without a timer per call); see hotline_core.redispipe.
             rows = await self.store.lookup_rows(number)
         except TimeoutError:
             log.warning("tier lookup timed out; caller served as normal", caller=number,

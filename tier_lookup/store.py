@@ -14,8 +14,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from hotline.redispipe import pack_command
-from tier_lookup.layout import Generation, Keys, bucket_count, bucket_of, remap_value
+from hotline_core.keys import RedisKeys
+from hotline_core.redispipe import pack_command
+from tier_lookup.layout import Generation, bucket_count, bucket_keys, bucket_of, remap_value
 from tier_lookup.reader import LOOKUP_SCRIPT, decode_lookup
 
 # Redis's own default; used when CONFIG GET is not allowed (managed Redis services).
@@ -55,17 +56,17 @@ class TierStore:
 
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
-        self.keys = Keys(prefix)
+        self.keys = RedisKeys(prefix)
         self._lookup = redis.register_script(LOOKUP_SCRIPT)
         self._release = redis.register_script(_RELEASE_LOCK)
 
     async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
         """Every table holding `number`, with its stored values; one round trip."""
-        flat = await self._lookup(keys=[self.keys.pointers], args=[number, self.keys.prefix])
+        flat = await self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem])
         return decode_lookup(flat)
 
     async def live_generation(self, table: str) -> Generation | None:
-        encoded = await self._redis.hget(self.keys.pointers, table)
+        encoded = await self._redis.hget(self.keys.tables, table)
         return Generation.decode(_text(encoded)) if encoded else None
 
     async def buckets_for(self, table: str, mode_replace: bool, row_estimate: int) -> int:
@@ -90,7 +91,7 @@ class TierStore:
         own if the holder dies; `unlock` clears it at once after a killed import."""
         holder = f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
         token = f"{secrets.token_hex(8)} {holder}"
-        key = self.keys.lock(table)
+        key = self.keys.table_lock(table)
         if not await self._redis.set(key, token, nx=True, px=LOCK_TTL_MS):
             current = _text(await self._redis.get(key) or "? unknown holder")
             raise TableBusy(
@@ -103,10 +104,10 @@ class TierStore:
             await self._release(keys=[key], args=[token])
 
     async def unlock(self, table: str) -> bool:
-        return bool(await self._redis.delete(self.keys.lock(table)))
+        return bool(await self._redis.delete(self.keys.table_lock(table)))
 
     async def table_rows(self, table: str) -> int:
-        rows = await self._redis.hget(self.keys.info(table), "rows")
+        rows = await self._redis.hget(self.keys.table_info(table), "rows")
         return int(rows) if rows else 0
 
     async def replace(
@@ -123,16 +124,16 @@ class TierStore:
         await self._drop_orphans(table)
         gen = int(await self._redis.incr(self.keys.generation_counter))
         generation = Generation(gen, len(buckets), columns)
-        await self._redis.hset(self.keys.staging(table), str(gen), generation.encode())
+        await self._redis.hset(self.keys.table_staging(table), str(gen), generation.encode())
         rows = await self._write(table, generation, buckets)
         old = await self.live_generation(table)
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.hset(self.keys.pointers, table, generation.encode())
-            tx.hset(self.keys.info(table), mapping=_info(rows, source))
-            tx.hdel(self.keys.staging(table), str(gen))
+            tx.hset(self.keys.tables, table, generation.encode())
+            tx.hset(self.keys.table_info(table), mapping=_info(rows, source))
+            tx.hdel(self.keys.table_staging(table), str(gen))
             await tx.execute()
         if old is not None:
-            await self._unlink(self.keys.buckets(table, old))
+            await self._unlink(bucket_keys(self.keys, table, old))
         return generation
 
     async def upsert(
@@ -150,7 +151,7 @@ class TierStore:
         if columns != live.columns:
             buckets = [{n: remap_value(columns, v, live.columns) for n, v in b.items()} for b in buckets]
         added = await self._write(table, live, buckets)
-        await self._redis.hset(self.keys.info(table), mapping=_info(await self.table_rows(table) + added, source))
+        await self._redis.hset(self.keys.table_info(table), mapping=_info(await self.table_rows(table) + added, source))
         return live, added
 
     async def delete(self, table: str, numbers: Iterable[str], source: str) -> int:
@@ -162,25 +163,26 @@ class TierStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             pending = 0
             for number in numbers:
-                pipe.hdel(self.keys.bucket(table, live.gen, bucket_of(number, live.buckets)), number)
+                pipe.hdel(self.keys.table_bucket(table, live.gen, bucket_of(number, live.buckets)), number)
                 pending += 1
                 if pending >= PIPELINE_COMMANDS:
                     removed += sum(await pipe.execute())
                     pending = 0
             if pending:
                 removed += sum(await pipe.execute())
-        await self._redis.hset(self.keys.info(table), mapping=_info(await self.table_rows(table) - removed, source))
+        rows = await self.table_rows(table) - removed
+        await self._redis.hset(self.keys.table_info(table), mapping=_info(rows, source))
         return removed
 
     async def stats(self) -> list[TableStats]:
-        pointers = await self._hgetall(self.keys.pointers)
+        pointers = await self._hgetall(self.keys.tables)
         out = []
         for table in sorted(pointers):
             generation = Generation.decode(pointers[table])
-            info = await self._hgetall(self.keys.info(table))
+            info = await self._hgetall(self.keys.table_info(table))
             memory = 0
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key in self.keys.buckets(table, generation):
+                for key in bucket_keys(self.keys, table, generation):
                     pipe.memory_usage(key, samples=0)
                 for usage in await pipe.execute():
                     memory += usage or 0
@@ -200,12 +202,12 @@ class TierStore:
     async def _write(self, table: str, generation: Generation, buckets: Sequence[Mapping[str, str]]) -> int:
         """HSET every bucket's rows, one command per bucket chunk; returns how many fields were new."""
         commands = (
-            ("HSET", self.keys.bucket(table, generation.gen, index), *chunk)
+            ("HSET", self.keys.table_bucket(table, generation.gen, index), *chunk)
             for index, rows in enumerate(buckets)
             if rows
             for chunk in _chunks(rows)
         )
-        replies = await self._send_raw(commands, refresh_lock=self.keys.lock(table))
+        replies = await self._send_raw(commands, refresh_lock=self.keys.table_lock(table))
         return sum(int(r) for r in replies)  # type: ignore[call-overload]
 
     async def _send_raw(self, commands: Iterable[tuple[str, ...]], refresh_lock: str) -> list[object]:
@@ -258,10 +260,10 @@ class TierStore:
         return {_text(k): _text(v) for k, v in (await self._redis.hgetall(key)).items()}
 
     async def _drop_orphans(self, table: str) -> None:
-        staged = await self._hgetall(self.keys.staging(table))
+        staged = await self._hgetall(self.keys.table_staging(table))
         for gen, encoded in staged.items():
-            await self._unlink(self.keys.buckets(table, Generation.decode(encoded)))
-            await self._redis.hdel(self.keys.staging(table), gen)
+            await self._unlink(bucket_keys(self.keys, table, Generation.decode(encoded)))
+            await self._redis.hdel(self.keys.table_staging(table), gen)
 
     async def _unlink(self, keys: list[str]) -> None:
         # UNLINK frees memory in a background thread: dropping a million-row table never blocks lookups.

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from hotline.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
+from hotline_core.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
+from hotline_core.policy import Policy
 
 # Values are joined with this separator in Redis, so it may not appear inside one.
 FIELD_SEPARATOR = "\x1f"
@@ -53,6 +54,13 @@ class RowContext:
     zone: ZoneInfo
     brands: Mapping[str, str]  # accepted spelling (code or label, lower-cased) -> brand code
     plan: NumberPlan = DEFAULT_PLAN
+
+    @classmethod
+    def for_policy(cls, policy: Policy, plan: NumberPlan = DEFAULT_PLAN) -> RowContext:
+        """Brands accepted by code or by the policy's label (`全球通`), in the policy's zone."""
+        known = {code: spec for code, spec in policy.brands.items() if code != "unknown"}
+        brands = {code: code for code in known} | {spec.label.lower(): code for code, spec in known.items()}
+        return cls(zone=policy.zone, brands=brands, plan=plan)
 
 
 def check_header(spec: TableSpec, header: list[str]) -> tuple[str, ...]:

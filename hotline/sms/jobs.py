@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from hotline.redispipe import RedisPipe
+from hotline_core.keys import RedisKeys
+from hotline_core.redispipe import RedisPipe
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class SmsRequest:
 class SmsJobs:
     def __init__(self, pipe: RedisPipe, prefix: str):
         self._pipe = pipe
-        self.stream = f"{prefix}:sms:jobs"
+        self.stream = RedisKeys(prefix).sms_jobs
 
     async def add(self, request: SmsRequest) -> str:
         """Record the request; returns its stream id."""

@@ -13,8 +13,9 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from hotline.calls import CallRecord
-from hotline.policy import Policy, render_template
+from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.keys import RedisKeys
+from hotline_core.policy import Policy, render_template
 
 log = structlog.get_logger("sms.postcall")
 
@@ -46,32 +47,28 @@ return false
 
 
 class PostCallSms:
-    def __init__(self, redis: Redis, prefix: str, policy: Policy, ttl_s: int = 7 * 86400):
+    def __init__(self, redis: Redis, prefix: str, policy: Policy, records: CallRecords, ttl_s: int = 7 * 86400):
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._policy = policy
+        self._records = records
         self._ttl = ttl_s
         self._queue_once = redis.register_script(_QUEUE_ONCE)
-
-    @property
-    def optout_key(self) -> str:
-        return f"{self._prefix}:sms:optout"
 
     async def on_event(self, event: Mapping[str, Any]) -> str | None:
         """Handle an AMI event; returns the new job id when one was queued."""
         if event.get("Event") not in TRIGGERS:
             return None
         uniqueid = str(event.get("Uniqueid", ""))
-        data = await self._redis.hgetall(f"{self._prefix}:call:{uniqueid}")
-        if not data:
+        record = await self._records.get(uniqueid)
+        if record is None:
             return None  # not a call that came through the hotline's entry
-        record = CallRecord.from_hash({str(k): str(v) for k, v in data.items()})
         number = str(record.identity.get("number") or "")
-        opted_out = bool(number) and bool(await self._redis.sismember(self.optout_key, number))
+        opted_out = bool(number) and bool(await self._redis.sismember(self._keys.sms_optout, number))
         text = post_call_text(record, self._policy, opted_out)
         if text is None:
             return None
-        keys = [f"{self._prefix}:sms:postcall:{record.linkedid}", f"{self._prefix}:sms:jobs"]
+        keys = [self._keys.sms_post_call(record.linkedid), self._keys.sms_jobs]
         job_id = await self._queue_once(keys=keys, args=[self._ttl, record.uniqueid, number, text])
         if not job_id:
             return None  # the same call's event again, or another bridge got there first

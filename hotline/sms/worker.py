@@ -13,40 +13,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from hotline.numbers import mask_number
 from hotline.sms.gateway import GatewayError, SmsGateway
+from hotline_core.keys import RedisKeys
+from hotline_core.numbers import mask_number
 
 log = structlog.get_logger("sms")
 
 GROUP = "sms-workers"
 SENT_STATES = ("sent", "smsc_ack", "delivered")
-
-
-@dataclass(frozen=True, slots=True)
-class SmsKeys:
-    prefix: str
-
-    @property
-    def stream(self) -> str:
-        return f"{self.prefix}:sms:jobs"
-
-    @property
-    def dead(self) -> str:
-        return f"{self.prefix}:sms:dead"
-
-    @property
-    def counts(self) -> str:
-        return f"{self.prefix}:sms:counts"
-
-    def state(self, job_id: str) -> str:
-        return f"{self.prefix}:sms:state:{job_id}"
 
 
 # A job's status only moves forward (a late SMSC ack must not undo "delivered", and the worker's
@@ -80,7 +60,7 @@ class SmsWorker:
                  state_ttl_s: int = 7 * 86400, concurrency: int = 16):
         self._redis = redis
         self._gateway = gateway
-        self.keys = SmsKeys(prefix)
+        self.keys = RedisKeys(prefix)
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._max_attempts = max_attempts
         self._retry_base = retry_base_s
@@ -90,7 +70,7 @@ class SmsWorker:
 
     async def ensure_group(self) -> None:
         try:
-            await self._redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+            await self._redis.xgroup_create(self.keys.sms_jobs, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -108,10 +88,10 @@ class SmsWorker:
 
     async def step(self, block_ms: int = 0, count: int = 20) -> int:
         """Claim stale jobs, read new ones, process them; returns how many were handled."""
-        claimed = await self._redis.xautoclaim(self.keys.stream, GROUP, self.consumer, self._claim_idle_ms,
+        claimed = await self._redis.xautoclaim(self.keys.sms_jobs, GROUP, self.consumer, self._claim_idle_ms,
                                                "0-0", count=count)
         batch = [(job_id, fields) for job_id, fields in claimed[1] if fields]
-        reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.stream: ">"}, count=count,
+        reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.sms_jobs: ">"}, count=count,
                                                   block=block_ms or None)
         for _stream, entries in reply or []:
             batch.extend(entries)
@@ -124,10 +104,10 @@ class SmsWorker:
             return await self._process(job_id, fields)
 
     async def _process(self, job_id: str, fields: dict[str, Any]) -> int:
-        state_key = self.keys.state(job_id)
+        state_key = self.keys.sms_state(job_id)
         state = await self._redis.hgetall(state_key)
         if state.get("status") in SENT_STATES or state.get("status") == "dead":
-            await self._redis.xack(self.keys.stream, GROUP, job_id)  # done before; the ack was lost
+            await self._redis.xack(self.keys.sms_jobs, GROUP, job_id)  # done before; the ack was lost
             return 0
         if float(state.get("next_try", 0)) > time.time():
             return 0  # backing off; it stays pending
@@ -143,7 +123,7 @@ class SmsWorker:
         return 1
 
     async def _failed(self, job_id: str, fields: dict[str, Any], attempts: int, exc: GatewayError) -> int:
-        state_key = self.keys.state(job_id)
+        state_key = self.keys.sms_state(job_id)
         if exc.retryable and attempts < self._max_attempts:
             delay = retry_delay(attempts, self._retry_base)
             # Through `advance`: a report that already came in (the reply, not the SMS, was lost)
@@ -155,22 +135,22 @@ class SmsWorker:
             return 0
         async with self._redis.pipeline(transaction=True) as tx:
             dead: dict[Any, Any] = {**fields, "job": job_id, "error": str(exc)[:200], "attempts": str(attempts)}
-            tx.xadd(self.keys.dead, dead)
+            tx.xadd(self.keys.sms_dead, dead)
             tx.hset(state_key, mapping={"status": "dead", "error": str(exc)[:200]})
-            tx.hincrby(self.keys.counts, "dead", 1)
-            tx.xack(self.keys.stream, GROUP, job_id)
+            tx.hincrby(self.keys.sms_counts, "dead", 1)
+            tx.xack(self.keys.sms_jobs, GROUP, job_id)
             await tx.execute()
         log.error("sms given up; in the dead letters", job=job_id, attempts=attempts, error=str(exc))
         return 0
 
     async def _done(self, job_id: str, status: str) -> None:
         await advance(self._redis, self.keys, job_id, status)
-        await self._redis.xack(self.keys.stream, GROUP, job_id)
+        await self._redis.xack(self.keys.sms_jobs, GROUP, job_id)
 
 
-async def advance(redis: Redis, keys: SmsKeys, job_id: str, status: str) -> str:
+async def advance(redis: Redis, keys: RedisKeys, job_id: str, status: str) -> str:
     script = redis.register_script(_ADVANCE)
-    result = await script(keys=[keys.state(job_id), keys.counts], args=[status, f"{time.time():.3f}"])
+    result = await script(keys=[keys.sms_state(job_id), keys.sms_counts], args=[status, f"{time.time():.3f}"])
     return str(result)
 
 
@@ -178,18 +158,18 @@ async def record_report(redis: Redis, prefix: str, job_id: str, status: int) -> 
     """A delivery report from the gateway (Kannel: 1 delivered, 2 failed, 4 buffered, 8 SMSC ack,
     16 SMSC reject)."""
     names = {1: "delivered", 2: "failed", 4: "buffered", 8: "smsc_ack", 16: "failed"}
-    return await advance(redis, SmsKeys(prefix), job_id, names.get(status, "smsc_ack"))
+    return await advance(redis, RedisKeys(prefix), job_id, names.get(status, "smsc_ack"))
 
 
 async def status_counts(redis: Redis, prefix: str) -> dict[str, int]:
-    keys = SmsKeys(prefix)
-    counts = {k: int(v) for k, v in (await redis.hgetall(keys.counts)).items()}
+    keys = RedisKeys(prefix)
+    counts = {k: int(v) for k, v in (await redis.hgetall(keys.sms_counts)).items()}
     try:
-        pending = await redis.xpending(keys.stream, GROUP)
+        pending = await redis.xpending(keys.sms_jobs, GROUP)
         waiting = int(pending.get("pending", 0))
-        groups = await redis.xinfo_groups(keys.stream)
+        groups = await redis.xinfo_groups(keys.sms_jobs)
         lag = next((int(g.get("lag") or 0) for g in groups if g.get("name") == GROUP), 0)
     except ResponseError:
-        waiting, lag = 0, await redis.xlen(keys.stream) if await redis.exists(keys.stream) else 0
+        waiting, lag = 0, await redis.xlen(keys.sms_jobs) if await redis.exists(keys.sms_jobs) else 0
     return {"pending": waiting + lag, "sent": counts.get("sent", 0), "delivered": counts.get("delivered", 0),
             "failed": counts.get("failed", 0), "dead": counts.get("dead", 0)}

@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 
 from ami_bridge.client import AmiClient
-from hotline.astconf import AgentEndpoint, Deployment, level_queues
-from hotline.devstack import DEMO_TABLES
-from hotline.policy import load_policy
-from hotline.redis_server import RedisServer
-from hotline.stack.asterisk import Asterisk, default_root, ensure_root
-from hotline.stack.kannel import Kannel
-from hotline.stack.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
-from hotline.stack.sipp import CallResult, SippAgent, place_call
+from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
+from harness.asterisk import Asterisk, default_root, ensure_root
+from harness.devstack import DEMO_TABLES
+from harness.kannel import Kannel
+from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
+from harness.redis_server import RedisServer
+from harness.sipp import CallResult, SippAgent, place_call
+from hotline_core.policy import DEFAULT_POLICY_FILE, load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo"
@@ -207,7 +207,7 @@ agent3,张伟,PJSIP/agent3,,2022-01-01,97%,93%
 def e2e_policy(run_dir: Path) -> Path:
     """The shipped policy with the campus desk dealt before the new-subscriber desk (three agents
     cover vip, highend and campus) and ordinary M-Zone callers released after 4 s in the queue."""
-    text = (ROOT / "hotline" / "data" / "policy.yaml").read_text(encoding="utf-8")
+    text = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
     newsub = "  newsub_desk: {label: 新入网优先席, size: 3}\n"
     assert newsub in text
     text = text.replace(newsub, "").replace("  general: {label: 综合组, everyone: true}\n",

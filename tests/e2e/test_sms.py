@@ -11,10 +11,12 @@ from playwright.async_api import Browser, Page, async_playwright
 from redis.asyncio import Redis
 
 from ami_bridge.client import AmiClient
-from hotline.stack.kannel import delivered
+from harness.kannel import delivered
+from hotline_core.keys import RedisKeys
 from tests.e2e.conftest import ROOT, Events, Stack
 
 Ami = tuple[AmiClient, Events]
+KEYS = RedisKeys("hl")
 GREETING = "尊敬的王站长,你好,有什么可以帮到您"
 THANKS = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -71,12 +73,12 @@ async def test_rural_liaison_screen_pop_then_one_thank_you_sms(stack: Stack, ami
     assert delivered(stack.kannel.delivered_log)[before:] == [("8613800000004", THANKS)]
     redis = Redis.from_url(stack.redis.url, decode_responses=True)
     try:
-        job = await redis.get(f"hl:sms:postcall:{connected['Linkedid']}")
+        job = await redis.get(KEYS.sms_post_call(connected["Linkedid"]))
         assert job
         for _ in range(50):
-            if await redis.hget(f"hl:sms:state:{job}", "status") == "delivered":
+            if await redis.hget(KEYS.sms_state(job), "status") == "delivered":
                 break
             await asyncio.sleep(0.1)
-        assert await redis.hget(f"hl:sms:state:{job}", "status") == "delivered"
+        assert await redis.hget(KEYS.sms_state(job), "status") == "delivered"
     finally:
         await redis.aclose()

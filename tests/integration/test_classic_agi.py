@@ -9,10 +9,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from agi.peer import PeerResult, environment
 from agi.variables import CONTRACT
-from hotline.redis_server import RedisServer
-from hotline.stack.procs import free_tcp_port
+from harness.agi_peer import PeerResult, environment
+from harness.procs import free_tcp_port
+from harness.redis_server import RedisServer
 from tests.conftest import row_context
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.store import TierStore

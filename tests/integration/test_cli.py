@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotline.redis_server import RedisServer
-from hotline.stack.procs import free_tcp_port
+from harness.procs import free_tcp_port
+from harness.redis_server import RedisServer
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 

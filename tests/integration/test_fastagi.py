@@ -11,15 +11,15 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from agi.peer import always_ok, environment, play
 from agi.server import FastAgiServer
 from agi.variables import CONTRACT
+from harness.agi_peer import always_ok, environment, play
+from harness.procs import free_tcp_port
+from harness.redis_server import RedisServer
 from hotline.app import Services, build_agi_server, flow_registry, open_services
-from hotline.calls import CallRecords
-from hotline.policy import Policy
-from hotline.redis_server import RedisServer
-from hotline.settings import Settings
-from hotline.stack.procs import free_tcp_port
+from hotline_core.calls import CallRecords
+from hotline_core.policy import Policy
+from hotline_core.settings import Settings
 from tests.conftest import row_context
 from tier_lookup.importer import ImportOptions, import_table
 

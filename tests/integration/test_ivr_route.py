@@ -8,11 +8,12 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from agi.peer import environment, play
+from harness.agi_peer import environment, play
+from harness.redis_server import RedisServer
 from hotline.app import build_agi_server, flow_registry, open_services
-from hotline.policy import Policy
-from hotline.redis_server import RedisServer
-from hotline.settings import Settings
+from hotline_core.keys import RedisKeys
+from hotline_core.policy import Policy
+from hotline_core.settings import Settings
 from tests.conftest import row_context
 from tier_lookup.importer import ImportOptions, import_table
 
@@ -69,7 +70,7 @@ async def test_two_menus_to_billing_sets_the_transfer_and_records_the_path(agi: 
 async def test_self_service_sms_is_queued_for_delivery(agi: Agi, redis: Redis) -> None:
     result = await play(*agi, environment("ivr", "13800000004", "1.11"), asterisk(["1", "1"]))
     assert result.variables()["HOTLINE_IVR_RESULT"] == "hangup"
-    [(_, job)] = await redis.xrange("ivrtest:sms:jobs")
+    [(_, job)] = await redis.xrange(RedisKeys("ivrtest").sms_jobs)
     assert (job["kind"], job["number"], job["uniqueid"]) == ("self_service", "8613800000004", "1.11")
     assert job["text"].startswith("农村客户您好")
 

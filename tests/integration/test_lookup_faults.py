@@ -9,10 +9,10 @@ import time
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from hotline.policy import Policy
-from hotline.redis_server import RedisServer
-from hotline.redispipe import RedisPipe
-from hotline.stack.procs import free_tcp_port
+from harness.procs import free_tcp_port
+from harness.redis_server import RedisServer
+from hotline_core.policy import Policy
+from hotline_core.redispipe import RedisPipe
 from tests.conftest import local
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from hotline.redis_server import RedisServer
-from hotline.redispipe import PipeError, RedisPipe, ReplyError
+from harness.redis_server import RedisServer
+from hotline_core.redispipe import PipeError, RedisPipe, ReplyError
 from tier_lookup.reader import LOOKUP_SCRIPT, LOOKUP_SHA
 
 

@@ -12,9 +12,12 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from ami_bridge.roster import Roster, parse_roster
-from hotline.calls import CallRecord
-from hotline.screen import Screens, hash_secret, screen_card, secret_matches
-from hotline.stack.procs import free_tcp_port
+from harness.procs import free_tcp_port
+from hotline.web.auth import AgentSessions, hash_secret, secret_matches
+from hotline.web.screen import Screens, screen_card
+from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.keys import RedisKeys
+from hotline_core.redispipe import RedisPipe
 
 ROSTER = """agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution
 agent1,李娜,PJSIP/agent1,,2022-01-01,99%,95%
@@ -25,12 +28,13 @@ RURAL = {"number": "8613800000004", "tier": "rural", "label": "农村", "brand_l
 
 
 @pytest.fixture
-async def site(redis: Redis) -> AsyncIterator[tuple[str, Screens]]:
-    screens = Screens(redis, "scr")
+async def site(redis: Redis, pipe: RedisPipe) -> AsyncIterator[tuple[str, Screens]]:
+    sessions = AgentSessions(redis, "scr")
+    screens = Screens(redis, "scr", CallRecords(pipe, "scr", 600), sessions)
     agents, _ = parse_roster(ROSTER)
     await Roster(redis, "scr").replace_all(agents)
-    await screens.set_secret("agent1", "secret-one")
-    await screens.set_secret("agent2", "secret-two")
+    await sessions.set_secret("agent1", "secret-one")
+    await sessions.set_secret("agent2", "secret-two")
     app = web.Application()
     app.add_routes(screens.routes())
     runner = web.AppRunner(app)
@@ -66,7 +70,8 @@ def test_secrets_are_stored_hashed() -> None:
 
 
 def test_the_card_masks_the_number() -> None:
-    card = screen_card(CallRecord("1.1", "1.1", "PJSIP/c", RURAL, 0.0, "ivr"), "agent1", "hotline:screen>hotline:welcome")
+    record = CallRecord("1.1", "1.1", "PJSIP/c", RURAL, 0.0, "ivr", {"ivr_path": "hotline:screen>hotline:welcome"})
+    card = screen_card(record, "agent1")
     assert card["number"] == "86138****0004"
     assert card["special_customer"] == "农村"
     assert card["ivr_path"] == "screen>welcome"
@@ -74,8 +79,9 @@ def test_the_card_masks_the_number() -> None:
 
 async def test_a_connected_call_reaches_its_agent_only_and_clears(redis: Redis, site: tuple[str, Screens]) -> None:
     base, screens = site
-    await redis.hset("scr:call:1.20", mapping=CallRecord("1.20", "1.20", "PJSIP/c", RURAL, 0.0, "ivr").to_hash())  # type: ignore[arg-type]
-    await redis.hset("scr:call:1.20", "ivr_path", "hotline:screen>hotline:welcome>hotline:main_menu>hotline:agent")
+    key = RedisKeys("scr").call("1.20")
+    await redis.hset(key, mapping=CallRecord("1.20", "1.20", "PJSIP/c", RURAL, 0.0, "ivr").to_hash())  # type: ignore[arg-type]
+    await redis.hset(key, "ivr_path", "hotline:screen>hotline:welcome>hotline:main_menu>hotline:agent")
     one = await signed_in(base, "agent1", "secret-one")
     two = await signed_in(base, "agent2", "secret-two")
     try:

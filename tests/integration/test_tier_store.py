@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from hotline.policy import Policy
-from hotline.redis_server import RedisServer
+from harness.redis_server import RedisServer
+from hotline_core.policy import Policy
 from tests.conftest import local, row_context
 from tier_lookup.importer import ImportOptions, ImportReport, Mode, import_table
 from tier_lookup.service import TierLookup
@@ -169,7 +169,7 @@ async def test_killed_replace_leaves_the_old_table_and_is_cleaned_up(
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(3000):
-            if await redis.hlen(store.keys.staging("highend")) and await redis.dbsize() > keys_before + 50:
+            if await redis.hlen(store.keys.table_staging("highend")) and await redis.dbsize() > keys_before + 50:
                 break
             await asyncio.sleep(0.005)
         else:

@@ -8,9 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from agi.peer import environment, play
-from hotline.redis_server import RedisServer
-from hotline.stack.procs import alive, free_tcp_port, tcp_listening
+from harness.agi_peer import environment, play
+from harness.procs import alive, free_tcp_port, tcp_listening
+from harness.redis_server import RedisServer
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 

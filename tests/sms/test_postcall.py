@@ -6,10 +6,13 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from hotline.calls import CallRecord
-from hotline.policy import Policy
 from hotline.sms.postcall import PostCallSms, post_call_text
+from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.keys import RedisKeys
+from hotline_core.policy import Policy
+from hotline_core.redispipe import RedisPipe
 
+KEYS = RedisKeys("pc")
 RURAL = {"number": "8613800000004", "tier": "rural", "name": "王", "label": "农村", "blacklist": False}
 
 
@@ -26,23 +29,28 @@ def test_the_text_is_rendered_for_tiers_with_a_template(policy: Policy) -> None:
     assert post_call_text(record({**RURAL, "number": None}), policy, False) is None
 
 
-async def test_repeated_events_and_concurrent_bridges_queue_one_job(redis: Redis, policy: Policy) -> None:
-    await redis.hset("pc:call:1.7", mapping=record(RURAL, "1.7", "1.6").to_hash())  # type: ignore[arg-type]
-    triggers = [PostCallSms(redis, "pc", policy) for _ in range(3)]  # three bridges hearing the same events
+def trigger_for(redis: Redis, pipe: RedisPipe, policy: Policy) -> PostCallSms:
+    return PostCallSms(redis, KEYS.prefix, policy, CallRecords(pipe, KEYS.prefix, 600))
+
+
+async def test_repeated_events_and_concurrent_bridges_queue_one_job(redis: Redis, pipe: RedisPipe,
+                                                                      policy: Policy) -> None:
+    await CallRecords(pipe, KEYS.prefix, 600).write(record(RURAL, "1.7", "1.6"))
+    triggers = [trigger_for(redis, pipe, policy) for _ in range(3)]  # three bridges hearing the same events
     event = {"Event": "AgentComplete", "Uniqueid": "1.7", "Queue": "hotline-ordinary_easyown"}
     results = await asyncio.gather(*(t.on_event(event) for t in triggers for _ in range(3)))
     assert len([r for r in results if r]) == 1
-    [(job_id, fields)] = await redis.xrange("pc:sms:jobs")
+    [(job_id, fields)] = await redis.xrange(KEYS.sms_jobs)
     assert (fields["kind"], fields["number"]) == ("post_call", "8613800000004")
     assert fields["text"].startswith("尊敬的王站长")
-    assert await redis.get("pc:sms:postcall:1.6") == job_id
+    assert await redis.get(KEYS.sms_post_call("1.6")) == job_id
 
 
-async def test_opted_out_and_unknown_calls_get_nothing(redis: Redis, policy: Policy) -> None:
-    trigger = PostCallSms(redis, "pc", policy)
+async def test_opted_out_and_unknown_calls_get_nothing(redis: Redis, pipe: RedisPipe, policy: Policy) -> None:
+    trigger = trigger_for(redis, pipe, policy)
     assert await trigger.on_event({"Event": "AgentComplete", "Uniqueid": "9.9"}) is None  # no call record
-    await redis.hset("pc:call:1.8", mapping=record(RURAL, "1.8").to_hash())  # type: ignore[arg-type]
-    await redis.sadd(trigger.optout_key, "8613800000004")
+    await CallRecords(pipe, KEYS.prefix, 600).write(record(RURAL, "1.8"))
+    await redis.sadd(KEYS.sms_optout, "8613800000004")
     assert await trigger.on_event({"Event": "AgentComplete", "Uniqueid": "1.8"}) is None
     assert await trigger.on_event({"Event": "Hangup", "Uniqueid": "1.8"}) is None
-    assert await redis.xlen("pc:sms:jobs") == 0
+    assert await redis.xlen(KEYS.sms_jobs) == 0

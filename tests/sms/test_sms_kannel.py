@@ -11,12 +11,13 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from harness.kannel import Kannel, delivered
+from harness.procs import free_tcp_port
 from hotline.sms.gateway import GatewayError, KannelGateway
 from hotline.sms.jobs import SmsJobs, SmsRequest
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import GROUP, SmsWorker, status_counts
-from hotline.stack.kannel import Kannel, delivered
-from hotline.stack.procs import free_tcp_port
+from hotline_core.keys import RedisKeys
 
 TEXT = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
 PREFIX = "smstest"
@@ -120,7 +121,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     crashed = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "crashed")
     await crashed.ensure_group()
     # The crashed worker took the batch and died before sending anything.
-    await redis.xreadgroup(GROUP, "crashed", {crashed.keys.stream: ">"}, count=5)
+    await redis.xreadgroup(GROUP, "crashed", {crashed.keys.sms_jobs: ">"}, count=5)
     survivor = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "survivor", claim_idle_s=0.3)
     await asyncio.sleep(0.4)
     assert await survivor.step() == 5
@@ -161,7 +162,7 @@ async def test_jobs_that_keep_failing_land_in_the_dead_letters(
     await worker.step()
     counts = await status_counts(redis, PREFIX)
     assert (counts["pending"], counts["dead"]) == (0, 1)
-    [(_, dead)] = await redis.xrange(f"{PREFIX}:sms:dead")
+    [(_, dead)] = await redis.xrange(RedisKeys(PREFIX).sms_dead)
     assert "refused" in dead["error"]
 
 
@@ -170,8 +171,8 @@ async def _delivered_count(kannel: Kannel, n: int) -> bool:
 
 
 async def _state_is(redis: Redis, job: str, status: str) -> bool:
-    return await redis.hget(f"{PREFIX}:sms:state:{job}", "status") == status
+    return await redis.hget(RedisKeys(PREFIX).sms_state(job), "status") == status
 
 
 async def _state_in(redis: Redis, job: str, statuses: tuple[str, ...]) -> bool:
-    return await redis.hget(f"{PREFIX}:sms:state:{job}", "status") in statuses
+    return await redis.hget(RedisKeys(PREFIX).sms_state(job), "status") in statuses

@@ -1,6 +1,6 @@
 import pytest
 
-from hotline.astconf import (
+from asterisk_conf.render import (
     AgentEndpoint,
     Deployment,
     RenderError,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hotline.policy import Policy
+from hotline_core.policy import Policy
 from tests.conftest import row_context
 from tier_lookup.csvfile import ParsedTable, parse_table
 from tier_lookup.tables import TABLES, parse_activation

@@ -8,7 +8,7 @@ import pytest
 
 from ami_bridge.desks import assign_desks, judge, queue_members
 from ami_bridge.roster import Agent, RosterError, edit, parse_roster
-from hotline.policy import Policy
+from hotline_core.policy import Policy
 
 HEADER = "agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution\n"
 TODAY = date(2026, 11, 22)

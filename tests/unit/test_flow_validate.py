@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.yamlpos import ConfigFileError
+from hotline_core.yamlpos import ConfigFileError
 from ivr_flows.model import Flow
 from ivr_flows.validate import load_flows, queue_names
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hotline.policy import Policy
+from hotline_core.policy import Policy
 from tests.conftest import local
 from tier_lookup.identity import resolve_identity, unidentified
 from tier_lookup.tables import parse_activation

@@ -3,7 +3,7 @@ import json
 
 import structlog
 
-from hotline.logs import configure_logging
+from hotline_core.logs import configure_logging
 
 
 def test_json_logs_mask_numbers_from_context_and_message() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from hotline.numbers import mask_digits_in, mask_number, normalize_number
+from hotline_core.numbers import mask_digits_in, mask_number, normalize_number
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from hotline.policy import access_level, load_policy
-from hotline.yamlpos import ConfigFileError
+from hotline_core.policy import DEFAULT_POLICY_FILE, access_level, load_policy
+from hotline_core.yamlpos import ConfigFileError
 
-DEFAULT = Path(__file__).parents[2] / "hotline" / "data" / "policy.yaml"
+DEFAULT = DEFAULT_POLICY_FILE
 
 
 def broken(tmp_path: Path, old: str, new: str) -> Path:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.settings import load_settings
-from hotline.yamlpos import ConfigFileError
+from hotline_core.settings import load_settings
+from hotline_core.yamlpos import ConfigFileError
 
 
 def test_defaults() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hotline.devstack import summarise
-from hotline.stack.sipp import caller_scenario
+from harness.devstack import summarise
+from harness.sipp import caller_scenario
 
 
 def test_info_digits_become_info_requests() -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.redispipe import RedisPipe
+from hotline_core.keys import RedisKeys
+from hotline_core.redispipe import RedisPipe
+
+_FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +25,12 @@ class CallRecord:
     identity: dict[str, Any]
     entered_at: float
     route: str
+    # What the call did after entry, added by `CallRecords.annotate` (ivr_path, service, ...).
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_hash(self) -> dict[str, str]:
         return {
+            **self.notes,
             "uniqueid": self.uniqueid,
             "linkedid": self.linkedid,
             "channel": self.channel,
@@ -42,6 +48,7 @@ class CallRecord:
             identity=json.loads(data.get("identity", "{}")),
             entered_at=float(data.get("entered_at", "0")),
             route=data.get("route", ""),
+            notes={k: v for k, v in data.items() if k not in _FIELDS},
         )
 
 
@@ -51,24 +58,18 @@ class CallRecords:
 
     def __init__(self, pipe: RedisPipe, prefix: str, ttl_s: int):
         self._pipe = pipe
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._ttl = ttl_s
-
-    def _key(self, uniqueid: str) -> str:
-        return f"{self._prefix}:call:{uniqueid}"
-
-    def _linked_key(self, linkedid: str) -> str:
-        return f"{self._prefix}:call:linked:{linkedid}"
 
     def submit(self, record: CallRecord) -> list[asyncio.Future[Any]]:
         """Send the record's commands now; their replies arrive on the returned futures."""
-        key = self._key(record.uniqueid)
+        key = self._keys.call(record.uniqueid)
         fields = [item for pair in record.to_hash().items() for item in pair]
         futures = [self._pipe.execute_nowait("HSET", key, *fields),
                    self._pipe.execute_nowait("EXPIRE", key, str(self._ttl))]
         if record.linkedid and record.linkedid != record.uniqueid:
-            futures.append(self._pipe.execute_nowait("SET", self._linked_key(record.linkedid), record.uniqueid,
-                                                     "EX", str(self._ttl)))
+            linked = self._keys.call_by_linkedid(record.linkedid)
+            futures.append(self._pipe.execute_nowait("SET", linked, record.uniqueid, "EX", str(self._ttl)))
         return futures
 
     async def write(self, record: CallRecord) -> None:
@@ -77,13 +78,13 @@ class CallRecords:
     async def annotate(self, uniqueid: str, fields: dict[str, str]) -> None:
         """Add what the call did later (IVR path, outcome) to its record."""
         flat = [item for pair in fields.items() for item in pair]
-        await self._pipe.execute("HSET", self._key(uniqueid), *flat)
+        await self._pipe.execute("HSET", self._keys.call(uniqueid), *flat)
 
     async def get(self, uniqueid: str) -> CallRecord | None:
-        flat = await self._pipe.execute("HGETALL", self._key(uniqueid))
+        flat = await self._pipe.execute("HGETALL", self._keys.call(uniqueid))
         return CallRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))) if flat else None
 
     async def by_linkedid(self, linkedid: str) -> CallRecord | None:
-        uniqueid = await self._pipe.execute("GET", self._linked_key(linkedid))
+        uniqueid = await self._pipe.execute("GET", self._keys.call_by_linkedid(linkedid))
         return await self.get(uniqueid if isinstance(uniqueid, str) else linkedid)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
-from hotline.policy import Policy
+from hotline_core.policy import Policy
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "asterisk_conf"
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -115,8 +115,13 @@ def render(templates: Mapping[str, str], deployment: Deployment) -> dict[str, st
     return rendered
 
 
-def load_templates(directory: Path = TEMPLATES) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.conf"))}
+def template_dir() -> Path:
+    """The shipped templates: the .conf files of this package (package data)."""
+    return Path(str(resources.files("asterisk_conf")))
+
+
+def load_templates(directory: Path | None = None) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted((directory or template_dir()).glob("*.conf"))}
 
 
 def write(rendered: Mapping[str, str], target: Path) -> None:

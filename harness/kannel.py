@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hotline.stack.procs import StackError, free_tcp_port, tcp_listening
+from harness.procs import StackError, free_tcp_port, tcp_listening
 
 BEARERBOX = "/usr/sbin/bearerbox"
 SMSBOX = "/usr/sbin/smsbox"

@@ -10,12 +10,9 @@ delivers it; AgentComplete clears it. Each agent sees only their own calls.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import secrets
 from collections.abc import Mapping
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import structlog
@@ -23,34 +20,18 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from ami_bridge.roster import Roster
-from hotline.calls import CallRecord
-from hotline.numbers import mask_number
+from hotline.web.auth import COOKIE, SESSION_TTL_S, AgentSessions
+from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.keys import RedisKeys
+from hotline_core.numbers import mask_number
 
 log = structlog.get_logger("screen")
 
-PAGE = Path(__file__).parent / "data" / "agent.html"
-SESSION_TTL_S = 12 * 3600
 SCREEN_EVENTS = frozenset({"AgentConnect", "AgentComplete"})
 KEEPALIVE_S = 5.0  # a comment line this often keeps proxies open and finds browsers that left
-COOKIE = "hotline_agent"
 
 
-def hash_secret(secret: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, 100_000)
-    return f"{salt.hex()}:{digest.hex()}"
-
-
-def secret_matches(secret: str, stored: str) -> bool:
-    salt, _, _digest = stored.partition(":")
-    try:
-        expected = hash_secret(secret, bytes.fromhex(salt))
-    except ValueError:
-        return False
-    return hmac.compare_digest(expected, stored)
-
-
-def screen_card(record: CallRecord, agent_id: str, ivr_path: str) -> dict[str, Any]:
+def screen_card(record: CallRecord, agent_id: str) -> dict[str, Any]:
     """What the agent's screen shows for a connected call (pure)."""
     identity = record.identity
     return {
@@ -63,39 +44,18 @@ def screen_card(record: CallRecord, agent_id: str, ivr_path: str) -> dict[str, A
         "level": identity.get("level_label", ""),
         "number": mask_number(str(identity.get("number") or "")) if identity.get("number") else "(withheld)",
         "greeting": identity.get("greeting", ""),
-        "ivr_path": ivr_path.replace("hotline:", ""),
+        "ivr_path": record.notes.get("ivr_path", "").replace("hotline:", ""),
     }
 
 
 class Screens:
-    def __init__(self, redis: Redis, prefix: str):
+    def __init__(self, redis: Redis, prefix: str, records: CallRecords, sessions: AgentSessions):
         self._redis = redis
-        self._prefix = prefix
+        self._sessions = sessions
+        self._keys = RedisKeys(prefix)
         self._roster = Roster(redis, prefix)
-
-    def channel(self, agent_id: str) -> str:
-        return f"{self._prefix}:screen:{agent_id}"
-
-    @property
-    def secrets_key(self) -> str:
-        return f"{self._prefix}:agents:secrets"
-
-    async def set_secret(self, agent_id: str, secret: str) -> None:
-        await self._redis.hset(self.secrets_key, agent_id, hash_secret(secret))
-
-    async def sign_in(self, agent_id: str, secret: str) -> str | None:
-        stored = await self._redis.hget(self.secrets_key, agent_id)
-        if not stored or not secret_matches(secret, str(stored)):
-            return None
-        token = secrets.token_urlsafe(24)
-        await self._redis.set(f"{self._prefix}:screen:session:{token}", agent_id, ex=SESSION_TTL_S)
-        return token
-
-    async def agent_of(self, token: str) -> str | None:
-        if not token:
-            return None
-        agent = await self._redis.get(f"{self._prefix}:screen:session:{token}")
-        return str(agent) if agent else None
+        self._records = records
+        self._page_html = resources.files("hotline.web").joinpath("agent.html").read_text(encoding="utf-8")
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         """AMI listener: push a card on AgentConnect, clear it on AgentComplete."""
@@ -108,27 +68,26 @@ class Screens:
             return
         uniqueid = str(event.get("Uniqueid", ""))
         if name == "AgentComplete":
-            await self._redis.publish(self.channel(agent), json.dumps({"type": "clear", "uniqueid": uniqueid}))
+            await self._redis.publish(self._keys.screen_channel(agent),
+                                      json.dumps({"type": "clear", "uniqueid": uniqueid}))
             return
-        data = await self._redis.hgetall(f"{self._prefix}:call:{uniqueid}")
-        if not data:
+        record = await self._records.get(uniqueid)
+        if record is None:
             return
-        record = CallRecord.from_hash({str(k): str(v) for k, v in data.items()})
-        card = screen_card(record, agent, str(data.get("ivr_path", "")))
-        await self._redis.publish(self.channel(agent), json.dumps(card, ensure_ascii=False))
+        card = screen_card(record, agent)
+        await self._redis.publish(self._keys.screen_channel(agent), json.dumps(card, ensure_ascii=False))
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/agent", self._page), web.post("/agent/login", self._login),
                 web.post("/agent/logout", self._logout), web.get("/agent/events", self._events)]
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        agent = await self.agent_of(request.cookies.get(COOKIE, ""))
-        html = PAGE.read_text(encoding="utf-8")
-        return web.Response(text=html.replace("@@AGENT@@", agent or ""), content_type="text/html")
+        agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))
+        return web.Response(text=self._page_html.replace("@@AGENT@@", agent or ""), content_type="text/html")
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        token = await self.sign_in(str(form.get("agent_id", "")), str(form.get("secret", "")))
+        token = await self._sessions.sign_in(str(form.get("agent_id", "")), str(form.get("secret", "")))
         if token is None:
             log.warning("agent sign-in refused", agent=str(form.get("agent_id", ""))[:32])
             return web.Response(status=403, text="wrong agent id or secret\n")
@@ -137,20 +96,20 @@ class Screens:
         raise redirect
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
-        await self._redis.delete(f"{self._prefix}:screen:session:{request.cookies.get(COOKIE, '')}")
+        await self._sessions.sign_out(request.cookies.get(COOKIE, ""))
         redirect = web.HTTPSeeOther("/agent")
         redirect.del_cookie(COOKIE)
         raise redirect
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        agent = await self.agent_of(request.cookies.get(COOKIE, ""))
+        agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))
         if agent is None:
             return web.Response(status=401, text="sign in first\n")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         await response.write(b": signed in\n\n")
         async with self._redis.pubsub() as pubsub:
-            await pubsub.subscribe(self.channel(agent))
+            await pubsub.subscribe(self._keys.screen_channel(agent))
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEPALIVE_S)
                 if message is None:

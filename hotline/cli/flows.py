@@ -5,23 +5,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from hotline.app import open_services, reload_channel
-from hotline.policy import load_policy
-from hotline.settings import Settings
-from hotline.stack.asterisk import default_root, sound_dirs
-from hotline.yamlpos import ConfigFileError
+from hotline.app import flow_queues, flows_dir, open_services
+from hotline.cli.common import parse_at
+from hotline_core.policy import load_policy
+from hotline_core.settings import Settings
+from hotline_core.yamlpos import ConfigFileError
 from ivr_flows.engine import Caller
 from ivr_flows.graph import dot, mermaid
 from ivr_flows.model import Flow
 from ivr_flows.simulate import simulate
-from ivr_flows.validate import FlowSet, load_flows, queue_names, sound_names
+from ivr_flows.validate import FlowSet, load_flows, sound_names
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    flows = commands.add_parser("flows", help="IVR flows").add_subparsers(dest="action", required=True)
+    val = flows.add_parser("validate", help="check flow files: schema, graph, prompts, queues", parents=[common])
+    val.add_argument("path", type=Path, nargs="?", help="a flow file or a directory (default: the configured flows)")
+    val.add_argument("--sounds", type=Path, action="append", default=[],
+                     help="a sound directory (repeatable; default: the sound_dirs setting, HOTLINE_SOUND_DIRS)")
+    sim = flows.add_parser("simulate", help="walk a flow as a caller would, without Asterisk", parents=[common])
+    sim.add_argument("--caller", required=True)
+    sim.add_argument("--dtmf", default="", help="answers to the menus in order, e.g. 1,2,# (empty item = silence)")
+    sim.add_argument("--at", help="call time, ISO-8601 (default now)")
+    sim.add_argument("--flow", help="flow to start in (default: the configured IVR flow)")
+    sim.add_argument("--path", type=Path, help="flow file or directory (default: the configured flows)")
+    gra = flows.add_parser("graph", help="draw a flow", parents=[common])
+    gra.add_argument("flow", nargs="?", help="flow name (default: the configured IVR flow)")
+    gra.add_argument("--format", choices=["mermaid", "dot", "svg"], default="mermaid")
+    gra.add_argument("--path", type=Path, help="flow file or directory (default: the configured flows)")
+    flows.add_parser("reload", help="ask every running `hotline serve` to reload its flows", parents=[common])
+    flows.add_parser("schema", help="print the flow files' JSON Schema (for editors)", parents=[common])
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,19 +50,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.action == "reload":
         return asyncio.run(reload(settings))
-    flows = load_flows(args.path or settings.flows_dir, None, None)
+    flows = load_flows(args.path or flows_dir(settings), None, None)
     if args.action == "graph":
         return graph(args, settings, flows)
     return asyncio.run(simulate_call(args, settings, flows))
 
 
 def validate(args: argparse.Namespace, settings: Settings) -> int:
-    path = args.path or settings.flows_dir
-    directories = [("", p) for p in args.sounds] if args.sounds else _default_sound_dirs()
+    path = args.path or flows_dir(settings)
+    directories = [("", p) for p in args.sounds] if args.sounds else sound_directories(settings.sound_dirs)
     sounds = sound_names(directories) if directories else None
-    queues = queue_names(settings.queues_conf) if settings.queues_conf.exists() else None
     try:
-        flows = load_flows(path, sounds, queues)
+        flows = load_flows(path, sounds, flow_queues(settings))
     except ConfigFileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -56,11 +73,13 @@ def validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _default_sound_dirs() -> list[tuple[str, Path]]:
-    if os.environ.get("HOTLINE_SOUND_DIRS"):
-        return [("", Path(p)) for p in os.environ["HOTLINE_SOUND_DIRS"].split(":") if p]
-    root = default_root()
-    return sound_dirs(root) if root.exists() else []
+def sound_directories(configured: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(prompt-name prefix, directory) from the setting's `DIR` or `PREFIX=DIR` items."""
+    out = []
+    for item in configured:
+        prefix, sep, directory = item.rpartition("=")
+        out.append((prefix if sep else "", Path(directory)))
+    return out
 
 
 def _flow_name(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> str | None:
@@ -98,8 +117,7 @@ def graph(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> int:
 
 async def simulate_call(args: argparse.Namespace, settings: Settings, flows: FlowSet) -> int:
     policy = load_policy(settings.policy_file)
-    at = datetime.fromisoformat(args.at) if args.at else datetime.now(policy.zone)
-    at = at if at.tzinfo else at.replace(tzinfo=policy.zone)
+    at = parse_at(args.at, policy.zone)
     name = _flow_name(args, settings, flows)
     if name is None:
         return 2
@@ -122,6 +140,6 @@ async def simulate_call(args: argparse.Namespace, settings: Settings, flows: Flo
 
 async def reload(settings: Settings) -> int:
     async with open_services(settings) as services:
-        receivers = await services.redis.publish(reload_channel(settings), "reload")
+        receivers = await services.redis.publish(services.keys.flows_reload, "reload")
     print(f"reload requested; {receivers} running instance(s) heard it")
     return 0

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, TextIO, cast
 import orjson
 import structlog
 
-from hotline.numbers import mask_digits_in, mask_number
+from hotline_core.numbers import mask_digits_in, mask_number
 
 # Keys that carry a subscriber number somewhere in the code base; their values never reach a log whole.
 NUMBER_KEYS = frozenset({"caller", "number", "callerid", "msisdn", "destination"})

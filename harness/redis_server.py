@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hotline.stack.procs import free_tcp_port, tcp_listening
+from harness.procs import free_tcp_port, tcp_listening
 
 # Larger listpacks keep tier buckets compact (see tier_lookup/layout.py); values up to 128 bytes
 # leave room for Chinese names and a few attributes.

@@ -1,6 +1,6 @@
 """The operator policy: everything in the domain that operators tune, validated once at start.
 
-A policy file is YAML (see hotline/data/policy.yaml for the shipped defaults). `load_policy`
+A policy file is YAML (see hotline_core/data/policy.yaml for the shipped defaults). `load_policy`
 returns a frozen `Policy` or raises `ConfigFileError` naming the file, the key and what is
 wrong; the service refuses to start on a bad file rather than route callers by a guess.
 """
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hotline.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
+from hotline_core.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
 
 # The four micro-market tables; their names are the storage schema, not operator data.
 TIERS: tuple[str, ...] = ("highend", "newsub", "campus", "rural")
@@ -23,7 +24,8 @@ NORMAL = "normal"
 WILDCARD = "*"
 TEMPLATE_FIELDS = frozenset({"name", "label", "brand_label", "level_label"})
 
-DEFAULT_POLICY_FILE = Path(__file__).parent / "data" / "policy.yaml"
+# Package data, so an installed wheel finds it as a checkout does.
+DEFAULT_POLICY_FILE = Path(str(resources.files("hotline_core").joinpath("data", "policy.yaml")))
 
 
 class _Frozen(BaseModel):

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotline.stack.procs import Managed, StackError
+from harness.procs import Managed, StackError
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 

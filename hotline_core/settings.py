@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hotline.policy import DEFAULT_POLICY_FILE
-from hotline.yamlpos import ConfigFileError, Problem, load_yaml
+from hotline_core.policy import DEFAULT_POLICY_FILE
+from hotline_core.yamlpos import ConfigFileError, Problem, load_yaml
 
 ENV_PREFIX = "HOTLINE_"
 CONFIG_ENV = "HOTLINE_CONFIG"
@@ -32,9 +32,12 @@ class Settings(BaseModel):
     agi_max_connections: int = Field(default=4096, ge=1)
     workers: int = Field(default=1, ge=1, le=64)
     call_record_ttl_s: int = Field(default=86_400, ge=60)
-    flows_dir: Path = Path(__file__).resolve().parents[1] / "ivr_flows" / "flows"
+    flows_dir: Path | None = None  # None: the flows shipped in the ivr_flows package
     ivr_flow: str = Field(default="hotline", pattern=r"^[a-z][a-z0-9_]*$")
-    queues_conf: Path = Path(__file__).resolve().parents[1] / "asterisk_conf" / "queues.conf"
+    queues_conf: Path | None = None  # None: the shipped asterisk_conf/queues.conf
+    # Where the prompts a flow names must exist (`flows validate` checks them); a language
+    # prefix may precede a directory as PREFIX=DIR, e.g. custom/=/var/lib/asterisk/sounds/custom.
+    sound_dirs: tuple[str, ...] = ()
     country_code: str = Field(default="86", pattern=r"^[1-9]\d{0,2}$")
     region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
     ami_host: str = "127.0.0.1"
@@ -55,6 +58,12 @@ class Settings(BaseModel):
     frozen_time: datetime | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("sound_dirs", mode="before")
+    @classmethod
+    def _split_path_list(cls, value: Any) -> Any:
+        # From the environment it is one string, directories separated by ':' like PATH.
+        return tuple(p for p in value.split(":") if p) if isinstance(value, str) else value
 
 
 def _file_layers(config_file: Path) -> list[tuple[str, dict[str, Any]]]:

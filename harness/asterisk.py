@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hotline.astconf import Deployment, load_templates, render, write
-from hotline.stack.procs import Managed, StackError, tcp_listening, udp_bound
+from asterisk_conf.render import Deployment, load_templates, render, write
+from harness.procs import Managed, StackError, tcp_listening, udp_bound
 
 ROOT_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "asterisk-root.sh"
 
@@ -134,3 +134,18 @@ def sound_dirs(root: Path) -> list[tuple[str, Path]]:
     found = [("", inside_root(root, "/usr/share/asterisk/sounds/en")),
              ("custom/", inside_root(root, "/usr/share/asterisk/sounds/custom"))]
     return [(prefix, path) for prefix, path in found if path.is_dir()]
+
+
+def sound_dirs_setting(root: Path) -> str:
+    """The root's prompt directories as the `sound_dirs` setting spells them (HOTLINE_SOUND_DIRS)."""
+    return ":".join(f"{prefix}={path}" if prefix else str(path) for prefix, path in sound_dirs(root))
+
+
+if __name__ == "__main__":
+    # `python -m harness.asterisk sound-dirs`: for `make check`, which validates the flows'
+    # prompts against the sid root's sounds.
+    import sys
+
+    if sys.argv[1:] != ["sound-dirs"]:
+        sys.exit("usage: python -m harness.asterisk sound-dirs")
+    print(sound_dirs_setting(default_root()))

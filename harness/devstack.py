@@ -21,15 +21,15 @@ from pathlib import Path
 
 from ami_bridge.client import AmiClient, AmiError
 from ami_bridge.roster import Roster, parse_roster
+from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
+from harness.asterisk import Asterisk, default_root, ensure_root, sound_dirs_setting
+from harness.kannel import Kannel, delivered
+from harness.procs import Managed, StackError, free_udp_port, tcp_listening
+from harness.redis_server import RedisServer, RedisServerError
+from harness.sipp import SippAgent, place_call
 from hotline.app import open_services
-from hotline.astconf import AgentEndpoint, Deployment, level_queues
-from hotline.policy import load_policy
-from hotline.redis_server import RedisServer, RedisServerError
-from hotline.settings import load_settings
-from hotline.stack.asterisk import Asterisk, default_root, ensure_root
-from hotline.stack.kannel import Kannel, delivered
-from hotline.stack.procs import Managed, StackError, free_udp_port, tcp_listening
-from hotline.stack.sipp import SippAgent, place_call
+from hotline_core.policy import load_policy
+from hotline_core.settings import load_settings
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.tables import RowContext
 
@@ -56,6 +56,25 @@ def run_dir() -> Path:
 
 def _state_file() -> Path:
     return run_dir() / "stack.json"
+
+
+def settings_file() -> Path:
+    """The settings of the running stack: `hotline serve` reads them, and so does the CLI once
+    `.run/env` is sourced (HOTLINE_CONFIG), so `hotline agents desks` reaches this stack's Redis."""
+    return run_dir() / "hotline.yaml"
+
+
+def write_settings(values: dict[str, str | int]) -> Path:
+    path = settings_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # JSON is YAML; secrets inside, so private to this user.
+    path.write_text(json.dumps(values, indent=2) + "\n")
+    path.chmod(0o600)
+    env = run_dir() / "env"
+    env.write_text(f"# source me: the hotline CLI, set up for the stack `make up` runs\n"
+                   f"export PATH=\"{Path(sys.executable).parent}:$PATH\"\n"
+                   f"export HOTLINE_CONFIG=\"{path}\"\n")
+    return env
 
 
 def _ami_secret() -> str:
@@ -119,7 +138,7 @@ def start_redis(port: int) -> str:
 async def load_demo(redis_url: str) -> None:
     settings = load_settings(os.environ, {"redis_url": redis_url})
     policy = load_policy(settings.policy_file)
-    ctx = RowContext(zone=policy.zone, brands={code: code for code in policy.brands if code != "unknown"})
+    ctx = RowContext.for_policy(policy)
     activated = (datetime.now(policy.zone) - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
     files = {table: (DEMO / f"{table}.csv").read_bytes() for table in DEMO_TABLES}
     files["newsub"] = f"number,activated_at\n13800000002,{activated}\n".encode()
@@ -149,15 +168,17 @@ def up() -> int:
         _kannel_pids().write_text(json.dumps(kannel.pids))
         print(f"kannel: sendsms on 127.0.0.1:{kannel.sendsms_port}, the fake SMSC writes what it gets to "
               f"{kannel.delivered_log}")
+    env_file = write_settings({
+        "redis_url": url, "agi_port": ports.agi, "ami_port": ports.ami, "ami_secret": _ami_secret(),
+        "sms_gateway_url": kannel.sendsms_url, "sms_username": kannel.username, "sms_password": kannel.password,
+        "sms_report_token": _ami_secret()[:12], "sound_dirs": sound_dirs_setting(default_root()),
+    })
     serve = _serve(ports)
     serve.check_stale()
     if serve.running_pid() is None:
         if tcp_listening(ports.agi):
             raise StackError(f"port {ports.agi} (FastAGI) is in use; set HOTLINE_DEV_AGI_PORT")
-        env = {**os.environ, "HOTLINE_REDIS_URL": url, "HOTLINE_AGI_PORT": str(ports.agi), "HOTLINE_LOG_FORMAT": "json",
-               "HOTLINE_AMI_PORT": str(ports.ami), "HOTLINE_AMI_SECRET": _ami_secret(),
-               "HOTLINE_SMS_GATEWAY_URL": kannel.sendsms_url, "HOTLINE_SMS_USERNAME": kannel.username,
-               "HOTLINE_SMS_PASSWORD": kannel.password, "HOTLINE_SMS_REPORT_TOKEN": _ami_secret()[:12]}
+        env = {**os.environ, "HOTLINE_CONFIG": str(settings_file()), "HOTLINE_LOG_FORMAT": "json"}
         serve.start([str(Path(sys.executable).parent / "hotline"), "serve"], env=env)
         for _ in range(100):
             if tcp_listening(ports.agi):
@@ -179,6 +200,10 @@ def up() -> int:
     print("\nThe hotline is up. Place a call as a demo subscriber (see demo/README.md):\n"
           "  make call CALLER=13800000004 DTMF=12   # 1 bill inquiry, then 2 billing\n"
           "  make call CALLER=13800000005            # GoTone VIP\n"
+          f"The hotline CLI against this stack (settings in {settings_file()}):\n"
+          f"  source {env_file.relative_to(Path.cwd()) if env_file.is_relative_to(Path.cwd()) else env_file}\n"
+          "  hotline agents desks --queues\n"
+          "  hotline tiers lookup 13800000004\n"
           "Stop everything with: make down")
     return 0
 
@@ -264,7 +289,7 @@ def summarise(caller: str, events: list[dict[str, str]], seconds: float, returnc
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hotline.devstack")
+    parser = argparse.ArgumentParser(prog="python -m harness.devstack")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("up")
     sub.add_parser("down")

@@ -5,16 +5,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from ami_bridge.desks import assign_desks, queue_members
 from ami_bridge.roster import Roster, RosterError, edit, parse_roster
 from hotline.app import Services
-from hotline.screen import Screens
+from hotline.cli.common import parse_at, redis_services
+from hotline.web.auth import AgentSessions
+from hotline_core.policy import load_policy
+from hotline_core.settings import Settings
 
 
-async def run(args: argparse.Namespace, services: Services) -> int:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    agents = commands.add_parser("agents", help="agent roster and virtual desks").add_subparsers(
+        dest="action", required=True)
+    a_imp = agents.add_parser("import", help="replace the roster from CSV", parents=[common])
+    a_imp.add_argument("file", type=Path)
+    agents.add_parser("list", help="the roster", parents=[common])
+    a_set = agents.add_parser("set", help="change an agent, e.g. agents set agent1 satisfaction=97%",
+                              parents=[common])
+    a_set.add_argument("agent_id")
+    a_set.add_argument("changes", nargs="+", metavar="FIELD=VALUE")
+    a_rm = agents.add_parser("remove", help="take an agent off the roster", parents=[common])
+    a_rm.add_argument("agent_id")
+    a_sec = agents.add_parser("secret", help="set the secret an agent signs in to the agent screen with",
+                              parents=[common])
+    a_sec.add_argument("agent_id")
+    a_sec.add_argument("--secret", help="default: read from standard input")
+    a_desks = agents.add_parser("desks", help="who sits at which virtual desk, and why", parents=[common])
+    a_desks.add_argument("--at", help="date-time to judge tenure and seasons at (default now)")
+    a_desks.add_argument("--queues", action="store_true", help="also show each level queue's members")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(args, settings))
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async with redis_services(settings, load_policy(settings.policy_file)) as services:
+        return await agent_commands(args, services)
+
+
+async def agent_commands(args: argparse.Namespace, services: Services) -> int:
     roster = Roster(services.redis, services.settings.redis_prefix)
     if args.action == "import":
         try:
@@ -59,7 +92,7 @@ async def run(args: argparse.Namespace, services: Services) -> int:
         if len(secret) < 8:
             print("hotline: a secret needs at least 8 characters", file=sys.stderr)
             return 2
-        await Screens(services.redis, services.settings.redis_prefix).set_secret(args.agent_id, secret)
+        await AgentSessions(services.redis, services.settings.redis_prefix).set_secret(args.agent_id, secret)
         print(f"{args.agent_id}: secret set")
         return 0
     if args.action == "remove":
@@ -71,7 +104,7 @@ async def run(args: argparse.Namespace, services: Services) -> int:
 
 async def desks(args: argparse.Namespace, services: Services, roster: Roster) -> int:
     policy = services.policy
-    at = datetime.fromisoformat(args.at) if args.at else datetime.now(policy.zone)
+    at = parse_at(args.at, policy.zone)
     today: date = at.date()
     agents = await roster.all()
     assignment = assign_desks(agents, policy, today)

@@ -1,0 +1,70 @@
+"""What every command group shares: exit codes, the options accepted everywhere, settings from
+them, `--at` parsing, and one way to say that Redis is unreachable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from hotline.app import Services, open_services
+from hotline_core.policy import Policy
+from hotline_core.settings import Settings, load_settings
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def common_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand (`hotline --redis-url U tiers ...` or
+    `hotline tiers lookup N --redis-url U`)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
+    common.add_argument("--config", type=Path, help="settings file (YAML); also HOTLINE_CONFIG")
+    common.add_argument("--redis-url", help="Redis URL; also HOTLINE_REDIS_URL")
+    common.add_argument("--policy-file", type=Path, help="operator policy (YAML); also HOTLINE_POLICY_FILE")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    common.add_argument("--log-format", choices=["auto", "json", "console"])
+    return common
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    cli = {"redis_url": args.redis_url, "policy_file": args.policy_file, "log_level": args.log_level,
+           "log_format": args.log_format, "agi_host": getattr(args, "agi_host", None),
+           "agi_port": getattr(args, "agi_port", None), "workers": getattr(args, "workers", None)}
+    return load_settings(os.environ, cli, args.config)
+
+
+def parse_at(text: str | None, zone: tzinfo, option: str = "--at") -> datetime:
+    """A date-time from the command line; now when not given; no offset means the policy's zone."""
+    if text is None:
+        return datetime.now(zone)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not an ISO-8601 date-time (e.g. 2026-11-30T10:00)") from None
+    return at if at.tzinfo else at.replace(tzinfo=zone)
+
+
+@asynccontextmanager
+async def redis_services(settings: Settings, policy: Policy | None = None) -> AsyncIterator[Services]:
+    """The services a command needs; Redis being away becomes exit code 3 with one clear line."""
+    async with open_services(settings, policy) as services:
+        try:
+            yield services
+        except (RedisConnectionError, OSError) as exc:
+            raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
+        except RedisError as exc:
+            raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None

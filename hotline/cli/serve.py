@@ -1,0 +1,40 @@
+"""`hotline serve`: the service itself, in the foreground (a service manager keeps it running)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import uvloop
+
+from hotline.app import flow_registry, serve
+from hotline.workers import run_workers
+from hotline_core.logs import configure_logging
+from hotline_core.policy import load_policy
+from hotline_core.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    serve_cmd = commands.add_parser("serve", help="run the FastAGI call-entry server (foreground)", parents=[common])
+    serve_cmd.add_argument("--agi-host", help="listen address (default 127.0.0.1); also HOTLINE_AGI_HOST")
+    serve_cmd.add_argument("--agi-port", type=int, help="listen port (default 4573); also HOTLINE_AGI_PORT")
+    serve_cmd.add_argument("--workers", type=int,
+                           help="worker processes sharing the port (default 1); also HOTLINE_WORKERS")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    # The service logs to stdout (collected by its supervisor); commands keep stdout for results.
+    configure_logging(settings.log_level, settings.log_format, sys.stdout)
+    # Refuse to start on a bad policy or broken flows, before binding anything.
+    load_policy(settings.policy_file)
+    flow_registry(settings)
+
+    def work() -> None:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
+
+    if settings.workers > 1:
+        return run_workers(settings.workers, work)
+    work()
+    return 0

@@ -1,0 +1,1 @@
+"""The pages `hotline serve` answers over HTTP: sign-in and the agent's screen."""

@@ -1,0 +1,99 @@
+"""Every Redis key and channel the hotline uses, spelled once.
+
+Readers and writers (the call path, the AMI listeners, the SMS workers, the pages, the CLI and
+the tests) take their key names from one `RedisKeys(prefix)`, so a key cannot be written under
+one spelling and read under another. The prefix (`HOTLINE_REDIS_PREFIX`, default `hl`) lets
+several hotlines, or tests, share one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str
+
+    # -- tier tables (how they are bucketed: tier_lookup/layout.py) --------------------------
+    @property
+    def tables(self) -> str:
+        """Hash: table -> its live generation (`gen|buckets|columns`)."""
+        return f"{self.prefix}:tables"
+
+    @property
+    def generation_counter(self) -> str:
+        return f"{self.prefix}:gen"
+
+    def table_info(self, table: str) -> str:
+        return f"{self.prefix}:tableinfo:{table}"
+
+    def table_staging(self, table: str) -> str:
+        return f"{self.prefix}:staging:{table}"
+
+    def table_lock(self, table: str) -> str:
+        return f"{self.prefix}:lock:{table}"
+
+    @property
+    def bucket_stem(self) -> str:
+        """What every bucket key starts with; the lookup script appends `table:gen:bucket`."""
+        return f"{self.prefix}:t:"
+
+    def table_bucket(self, table: str, gen: int, bucket: int) -> str:
+        return f"{self.bucket_stem}{table}:{gen}:{bucket}"
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, uniqueid: str) -> str:
+        """Hash: the call record written at call entry (hotline_core/calls.py)."""
+        return f"{self.prefix}:call:{uniqueid}"
+
+    def call_by_linkedid(self, linkedid: str) -> str:
+        return f"{self.prefix}:call:linked:{linkedid}"
+
+    # -- agents and their screens -----------------------------------------------------------
+    @property
+    def roster(self) -> str:
+        """Hash: agent id -> the agent as JSON."""
+        return f"{self.prefix}:agents"
+
+    @property
+    def agent_secrets(self) -> str:
+        return f"{self.prefix}:agents:secrets"
+
+    def screen_channel(self, agent_id: str) -> str:
+        """Pub/sub channel: cards for one agent's screen, whichever instance holds it."""
+        return f"{self.prefix}:screen:{agent_id}"
+
+    def screen_session(self, token: str) -> str:
+        return f"{self.prefix}:screen:session:{token}"
+
+    # -- SMS --------------------------------------------------------------------------------
+    @property
+    def sms_jobs(self) -> str:
+        """Stream: accepted SMS jobs, read by the workers' consumer group."""
+        return f"{self.prefix}:sms:jobs"
+
+    @property
+    def sms_dead(self) -> str:
+        return f"{self.prefix}:sms:dead"
+
+    @property
+    def sms_counts(self) -> str:
+        return f"{self.prefix}:sms:counts"
+
+    @property
+    def sms_optout(self) -> str:
+        return f"{self.prefix}:sms:optout"
+
+    def sms_state(self, job_id: str) -> str:
+        return f"{self.prefix}:sms:state:{job_id}"
+
+    def sms_post_call(self, linkedid: str) -> str:
+        """The once-per-call marker of a post-call SMS (holds the job id)."""
+        return f"{self.prefix}:sms:postcall:{linkedid}"
+
+    # -- flows ------------------------------------------------------------------------------
+    @property
+    def flows_reload(self) -> str:
+        """Pub/sub channel: `hotline flows reload` asks every instance to reload."""
+        return f"{self.prefix}:flows:reload"
