@@ -1,7 +1,7 @@
 """Call entry: fix the caller's identity, record the call, and say which variables to set.
 
 `CallEntry` is shared by the FastAGI route (`EntryRoute`, asyncio) and the classic
-process-per-call script (`agi.classic`, pyst2), so both set exactly the same variables.
+process-per-call script (`hotline-agi`, pyst2), so both set exactly the same variables.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ async def redis_services(settings: Settings, policy: Policy | None = None) -> As
     async with open_services(settings, policy) as services:
         try:
             yield services
-        except (RedisConnectionError, OSError) as exc:
+        except RedisConnectionError as exc:
             raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
         except RedisError as exc:
             raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None

@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:
+        # The reader went away (`hotline agents list | head`): nothing more to say to it.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("hotline: interrupted; a replace import in progress leaves the old table serving", file=sys.stderr)
         return 130

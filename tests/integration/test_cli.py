@@ -104,3 +104,34 @@ def test_logs_mask_subscriber_numbers(tmp_path: Path) -> None:
     line = next(json.loads(x) for x in done.stderr.splitlines() if x.startswith("{"))
     assert line["caller"] == "86138****0001"
     assert "13800000001" not in done.stderr
+
+
+async def test_a_bad_at_is_a_clear_usage_error_in_every_command(redis_server: RedisServer, redis: object) -> None:
+    for command in (["tiers", "lookup", "13800000004", "--at", "next tuesday"],
+                    ["agents", "desks", "--at", "next tuesday"],
+                    ["flows", "simulate", "--caller", "13800000004", "--at", "next tuesday"]):
+        done = run(redis_server.url, *command)
+        assert done.returncode == 2, (command, done.stderr)
+        assert done.stderr.strip() == ("hotline: --at 'next tuesday' is not an ISO-8601 date-time "
+                                       "(e.g. 2026-11-30T10:00)"), command
+        assert "Traceback" not in done.stderr
+
+
+async def test_a_settings_file_points_the_cli_at_a_stack(redis_server: RedisServer, redis: object,
+                                                         tmp_path: Path) -> None:
+    # What `make up` writes and `.run/env` points HOTLINE_CONFIG at: no other option needed.
+    settings = tmp_path / "hotline.yaml"
+    settings.write_text(json.dumps({"redis_url": redis_server.url, "redis_prefix": "cli"}))
+    done = run_configured(settings, "agents", "list")
+    assert done.returncode == 0, done.stderr
+    unreachable = settings.with_name("down.yaml")
+    unreachable.write_text(json.dumps({"redis_url": f"redis://127.0.0.1:{free_tcp_port()}/0"}))
+    done = run_configured(unreachable, "agents", "list")
+    assert done.returncode == 3
+    assert "cannot reach Redis" in done.stderr
+
+
+def run_configured(settings: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with nothing but HOTLINE_CONFIG set, as `.run/env` leaves it."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")} | {"HOTLINE_CONFIG": str(settings)}
+    return subprocess.run([HOTLINE, *args], capture_output=True, text=True, env=environ, timeout=60, check=False)

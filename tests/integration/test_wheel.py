@@ -1,0 +1,127 @@
+"""The wheel is the product: built from the project's files, installed into a fresh virtual
+environment outside the checkout, it checks the policy and the flows, renders Asterisk's
+configuration and serves a call entry, reading its data files from the installed packages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from harness.agi_peer import environment, play
+from harness.procs import free_tcp_port, tcp_listening
+from harness.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+# Build byproducts and local state that are not the project's files.
+NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", ".run", "build", "*.egg-info", "__pycache__", ".mypy_cache",
+                                     ".ruff_cache", ".pytest_cache", "artifacts", "out")
+DATA_FILES = (
+    "hotline_core/data/policy.yaml",
+    "hotline/web/agent.html",
+    "tier_lookup/lookup.lua",
+    "ivr_flows/flows/hotline.yaml",
+    "ivr_flows/flow.schema.json",
+    "asterisk_conf/queues.conf",
+    "asterisk_conf/extensions.conf",
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the fresh environment's bin directory, the wheel)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "src"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCES)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(work / "dist"), str(source)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = (work / "dist").glob("hotline-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
+    bin_dir = work / "venv" / "bin"
+    done = subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return bin_dir, wheel
+
+
+def run(bin_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # From a directory that is not the checkout, with nothing of the checkout on the path.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "PYTHON"))}
+    return subprocess.run([str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, check=False,
+                          cwd=bin_dir.parent, env={**clean, **(env or {})}, timeout=60)
+
+
+def test_the_wheel_ships_the_service_and_its_data_but_not_the_harness(installed: tuple[Path, Path]) -> None:
+    _, wheel = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for data_file in DATA_FILES:
+        assert data_file in names, f"{data_file} missing from {wheel.name}"
+    assert "hotline/sms/worker.py" in names
+    assert not [n for n in names if n.startswith(("harness/", "tests/", "bench/"))]
+
+
+def test_the_installed_packages_are_the_wheels(installed: tuple[Path, Path]) -> None:
+    bin_dir, _ = installed
+    done = run(bin_dir, "python", "-c", "import hotline_core, asterisk_conf; print(hotline_core.__file__)")
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).is_relative_to(bin_dir.parent), done.stdout
+
+
+def test_policy_flows_and_asterisk_render_work_from_the_install(installed: tuple[Path, Path], tmp_path: Path) -> None:
+    bin_dir, _ = installed
+    checked = run(bin_dir, "hotline", "policy", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "OK (8 levels" in checked.stdout
+    assert "site-packages/hotline_core/data/policy.yaml" in checked.stdout
+    flows = run(bin_dir, "hotline", "flows", "validate")
+    assert flows.returncode == 0, flows.stderr
+    assert "site-packages/ivr_flows/flows: OK, 1 flow(s)" in flows.stdout
+    target = tmp_path / "etc"
+    rendered = run(bin_dir, "hotline", "asterisk", "render", "--target", str(target), "--set", "SIP_PORT=5099",
+                   "--agent", "agent1:agent-secret-1:sip:agent1@127.0.0.1:5071", env={"HOTLINE_AMI_SECRET": "s3cret"})
+    assert rendered.returncode == 0, rendered.stderr
+    assert "bind = 127.0.0.1:5099" in (target / "pjsip.conf").read_text()
+    assert "[hotline-gotone_vip]" in (target / "queues.conf").read_text()
+
+
+async def test_serve_from_the_install_answers_a_call_entry(installed: tuple[Path, Path],
+                                                           redis_server: RedisServer) -> None:
+    bin_dir, _ = installed
+    agi_port, http_port = free_tcp_port(), free_tcp_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "PYTHON"))},
+           "HOTLINE_REDIS_URL": redis_server.url, "HOTLINE_REDIS_PREFIX": "wheel", "HOTLINE_AGI_PORT": str(agi_port),
+           "HOTLINE_HTTP_PORT": str(http_port), "HOTLINE_LOG_FORMAT": "json"}
+    serve = start_serve(bin_dir, env)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tcp_listening(agi_port) and tcp_listening(http_port)):
+            assert serve.poll() is None, "hotline serve exited"
+            assert time.monotonic() < deadline, "hotline serve did not start"
+            await asyncio.sleep(0.05)
+        result = await play("127.0.0.1", agi_port, environment("ivr", "13800000009", "1732262400.9"),
+                            answer=lambda _i, _c: b"200 result=0\n")
+        variables = result.variables()
+        assert variables["HOTLINE_TIER"] == "normal"
+        assert variables["HOTLINE_FLOW_VERSION"]  # the IVR flow ran, from the installed package
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        output, _ = serve.communicate(timeout=15)
+    assert serve.returncode == 0, output[-2000:]
+    assert b"hotline serving" in output
+    assert b"site-packages/ivr_flows/flows" in output
+
+
+def start_serve(bin_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(bin_dir / "hotline"), "serve"], cwd=bin_dir.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
