@@ -48,6 +48,7 @@ class CallEntry:
         """Identify the caller and send the call record (the caller waits only on the lookup;
         the record is written while the variables go to Asterisk)."""
         uniqueid = env.get("agi_uniqueid", "")
+        looked_up = time.perf_counter()
         identity = await self.lookup.identify(env.get("agi_callerid", ""))
         record = CallRecord(
             uniqueid=uniqueid,
@@ -56,6 +57,7 @@ class CallEntry:
             identity=identity.to_json(),
             entered_at=time.time(),
             route=route,
+            lookup_ms=(time.perf_counter() - looked_up) * 1000,
         )
         variables = identity_variables(identity)
         try:

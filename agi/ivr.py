@@ -71,12 +71,13 @@ class IvrRoute:
         lookup = self.entry.lookup
         caller = Caller(entered.identity.to_json(), lookup.now().astimezone(lookup.policy.zone))
         path: list[str] = []
+        digits: list[str] = []  # what the caller pressed, one item per prompt or menu answered
         walk = run(flows.flows, self.flow, caller, path)
         try:
-            outcome = await self._drive(session, walk, caller, uniqueid)
+            outcome = await self._drive(session, walk, caller, uniqueid, digits)
         except ChannelGone as exc:
             log.info("caller left in the IVR", reason=exc.reason, at_step=len(path))
-            await self._close_record(uniqueid, flows.version, "hung up in IVR", "", path)
+            await self._close_record(uniqueid, flows.version, Outcome("hung up in IVR", path=tuple(path)), digits)
             return
         variables = [
             ("HOTLINE_IVR_RESULT", outcome.kind),
@@ -89,11 +90,12 @@ class IvrRoute:
             await set_variables(session, variables)
         except ChannelGone:
             outcome = Outcome("hung up in IVR", path=outcome.path)
-        await self._close_record(uniqueid, flows.version, outcome.kind, outcome.service, list(outcome.path))
+        await self._close_record(uniqueid, flows.version, outcome, digits)
         log.info("ivr finished", outcome=outcome.kind, service=outcome.service, queue=outcome.queue,
                  path=list(outcome.path), ms=round((time.perf_counter() - started) * 1000))
 
-    async def _drive(self, session: AgiSession, walk: Walk, caller: Caller, uniqueid: str) -> Outcome:
+    async def _drive(self, session: AgiSession, walk: Walk, caller: Caller, uniqueid: str,
+                     digits: list[str]) -> Outcome:
         """Carry out the walk's actions over AGI until it ends."""
         reply: str | None = None
         while True:
@@ -109,12 +111,16 @@ class IvrRoute:
                 if code < 0:
                     raise ChannelGone(f"playing {action.prompt} failed (result {code})")
                 reply = chr(code) if code > 0 else None
+                if reply:
+                    digits.append(reply)
             elif isinstance(action, Ask):
                 answer = await self._one(session, ("GET DATA", action.prompt, str(int(action.timeout_s * 1000)),
                                                    str(action.max_digits)))
                 if answer.result == "-1":
                     raise ChannelGone("collecting digits failed (caller hung up)")
                 reply = answer.result
+                if reply and reply != "timeout":
+                    digits.append(reply)
             elif isinstance(action, SendSms):
                 number = str(caller.identity.get("number") or "")
                 if number:
@@ -128,10 +134,11 @@ class IvrRoute:
             raise ChannelGone(f"asterisk refused {command[0]} ({reply.code} {reply.message})")
         return reply
 
-    async def _close_record(self, uniqueid: str, version: str, outcome: str, service: str, path: list[str]) -> None:
+    async def _close_record(self, uniqueid: str, version: str, outcome: Outcome, digits: list[str]) -> None:
         try:
             async with asyncio.timeout(1.0):
-                await self.records.annotate(uniqueid, {"flow_version": version, "ivr_outcome": outcome,
-                                                       "service": service, "ivr_path": ">".join(path)})
+                await self.records.annotate(uniqueid, {"flow_version": version, "ivr_outcome": outcome.kind,
+                                                       "service": outcome.service, "ivr_path": ">".join(outcome.path),
+                                                       "digits": ",".join(digits)})
         except (TimeoutError, OSError) as exc:
             log.warning("call record not updated", error=f"{type(exc).__name__}: {exc}")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import asyncpg
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
@@ -21,8 +23,14 @@ from agi.ivr import FlowRegistry, IvrRoute
 from agi.server import FastAgiServer, Route
 from ami_bridge.bridge import AmiBridge, Listener
 from ami_bridge.client import AmiClient
+from ami_bridge.desks import assign_desks
 from ami_bridge.roster import Roster
 from asterisk_conf.render import template_dir
+from hotline.records.db import check_schema
+from hotline.records.ingest import QueueLogReader
+from hotline.records.recorder import OutboxRecorder
+from hotline.records.service import keep_partitions
+from hotline.records.store import DeskOf, RecordStore
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import SmsJobs, SmsRequest
 from hotline.sms.postcall import TRIGGERS, PostCallSms
@@ -154,6 +162,79 @@ def ami_bridge(services: Services, listeners: tuple[Listener, ...]) -> AmiBridge
 
 
 @asynccontextmanager
+async def records_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[Any]]:
+    """Connections to the records database, opened lazily: a database that is away delays the
+    records, never the calls."""
+    pool: asyncpg.Pool[Any] = asyncpg.create_pool(settings.database_url, min_size=0, max_size=4, command_timeout=30,
+                                                  timeout=5)
+    await pool
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def records_schema_known(settings: Settings) -> bool:
+    """False (and a warning) when the database cannot be reached now; SchemaError when it can
+    and its schema is not this code's: the service must not write into a schema it does not know."""
+    try:
+        conn = await asyncpg.connect(settings.database_url, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        structlog.get_logger("records").warning("records database unreachable at start; calls are served and "
+                                                "records wait in Redis", error=f"{type(exc).__name__}: {exc}")
+        return False
+    try:
+        await check_schema(conn)
+    finally:
+        await conn.close()
+    return True
+
+
+def desk_lookup(services: Services) -> Callable[[], Awaitable[DeskOf]]:
+    """Which desk an agent (by queue member name) sits at today: from the roster and the policy,
+    read again at most every 30 s."""
+    roster = Roster(services.redis, services.settings.redis_prefix)
+    now = clock(services.settings)
+    everyone = next((name for name, desk in services.policy.desks.items() if desk.everyone), None)
+    cached: dict[str, str] = {}
+    read_at = [float("-inf")]
+
+    async def desks() -> DeskOf:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - read_at[0] > 30.0:
+            try:
+                agents = await roster.all()
+            except (RedisError, OSError):
+                return cached.get  # the last known seating; unknown agents get no desk
+            seating = assign_desks(agents, services.policy, now().astimezone(services.policy.zone).date())
+            cached.clear()
+            for agent in agents:
+                desk = next((d for d, members in seating.desks.items() if agent.agent_id in members), everyone)
+                if desk:
+                    cached[agent.agent_id] = desk
+                    cached[agent.interface.split("/", 1)[-1]] = desk  # queue_log names the member
+            read_at[0] = loop_time
+        return cached.get
+
+    return desks
+
+
+def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine[Any, Any, None]]:
+    settings = services.settings
+    store = RecordStore(pool)
+    now = clock(settings)
+    work: list[Coroutine[Any, Any, None]] = [
+        OutboxRecorder(services.redis, settings.redis_prefix, store).run(),
+        keep_partitions(pool, lambda: now().astimezone(services.policy.zone).date(),
+                        settings.records_retention_months),
+    ]
+    if settings.queue_log_file is not None:
+        work.append(QueueLogReader(store, settings.queue_log_file, settings.queue_log_source,
+                                   desk_lookup(services)).run())
+    return work
+
+
+@asynccontextmanager
 async def web_server(services: Services, screens: Screens) -> AsyncIterator[str]:
     """The HTTP side of `hotline serve`, on loopback: agents' screens, the gateway's delivery reports."""
     settings = services.settings
@@ -210,6 +291,9 @@ async def serve(settings: Settings) -> None:
         if settings.sms_gateway_url:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             tasks.append(asyncio.create_task(sms_worker(services, session).run()))
+        if settings.database_url:
+            pool = await stack.enter_async_context(records_pool(settings))
+            tasks += [asyncio.create_task(work) for work in records_tasks(services, pool)]
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http)
         try:

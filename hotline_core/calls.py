@@ -1,7 +1,9 @@
 """Call records in Redis: the identity fixed at call entry, findable later by uniqueid or linkedid.
 
 The AMI side (queue events, agent screen, post-call SMS) runs in any `hotline serve` instance,
-so the record lives in Redis, not in process memory. Records expire on their own.
+so the record lives in Redis, not in process memory. Records expire on their own; what must
+last goes, as a fact, into the records outbox (a stream the recorder copies into PostgreSQL and
+then deletes), in the same write as the record itself.
 """
 
 from __future__ import annotations
@@ -14,7 +16,21 @@ from typing import Any
 from hotline_core.keys import RedisKeys
 from hotline_core.redispipe import RedisPipe
 
-_FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route")
+_FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route", "lookup_ms")
+# The outbox is capped so a hotline without a records database (or one away for days) cannot
+# fill Redis: at this many facts the oldest go. A provincial hotline makes ~60,000 calls a day.
+OUTBOX_MAX = 500_000
+
+
+def fact_fields(kind: str, uniqueid: str, fields: dict[str, str]) -> dict[str, str]:
+    """One fact about a call (`entry`, `ivr`, `sms`) as the outbox stream holds it."""
+    return {"kind": kind, "uniqueid": uniqueid, **fields}
+
+
+def outbox_fact(kind: str, uniqueid: str, fields: dict[str, str]) -> list[str]:
+    """The arguments of the XADD that records one fact (after the stream's key)."""
+    flat = [item for pair in fact_fields(kind, uniqueid, fields).items() for item in pair]
+    return ["MAXLEN", "~", str(OUTBOX_MAX), "*", *flat]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +41,7 @@ class CallRecord:
     identity: dict[str, Any]
     entered_at: float
     route: str
+    lookup_ms: float = 0.0
     # What the call did after entry, added by `CallRecords.annotate` (ivr_path, service, ...).
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -37,6 +54,7 @@ class CallRecord:
             "identity": json.dumps(self.identity, ensure_ascii=False),
             "entered_at": f"{self.entered_at:.3f}",
             "route": self.route,
+            "lookup_ms": f"{self.lookup_ms:.2f}",
         }
 
     @classmethod
@@ -48,6 +66,7 @@ class CallRecord:
             identity=json.loads(data.get("identity", "{}")),
             entered_at=float(data.get("entered_at", "0")),
             route=data.get("route", ""),
+            lookup_ms=float(data.get("lookup_ms", "0")),
             notes={k: v for k, v in data.items() if k not in _FIELDS},
         )
 
@@ -64,9 +83,12 @@ class CallRecords:
     def submit(self, record: CallRecord) -> list[asyncio.Future[Any]]:
         """Send the record's commands now; their replies arrive on the returned futures."""
         key = self._keys.call(record.uniqueid)
-        fields = [item for pair in record.to_hash().items() for item in pair]
+        stored = record.to_hash()
+        fields = [item for pair in stored.items() for item in pair]
         futures = [self._pipe.execute_nowait("HSET", key, *fields),
-                   self._pipe.execute_nowait("EXPIRE", key, str(self._ttl))]
+                   self._pipe.execute_nowait("EXPIRE", key, str(self._ttl)),
+                   self._pipe.execute_nowait("XADD", self._keys.records_outbox,
+                                             *outbox_fact("entry", record.uniqueid, stored))]
         if record.linkedid and record.linkedid != record.uniqueid:
             linked = self._keys.call_by_linkedid(record.linkedid)
             futures.append(self._pipe.execute_nowait("SET", linked, record.uniqueid, "EX", str(self._ttl)))
@@ -76,9 +98,11 @@ class CallRecords:
         await asyncio.gather(*self.submit(record))
 
     async def annotate(self, uniqueid: str, fields: dict[str, str]) -> None:
-        """Add what the call did later (IVR path, outcome) to its record."""
+        """Add what the call did later (IVR path, outcome) to its record, and to the outbox."""
         flat = [item for pair in fields.items() for item in pair]
-        await self._pipe.execute("HSET", self._keys.call(uniqueid), *flat)
+        await asyncio.gather(
+            self._pipe.execute("HSET", self._keys.call(uniqueid), *flat),
+            self._pipe.execute("XADD", self._keys.records_outbox, *outbox_fact("ivr", uniqueid, fields)))
 
     async def get(self, uniqueid: str) -> CallRecord | None:
         flat = await self._pipe.execute("HGETALL", self._keys.call(uniqueid))

@@ -50,6 +50,12 @@ class RedisKeys:
     def call_by_linkedid(self, linkedid: str) -> str:
         return f"{self.prefix}:call:linked:{linkedid}"
 
+    @property
+    def records_outbox(self) -> str:
+        """Stream: facts about calls (entry decision, IVR end, SMS outcome) waiting to be written
+        to the records database; the recorder deletes what it has committed."""
+        return f"{self.prefix}:records:outbox"
+
     # -- agents and their screens -----------------------------------------------------------
     @property
     def roster(self) -> str:

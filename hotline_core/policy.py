@@ -118,6 +118,12 @@ class DeskRule(_Frozen):
     min_tenure_months: int = Field(default=6, ge=0, le=600)
 
 
+class ReportSettings(_Frozen):
+    # An abandon before this many seconds is a "short abandon": the caller changed their mind
+    # rather than gave up waiting. Reports show the service level with and without them.
+    short_abandon_seconds: int = Field(default=5, ge=0, le=600)
+
+
 class Policy(_Frozen):
     timezone: str
     tiers: TierSettings
@@ -128,6 +134,7 @@ class Policy(_Frozen):
     desk_rule: DeskRule = Field(default_factory=DeskRule)
     greetings: dict[str, str] = Field(default_factory=dict)
     sms_templates: dict[str, str] = Field(default_factory=dict)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     source: str = "<memory>"
 
     @field_validator("timezone")
@@ -218,12 +225,17 @@ def _rule_matches(rule: AccessRule, tier: str, brand: str) -> bool:
     return rule.tier in (WILDCARD, tier) and rule.brand in (WILDCARD, brand)
 
 
-def access_level(policy: Policy, tier: str, brand: str) -> LevelSpec:
-    """The level of the first access rule matching `tier` and `brand` (the check guarantees one)."""
-    for rule in policy.access_rules:
+def matching_rule(policy: Policy, tier: str, brand: str) -> tuple[int, AccessRule]:
+    """The first access rule matching `tier` and `brand`, with its position (the check guarantees one)."""
+    for index, rule in enumerate(policy.access_rules):
         if _rule_matches(rule, tier, brand):
-            return policy.level(rule.level)
+            return index, rule
     raise LookupError(f"no access rule for tier {tier!r} brand {brand!r}")
+
+
+def access_level(policy: Policy, tier: str, brand: str) -> LevelSpec:
+    """The level of the first access rule matching `tier` and `brand`."""
+    return policy.level(matching_rule(policy, tier, brand)[1].level)
 
 
 def template_error(template: str) -> str | None:

@@ -54,6 +54,13 @@ class Settings(BaseModel):
     sms_sender: str = "10086"
     sms_report_token: str = ""  # delivery reports must carry it
     sms_report_base: str = ""  # how the gateway reaches us, e.g. http://127.0.0.1:8088
+    # The records database (PostgreSQL, asyncpg DSN); empty: no durable records from this instance.
+    database_url: str = ""
+    # Asterisk's queue_log file, read by this instance into the records database (on the box
+    # where that Asterisk writes it); the source names that Asterisk in the records.
+    queue_log_file: Path | None = None
+    queue_log_source: str = Field(default="asterisk", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    records_retention_months: int = Field(default=13, ge=1, le=120)
     # Tests (and "what if" runs) pin the clock: call time for identities, seasons for the desks.
     frozen_time: datetime | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 import uvloop
 from redis.asyncio import Redis
 
+from harness.postgres_server import PostgresServer
 from harness.redis_server import RedisServer
+from hotline.records.db import migrate
 from hotline_core.policy import Policy, load_policy
 from hotline_core.redispipe import RedisPipe
 from tier_lookup.store import TierStore
@@ -57,6 +64,35 @@ async def pipe(redis: Redis, redis_server: RedisServer) -> AsyncIterator[RedisPi
     client = RedisPipe(redis_server.url, timeout_s=1.0)
     yield client
     await client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL, one throwaway cluster per test session (under /tmp, which the
+    postgres user can reach when the tests run as root)."""
+    directory = Path(tempfile.mkdtemp(prefix="hotline-test-pg-"))
+    directory.chmod(0o755)
+    server = PostgresServer(directory / "cluster").start()
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+async def records_db(postgres_server: PostgresServer, request: pytest.FixtureRequest,
+                     policy: Policy) -> AsyncIterator[tuple[str, asyncpg.Pool[Any]]]:
+    """A migrated records database of this test's own, and a pool on it."""
+    name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    postgres_server.psql(f'DROP DATABASE IF EXISTS "{name}"')
+    url = postgres_server.create_database(name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn, datetime.now(policy.zone).date())
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    yield url, pool
+    await pool.close()
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hotline_core.policy import NORMAL, Policy, access_level, render_template
+from hotline_core.policy import NORMAL, Policy, matching_rule, render_template
 
 FLAG_TABLES = ("redlist", "blacklist")
 
@@ -34,6 +34,11 @@ class Identity:
     redlist: bool
     blacklist: bool
     degraded: bool
+    # Why: the access rule that gave the level, the seasonal desks left out of the chain, and the
+    # stored rows of the tables the number is in (for `hotline calls why`).
+    access_rule: str = ""
+    closed_desks: tuple[str, ...] = ()
+    rows: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,9 @@ class Identity:
             "redlist": self.redlist,
             "blacklist": self.blacklist,
             "degraded": self.degraded,
+            "access_rule": self.access_rule,
+            "closed_desks": list(self.closed_desks),
+            "rows": {table: dict(row) for table, row in self.rows.items()},
         }
 
 
@@ -103,7 +111,9 @@ def resolve_identity(
     brand = rows.get("brand", {}).get("brand", "unknown")
     if brand not in policy.brands:
         brand = "unknown"
-    level = access_level(policy, tier, brand)
+    rule_index, rule = matching_rule(policy, tier, brand)
+    level = policy.level(rule.level)
+    chain = skill_chain_at(level.skill_chain, at, policy)
     fields = {
         "name": rows.get(tier, {}).get("name", ""),
         "label": policy.tier_label(tier),
@@ -121,7 +131,7 @@ def resolve_identity(
         level_label=level.label,
         queue_priority=level.queue_priority,
         priority_access=level.priority_access,
-        skill_chain=skill_chain_at(level.skill_chain, at, policy),
+        skill_chain=chain,
         queue=policy.queue(level.name),
         max_wait_s=level.max_wait_seconds,
         greeting=render_template(template, fields) if template else "",
@@ -130,6 +140,9 @@ def resolve_identity(
         redlist="redlist" in rows,
         blacklist="blacklist" in rows,
         degraded=degraded,
+        access_rule=f"access_rules[{rule_index}]: tier {rule.tier}, brand {rule.brand} -> {rule.level}",
+        closed_desks=tuple(desk for desk in level.skill_chain if desk not in chain),
+        rows={table: dict(row) for table, row in rows.items()},
     )
 
 

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -68,3 +70,18 @@ async def redis_services(settings: Settings, policy: Policy | None = None) -> As
             raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
         except RedisError as exc:
             raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None
+
+
+@asynccontextmanager
+async def records_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """One connection to the records database; not configured or away: a clear line and code."""
+    if not settings.database_url:
+        raise CliError("no records database configured: set HOTLINE_DATABASE_URL (or database_url)")
+    try:
+        conn = await asyncpg.connect(settings.database_url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise CliError(f"cannot reach the records database: {type(exc).__name__}: {exc}", EXIT_UNAVAILABLE) from None
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -8,7 +8,9 @@ import sys
 
 import uvloop
 
-from hotline.app import flow_registry, serve
+from hotline.app import flow_registry, records_schema_known, serve
+from hotline.cli.common import CliError
+from hotline.records.db import SchemaError
 from hotline.workers import run_workers
 from hotline_core.logs import configure_logging
 from hotline_core.policy import load_policy
@@ -26,9 +28,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # The service logs to stdout (collected by its supervisor); commands keep stdout for results.
     configure_logging(settings.log_level, settings.log_format, sys.stdout)
-    # Refuse to start on a bad policy or broken flows, before binding anything.
+    # Refuse to start on a bad policy, broken flows or a records schema this code does not
+    # know, before binding anything (a database that is merely away does not stop calls).
     load_policy(settings.policy_file)
     flow_registry(settings)
+    if settings.database_url:
+        try:
+            asyncio.run(records_schema_known(settings))
+        except SchemaError as exc:
+            raise CliError(str(exc)) from None
 
     def work() -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

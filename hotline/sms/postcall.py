@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from hotline.sms.worker import record_sms_outcome
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy, render_template
@@ -72,5 +73,6 @@ class PostCallSms:
         job_id = await self._queue_once(keys=keys, args=[self._ttl, record.uniqueid, number, text])
         if not job_id:
             return None  # the same call's event again, or another bridge got there first
+        await record_sms_outcome(self._redis, self._keys, record.uniqueid, str(job_id), "queued")
         log.info("post-call sms queued", job=job_id, tier=record.identity.get("tier"), uniqueid=record.uniqueid)
         return str(job_id)

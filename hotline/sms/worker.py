@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from hotline.sms.gateway import GatewayError, SmsGateway
+from hotline_core.calls import OUTBOX_MAX, fact_fields
 from hotline_core.keys import RedisKeys
 from hotline_core.numbers import mask_number
 
@@ -113,6 +114,9 @@ class SmsWorker:
             return 0  # backing off; it stays pending
         to, text = fields.get("number", ""), fields.get("text", "")
         attempts = int(await self._redis.hincrby(state_key, "attempts", 1))
+        if attempts == 1 and fields.get("uniqueid"):
+            # Delivery reports name only the job; the call it belongs to is kept with its state.
+            await self._redis.hset(state_key, "uniqueid", str(fields["uniqueid"]))
         await self._redis.expire(state_key, self._state_ttl)
         try:
             await self._gateway.send(job_id, to, text)
@@ -133,6 +137,8 @@ class SmsWorker:
                                                        "next_try": f"{time.time() + delay:.3f}"})
             log.warning("sms not sent; will retry", job=job_id, attempts=attempts, retry_in_s=delay, error=str(exc))
             return 0
+        if fields.get("uniqueid"):
+            await record_sms_outcome(self._redis, self.keys, str(fields["uniqueid"]), job_id, "dead")
         async with self._redis.pipeline(transaction=True) as tx:
             dead: dict[Any, Any] = {**fields, "job": job_id, "error": str(exc)[:200], "attempts": str(attempts)}
             tx.xadd(self.keys.sms_dead, dead)
@@ -150,8 +156,19 @@ class SmsWorker:
 
 async def advance(redis: Redis, keys: RedisKeys, job_id: str, status: str) -> str:
     script = redis.register_script(_ADVANCE)
-    result = await script(keys=[keys.sms_state(job_id), keys.sms_counts], args=[status, f"{time.time():.3f}"])
-    return str(result)
+    result = str(await script(keys=[keys.sms_state(job_id), keys.sms_counts], args=[status, f"{time.time():.3f}"]))
+    if result == status and status != "retrying":
+        uniqueid = await redis.hget(keys.sms_state(job_id), "uniqueid")
+        if uniqueid:
+            await record_sms_outcome(redis, keys, str(uniqueid), job_id, status)
+    return result
+
+
+async def record_sms_outcome(redis: Redis, keys: RedisKeys, uniqueid: str, job_id: str, status: str) -> None:
+    """Tell the call's durable record what became of its SMS (queued, sent, delivered, failed, dead)."""
+    fact: dict[Any, Any] = fact_fields("sms", uniqueid, {"job": job_id, "sms_status": status,
+                                                         "at": f"{time.time():.3f}"})
+    await redis.xadd(keys.records_outbox, fact, maxlen=OUTBOX_MAX, approximate=True)
 
 
 async def record_report(redis: Redis, prefix: str, job_id: str, status: int) -> str:

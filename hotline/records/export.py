@@ -1,0 +1,97 @@
+"""Tables out of the hotline: a terminal table, CSV that Excel opens with Chinese intact, XLSX,
+JSON. A cell of text that starts with =, +, - or @ is kept as text everywhere, so a caller's
+data or a service name can never become a spreadsheet formula."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from openpyxl import Workbook
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMATS = ("table", "csv", "xlsx", "json")
+
+
+def safe_text(value: str) -> str:
+    """CSV: a leading apostrophe is how spreadsheets mark 'this is text'."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([header for _, header in columns])
+    for row in rows:
+        cells = [_cell(row.get(key)) for key, _ in columns]
+        writer.writerow([safe_text(c) if isinstance(c, str) else c for c in cells])
+    return out.getvalue().encode("utf-8-sig")  # the BOM tells Excel it is UTF-8
+
+
+def to_xlsx(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], title: str) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = title[:31]
+    sheet.append([header for _, header in columns])
+    for row in rows:
+        sheet.append([_cell(row.get(key)) for key, _ in columns])
+    for line in sheet.iter_rows(min_row=2):
+        for cell in line:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # openpyxl would store "=..." as a formula otherwise
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def to_json(rows: Sequence[dict[str, Any]]) -> bytes:
+    return (json.dumps(list(rows), ensure_ascii=False, indent=1) + "\n").encode()
+
+
+def to_table(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> str:
+    def show(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.1%}" if value <= 1 else f"{value:.1f}"
+        if isinstance(value, bool):
+            return "BELOW" if value else ""
+        return str(value)
+
+    texts = [[show(row.get(key)) for key, _ in columns] for row in rows]
+    headers = [header for _, header in columns]
+    widths = [max([_width(h), *(_width(t[i]) for t in texts)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(_pad(c, w) for c, w in zip(t, widths, strict=True)) for t in texts]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _width(text: str) -> int:
+    # CJK characters take two columns on a terminal.
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def render(fmt: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], title: str) -> bytes:
+    if fmt == "csv":
+        return to_csv(columns, rows)
+    if fmt == "xlsx":
+        return to_xlsx(columns, rows, title)
+    if fmt == "json":
+        return to_json(rows)
+    return to_table(columns, rows).encode()

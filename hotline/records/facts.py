@@ -1,0 +1,118 @@
+"""Facts about calls as the records outbox carries them, turned into database rows (pure).
+
+`entry` is hotline's decision at call entry (the call record's hash), `ivr` what the IVR did,
+`sms` what became of the call's SMS. A fact that cannot be read is reported, not guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hotline.records.outcome import started_at
+
+# A status only moves forward; the database applies the same order (see store.SMS_RANK).
+SMS_RANK = {"queued": 0, "retrying": 1, "sent": 2, "smsc_ack": 3, "buffered": 3, "delivered": 4, "failed": 4,
+            "dead": 4}
+
+
+class BadFact(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    started_at: datetime
+    call_id: str
+    linkedid: str
+    number: str | None
+    tier: str
+    tier_label: str
+    brand: str
+    level: str
+    queue_priority: int | None
+    skill_chain: list[str]
+    closed_desks: list[str]
+    access_rule: str
+    matched: list[str]
+    degraded: bool
+    lookup_ms: float
+    entered_at: datetime
+    route: str
+    identity: str  # JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class IvrRow:
+    started_at: datetime
+    call_id: str
+    ivr_result: str
+    ivr_path: str
+    digits: str
+    service: str
+    flow_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRow:
+    started_at: datetime
+    call_id: str
+    status: str
+    at: datetime
+
+
+Fact = EntryRow | IvrRow | SmsRow
+
+
+def _epoch(value: str, what: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise BadFact(f"{what} {value[:40]!r} is not epoch seconds") from None
+
+
+def _started(call_id: str, fallback: datetime | None) -> datetime:
+    stamp = started_at(call_id)
+    if stamp is not None:
+        return datetime.fromtimestamp(stamp, UTC)
+    if fallback is None:
+        raise BadFact(f"uniqueid {call_id[:60]!r} names no channel creation time")
+    return fallback
+
+
+def read_fact(fields: Mapping[str, str]) -> Fact:
+    """One outbox entry as the row it updates; BadFact says what is wrong with it."""
+    kind, call_id = fields.get("kind", ""), fields.get("uniqueid", "")
+    if not call_id:
+        raise BadFact("no uniqueid")
+    if kind == "entry":
+        entered = _epoch(fields.get("entered_at", ""), "entered_at")
+        try:
+            identity: dict[str, Any] = json.loads(fields.get("identity", ""))
+        except json.JSONDecodeError as exc:
+            raise BadFact(f"identity is not JSON ({exc.msg})") from None
+        if not isinstance(identity, dict):
+            raise BadFact("identity is not an object")
+        priority = identity.get("queue_priority")
+        return EntryRow(
+            started_at=_started(call_id, entered), call_id=call_id, linkedid=fields.get("linkedid") or call_id,
+            number=identity.get("number") or None, tier=str(identity.get("tier", "normal")),
+            tier_label=str(identity.get("label", "")), brand=str(identity.get("brand", "unknown")),
+            level=str(identity.get("level", "")), queue_priority=priority if isinstance(priority, int) else None,
+            skill_chain=[str(s) for s in identity.get("skill_chain", [])],
+            closed_desks=[str(s) for s in identity.get("closed_desks", [])],
+            access_rule=str(identity.get("access_rule", "")), matched=[str(m) for m in identity.get("matched", [])],
+            degraded=bool(identity.get("degraded", False)), lookup_ms=float(fields.get("lookup_ms", "0") or 0),
+            entered_at=entered, route=fields.get("route", ""), identity=json.dumps(identity, ensure_ascii=False))
+    if kind == "ivr":
+        return IvrRow(_started(call_id, None), call_id, fields.get("ivr_outcome", ""), fields.get("ivr_path", ""),
+                      fields.get("digits", ""), fields.get("service", ""), fields.get("flow_version", ""))
+    if kind == "sms":
+        status = fields.get("sms_status", "")
+        if status not in SMS_RANK:
+            raise BadFact(f"unknown SMS status {status[:20]!r}")
+        return SmsRow(_started(call_id, None), call_id, status, _epoch(fields.get("at", ""), "at"))
+    raise BadFact(f"unknown kind {kind[:20]!r}")

@@ -1,0 +1,167 @@
+"""Reports by tier, level, desk, service, agent, hour or day: counts from SQL, figures here (pure).
+
+The formulas (also in the README):
+
+- offered: calls that asked for a human, i.e. entered at least one queue (or were refused at a
+  full queue's door); a call that visits two queues is one offered call.
+- answer rate = answered / offered.
+- service level = answered within the level's `service_level_seconds` / offered; the second
+  figure leaves short abandons (abandoned within the policy's `short_abandon_seconds`) out of
+  the offered calls: answered in time / (offered - short abandons).
+- ASA = total wait of answered calls / answered (every queue visit up to the answer counts).
+- AHT = total talk time / answered calls with a known talk time (no wrap-up time is configured
+  in the shipped queues, so handle time is talk time).
+- abandoned: the caller hung up (or pressed out) while queued; released: the system gave up
+  (the level's maximum wait, no agent, or the queue full); IVR only: the call ended in the IVR.
+- overflow share = answered by an agent outside the caller's first desk / answered.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from hotline.records.db import Conn
+from hotline_core.policy import NORMAL, TIERS, Policy, access_level
+
+DIMENSIONS = ("tier", "level", "desk", "service", "agent", "hour", "day")
+_GROUP_SQL = {
+    "tier": "coalesce(c.tier, 'normal')",
+    "level": "coalesce(c.level, p.fallback_level)",
+    "desk": "coalesce(desk, '')",
+    "service": "coalesce(service, '')",
+    "agent": "coalesce(agent, '')",
+    "hour": "extract(hour FROM started_at AT TIME ZONE p.zone)::int",
+    "day": "(started_at AT TIME ZONE p.zone)::date",
+}
+COUNTS = ("calls", "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "released", "ivr_only",
+          "wait_sum", "talk_sum", "talked", "overflowed", "sms_delivered")
+_COUNTS_SQL = """
+    count(*) AS calls,
+    count(*) FILTER (WHERE visits > 0) AS offered,
+    count(*) FILTER (WHERE queue_outcome = 'answered') AS answered,
+    count(*) FILTER (WHERE queue_outcome = 'answered' AND wait_s <= coalesce(t.sl, p.fallback_sl)) AS answered_in_sl,
+    count(*) FILTER (WHERE queue_outcome = 'abandoned') AS abandoned,
+    count(*) FILTER (WHERE queue_outcome = 'abandoned' AND coalesce(wait_s, 0) < p.short_s) AS short_abandoned,
+    count(*) FILTER (WHERE queue_outcome = 'released') AS released,
+    count(*) FILTER (WHERE outcome = 'ivr') AS ivr_only,
+    coalesce(sum(wait_s) FILTER (WHERE queue_outcome = 'answered'), 0) AS wait_sum,
+    coalesce(sum(talk_s) FILTER (WHERE queue_outcome = 'answered'), 0) AS talk_sum,
+    count(talk_s) FILTER (WHERE queue_outcome = 'answered') AS talked,
+    count(*) FILTER (WHERE queue_outcome = 'answered' AND desk IS NOT NULL AND skill_chain IS NOT NULL
+                     AND desk <> skill_chain[1]) AS overflowed,
+    count(*) FILTER (WHERE sms_status = 'delivered') AS sms_delivered
+"""
+
+
+class ReportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: datetime  # inclusive, aware
+    end: datetime  # exclusive, aware
+
+    @classmethod
+    def days(cls, first: date, last: date, policy: Policy) -> Period:
+        if last < first:
+            raise ReportError(f"--to {last} is before --from {first}")
+        zone = policy.zone
+        return cls(datetime.combine(first, time(), zone), datetime.combine(last + timedelta(days=1), time(), zone))
+
+
+def parse_by(text: str) -> tuple[str, ...]:
+    dims = tuple(d.strip() for d in text.split(",") if d.strip())
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown or not dims:
+        raise ReportError(f"--by {text!r}: choose from {', '.join(DIMENSIONS)} (comma separated)")
+    if len(set(dims)) != len(dims):
+        raise ReportError(f"--by {text!r} names a dimension twice")
+    return dims
+
+
+def report_sql(by: Sequence[str]) -> str:
+    keys = ", ".join(f"{_GROUP_SQL[d]} AS {d}" for d in by)
+    # Every parameter typed once in `p`, whichever of them this grouping uses.
+    return ("WITH p AS (SELECT $4::text AS fallback_level, $5::text AS zone, $6::int AS fallback_sl, "
+            "$7::int AS short_s) "
+            f"SELECT {keys}, {_COUNTS_SQL} FROM calls c CROSS JOIN p "
+            "LEFT JOIN unnest($1::text[], $2::int[]) AS t(level, sl) ON t.level = c.level "
+            # By position: a GROUP BY name would mean the raw column, not the coalesced key.
+            f"WHERE c.started_at >= $3 AND c.started_at < $8 GROUP BY {', '.join(str(i + 1) for i in range(len(by)))}")
+
+
+async def fetch_counts(conn: Conn, policy: Policy, period: Period, by: Sequence[str]) -> list[dict[str, Any]]:
+    fallback = access_level(policy, NORMAL, "unknown")
+    rows = await conn.fetch(report_sql(by), [lv.name for lv in policy.levels],
+                            [lv.service_level_seconds for lv in policy.levels], period.start, fallback.name,
+                            policy.timezone, fallback.service_level_seconds, policy.reports.short_abandon_seconds,
+                            period.end)
+    return [dict(row) for row in rows]
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def figures(counts: Mapping[str, Any], policy: Policy, level: str | None) -> dict[str, Any]:
+    """The published figures of one group from its counts (pure)."""
+    offered, answered = int(counts["offered"]), int(counts["answered"])
+    in_sl, short = int(counts["answered_in_sl"]), int(counts["short_abandoned"])
+    out: dict[str, Any] = {
+        "calls": int(counts["calls"]),
+        "offered": offered,
+        "answered": answered,
+        "answer_rate": _ratio(answered, offered),
+        "service_level": _ratio(in_sl, offered),
+        "service_level_excl_short": _ratio(in_sl, offered - short),
+        "asa_s": round(int(counts["wait_sum"]) / answered, 1) if answered else None,
+        "aht_s": round(int(counts["talk_sum"]) / int(counts["talked"]), 1) if int(counts["talked"]) else None,
+        "abandoned": int(counts["abandoned"]),
+        "short_abandoned": short,
+        "released": int(counts["released"]),
+        "ivr_only": int(counts["ivr_only"]),
+        "overflow_share": _ratio(int(counts["overflowed"]), answered),
+        "sms_delivered": int(counts["sms_delivered"]),
+    }
+    if level is not None and level in {lv.name for lv in policy.levels}:
+        target = policy.level(level).answer_rate_target
+        out["answer_rate_target"] = target
+        out["below_target"] = out["answer_rate"] is not None and out["answer_rate"] < target
+    return out
+
+
+def _domain(dim: str, policy: Policy) -> list[Any] | None:
+    """Dimensions whose values are known in advance: every one appears, with zeros if need be."""
+    if dim == "tier":
+        return [*TIERS, NORMAL]
+    if dim == "level":
+        return [lv.name for lv in policy.levels]
+    return None
+
+
+def build_report(counted: list[dict[str, Any]], by: Sequence[str], policy: Policy) -> list[dict[str, Any]]:
+    """One object per group: its keys (and labels for tier and level) and its figures (pure)."""
+    found = {tuple(row[d] for d in by): row for row in counted}
+    axes = []
+    for index, dim in enumerate(by):
+        seen = sorted({key[index] for key in found}, key=str)
+        axes.append(_domain(dim, policy) or seen)
+    zero = dict.fromkeys(COUNTS, 0)
+    out = []
+    for key in itertools.product(*axes):
+        counts = found.get(key, zero)
+        row: dict[str, Any] = {}
+        for dim, value in zip(by, key, strict=True):
+            row[dim] = value.isoformat() if isinstance(value, date) else value
+            if dim == "tier":
+                row["tier_label"] = policy.tier_label(str(value))
+            elif dim == "level" and value in {lv.name for lv in policy.levels}:
+                row["level_label"] = policy.level(str(value)).label
+        row.update(figures(counts, policy, str(key[by.index("level")]) if "level" in by else None))
+        out.append(row)
+    return out

@@ -1,0 +1,251 @@
+"""The records store against a real PostgreSQL: migrations, the outbox facts, queue_log read
+from a file with a checkpoint, reports, the story of a call; faults: replays, restarts, the
+database away."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from harness.postgres_server import PostgresServer
+from hotline.records.db import SchemaError, check_schema, current_version, expected_version, migrate, partitions, prune
+from hotline.records.facts import read_fact
+from hotline.records.ingest import QueueLogReader
+from hotline.records.recorder import OutboxRecorder
+from hotline.records.report import Period, build_report, fetch_counts
+from hotline.records.store import DeskOf, RecordStore
+from hotline.records.why import find_call, story_json
+from hotline_core.calls import CallRecord, CallRecords, fact_fields
+from hotline_core.keys import RedisKeys
+from hotline_core.policy import Policy
+from hotline_core.redispipe import RedisPipe
+
+T0 = 1796000000  # 2026-11-30 (UTC), an ordinary Monday
+DESKS = {"agent1": "vip_desk", "agent2": "highend_desk", "agent3": "newsub_desk", "agent4": "general"}
+
+
+def identity(tier: str, level: str, chain: list[str], number: str) -> dict[str, Any]:
+    return {"number": number, "tier": tier, "label": {"highend": "中高端", "rural": "农村"}.get(tier, "普通"),
+            "brand": "easyown", "level": level, "queue_priority": 60, "skill_chain": chain, "matched": [tier],
+            "degraded": False, "access_rule": "access_rules[1]", "closed_desks": [], "rows": {tier: {"name": "王"}}}
+
+
+def entry(uid: str, ident: dict[str, Any]) -> dict[str, str]:
+    record = CallRecord(uid, uid, "PJSIP/c", ident, T0 + 1.0, "ivr", lookup_ms=0.4)
+    return fact_fields("entry", uid, record.to_hash())
+
+
+QUEUE_LOG = "\n".join([
+    f"{T0}|NONE|NONE|NONE|QUEUESTART|",
+    # 1: high-value, answered by its desk after 3 s, talked 40 s
+    f"{T0 + 2}|{T0}.1|hotline-highend_easyown|NONE|ENTERQUEUE||8613800000001|1",
+    f"{T0 + 5}|{T0}.1|hotline-highend_easyown|agent2|CONNECT|3|{T0}.9|2",
+    f"{T0 + 45}|{T0}.1|hotline-highend_easyown|agent2|COMPLETECALLER|3|40|1",
+    # 2: high-value, overflowed to the general group after 25 s (over the 20 s threshold)
+    f"{T0 + 2}|{T0}.2|hotline-highend_easyown|NONE|ENTERQUEUE||8613800000002|2",
+    f"{T0 + 27}|{T0}.2|hotline-highend_easyown|agent4|CONNECT|25|{T0}.8|1",
+    f"{T0 + 87}|{T0}.2|hotline-highend_easyown|agent4|COMPLETEAGENT|25|60|2",
+    # 3: ordinary, abandoned after 2 s (a short abandon)
+    f"{T0 + 3}|{T0}.3|hotline-ordinary_easyown|NONE|ENTERQUEUE||8613800000003|1",
+    f"{T0 + 5}|{T0}.3|hotline-ordinary_easyown|NONE|ABANDON|1|1|2",
+    # 4: ordinary, released after the maximum wait
+    f"{T0 + 3}|{T0}.4|hotline-ordinary_easyown|NONE|ENTERQUEUE||8613800000004|2",
+    f"{T0 + 303}|{T0}.4|hotline-ordinary_easyown|NONE|EXITWITHTIMEOUT|1|2|300",
+    "",
+])
+
+
+@pytest.fixture
+def store(records_db: tuple[str, asyncpg.Pool[Any]]) -> RecordStore:
+    return RecordStore(records_db[1])
+
+
+async def desks() -> DeskOf:
+    return DESKS.get
+
+
+def reader(store: RecordStore, path: Path) -> QueueLogReader:
+    return QueueLogReader(store, path, "ast1", desks, poll_s=0.01)
+
+
+async def read_all(r: QueueLogReader) -> int:
+    total = 0
+    while (read := await r.step()) > 0:
+        total += read
+    return total
+
+
+async def count(pool: asyncpg.Pool[Any], sql: str, *args: Any) -> Any:
+    return await pool.fetchval(sql, *args)
+
+
+def facts() -> list[dict[str, str]]:
+    return [
+        entry(f"{T0}.1", identity("highend", "highend_easyown", ["highend_desk", "general"], "8613800000001")),
+        entry(f"{T0}.2", identity("highend", "highend_easyown", ["highend_desk", "general"], "8613800000002")),
+        entry(f"{T0}.3", identity("normal", "ordinary_easyown", ["general"], "8613800000003")),
+        entry(f"{T0}.4", identity("normal", "ordinary_easyown", ["general"], "8613800000004")),
+        entry(f"{T0}.5", identity("rural", "ordinary_easyown", ["general"], "8613800000005")),
+        fact_fields("ivr", f"{T0}.5", {"ivr_outcome": "hangup", "ivr_path": "hotline:screen>hotline:bye",
+                                       "service": "", "flow_version": "v1", "digits": "1"}),
+        fact_fields("ivr", f"{T0}.1", {"ivr_outcome": "transfer", "ivr_path": "hotline:screen>hotline:agent",
+                                       "service": "general", "flow_version": "v1", "digits": "0"}),
+        fact_fields("sms", f"{T0}.5", {"job": "1-1", "sms_status": "delivered", "at": str(T0 + 60)}),
+        fact_fields("sms", f"{T0}.5", {"job": "1-1", "sms_status": "sent", "at": str(T0 + 50)}),  # late, older
+    ]
+
+
+async def test_migrate_is_idempotent_and_the_schema_is_checked(records_db: tuple[str, asyncpg.Pool[Any]],
+                                                               postgres_server: PostgresServer) -> None:
+    url, pool = records_db
+    async with pool.acquire() as conn:
+        assert await migrate(conn, date(2026, 11, 30)) == []  # the fixture migrated already
+        assert await check_schema(conn) == expected_version()
+        await conn.execute("INSERT INTO schema_version (version, name) VALUES (999, 'from the future')")
+        with pytest.raises(SchemaError, match="newer than this hotline knows"):
+            await check_schema(conn)
+    empty = postgres_server.create_database("t_empty_schema")
+    conn = await asyncpg.connect(empty)
+    try:
+        assert await current_version(conn) == 0
+        with pytest.raises(SchemaError, match="run `hotline db migrate`"):
+            await check_schema(conn)
+    finally:
+        await conn.close()
+
+
+async def test_the_report_counts_every_call_once_whatever_is_replayed(store: RecordStore, tmp_path: Path,
+                                                                     records_db: tuple[str, asyncpg.Pool[Any]],
+                                                                     policy: Policy) -> None:
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG)
+    parsed = [read_fact(f) for f in facts()]
+    await store.write_facts(parsed)
+    assert await read_all(reader(store, path)) == 11  # QUEUESTART and the calls' ten lines
+    await store.write_facts(parsed)  # the outbox delivered everything again
+    await pool.execute("DELETE FROM ingest_checkpoints")  # and the file is read again from its start
+    assert await read_all(reader(store, path)) == 11
+    assert await count(pool, "SELECT count(*) FROM queue_log") == 11
+    assert await count(pool, "SELECT count(*) FROM calls") == 5
+    period = Period.days(date(2026, 11, 30), date(2026, 11, 30), policy)
+    async with pool.acquire() as conn:
+        by_tier = {r["tier"]: r for r in build_report(await fetch_counts(conn, policy, period, ("tier",)), ("tier",),
+                                                        policy)}
+        by_level = {r["level"]: r for r in build_report(await fetch_counts(conn, policy, period, ("level",)),
+                                                          ("level",), policy)}
+    assert set(by_tier) == {"highend", "newsub", "campus", "rural", "normal"}
+    high = by_tier["highend"]
+    assert (high["offered"], high["answered"], high["answer_rate"]) == (2, 2, 1.0)
+    assert high["service_level"] == 0.5  # 3 s within 20 s; 25 s not
+    assert (high["asa_s"], high["aht_s"], high["overflow_share"]) == (14.0, 50.0, 0.5)
+    normal = by_tier["normal"]
+    assert (normal["offered"], normal["answered"], normal["abandoned"], normal["released"]) == (2, 0, 1, 1)
+    assert normal["short_abandoned"] == 1
+    assert normal["service_level"] == 0.0
+    assert normal["service_level_excl_short"] == 0.0  # 0 of the 1 offered call left
+    rural = by_tier["rural"]
+    assert (rural["offered"], rural["ivr_only"], rural["sms_delivered"]) == (0, 1, 1)  # the late "sent" lost
+    assert by_tier["newsub"]["offered"] == 0
+    assert by_tier["newsub"]["answer_rate"] is None
+    assert by_level["ordinary_easyown"]["below_target"] is True
+    assert by_level["highend_easyown"]["below_target"] is False
+    assert by_level["gotone_vip"]["offered"] == 0  # every level appears
+
+
+async def test_the_reader_resumes_from_its_checkpoint_and_waits_for_whole_lines(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    lines = QUEUE_LOG.splitlines(keepends=True)
+    half = "".join(lines[:5])
+    path.write_text(half + lines[5][:12])  # Asterisk is in the middle of writing a line
+    assert await read_all(reader(store, path)) == 5
+    with path.open("a") as handle:
+        handle.write(lines[5][12:] + "".join(lines[6:]))
+    assert await read_all(reader(store, path)) == 6  # a new reader: the checkpoint says where
+    assert await count(pool, "SELECT count(*) FROM queue_log") == 11
+    assert await count(pool, "SELECT queue_outcome FROM calls WHERE call_id = $1", f"{T0}.2") == "answered"
+
+
+async def test_a_rotated_or_truncated_file_is_read_from_its_start_and_bad_lines_are_skipped(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG)
+    await read_all(reader(store, path))
+    path.rename(tmp_path / "queue_log.1")
+    path.write_text(f"not|a line\n{T0 + 400}|{T0}.6|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n")
+    assert await read_all(reader(store, path)) == 1
+    assert await count(pool, "SELECT bad_lines FROM ingest_checkpoints") == 1
+    path.write_text(f"{T0 + 500}|{T0}.7|hotline-ordinary_easyown|NONE|ENTERQUEUE||862|1\n")  # same inode, shorter
+    assert await read_all(reader(store, path)) == 1
+    assert await count(pool, "SELECT count(*) FROM calls WHERE visits > 0") == 6
+
+
+async def test_outbox_facts_wait_in_redis_while_the_database_is_away(
+        redis: Redis, pipe: RedisPipe, postgres_server: PostgresServer,
+        records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    _, pool = records_db
+    records = CallRecords(pipe, "rec", 600)
+    recorder = OutboxRecorder(redis, "rec", RecordStore(pool))
+    await recorder.ensure_group()
+    await records.write(CallRecord(f"{T0}.1", f"{T0}.1", "PJSIP/c",
+                                   identity("highend", "highend_easyown", ["highend_desk"], "8613800000001"),
+                                   T0 + 1.0, "ivr"))
+    await records.annotate(f"{T0}.1", {"ivr_outcome": "transfer", "ivr_path": "a>b", "service": "billing",
+                                       "flow_version": "v1", "digits": "1,2"})
+    postgres_server.stop()
+    try:
+        with pytest.raises((OSError, asyncpg.PostgresError, asyncpg.InterfaceError)):
+            await recorder.step()
+        assert await redis.xlen(RedisKeys("rec").records_outbox) == 2  # nothing lost
+    finally:
+        postgres_server.start()
+    await pool.expire_connections()
+    assert await recorder.step() == 2
+    assert await redis.xlen(RedisKeys("rec").records_outbox) == 0
+    row = await pool.fetchrow("SELECT tier, service, digits, number FROM calls")
+    assert dict(row) == {"tier": "highend", "service": "billing", "digits": "1,2", "number": "8613800000001"}
+
+
+async def test_why_tells_the_story_of_the_last_call_of_a_number(store: RecordStore, tmp_path: Path,
+                                                                records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG)
+    await store.write_facts([read_fact(f) for f in facts()])
+    await read_all(reader(store, path))
+    async with pool.acquire() as conn:
+        call = await find_call(conn, "8613800000002", "8613800000002")
+    assert call is not None
+    story = story_json(call)
+    assert {k: story[k] for k in ("linkedid", "number", "tier", "level", "queue", "outcome", "agent", "wait_s",
+                                  "talk_s", "desk")} == {
+        "linkedid": f"{T0}.2", "number": "8613800000002", "tier": "highend", "level": "highend_easyown",
+        "queue": "hotline-highend_easyown", "outcome": "answered", "agent": "agent4", "wait_s": 25, "talk_s": 60,
+        "desk": "general"}
+    assert story["rows"] == {"highend": {"name": "王"}}
+    assert len(story["queue_log"]) == 3
+    json.dumps(story)  # serialisable as printed by --json
+
+
+async def test_old_months_are_pruned_by_retention(records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    _, pool = records_db
+    async with pool.acquire() as conn:
+        await migrate(conn, date(2025, 1, 15))  # partitions around January 2025 too
+        before = {m for _, m in await partitions(conn)}
+        assert date(2025, 1, 1) in before
+        dropped = await prune(conn, date(2026, 11, 30), keep_months=13)
+        after = {m for _, m in await partitions(conn)}
+    assert all(name.endswith(("y2024m12", "y2025m01", "y2025m02", "y2025m03")) for name in dropped)
+    assert min(after) >= date(2025, 11, 1)
+
+
