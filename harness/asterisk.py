@@ -55,6 +55,11 @@ class Asterisk:
     def messages_log(self) -> Path:
         return self._host(self.deployment.state_dir) / "log" / "messages.log"
 
+    @property
+    def queue_log(self) -> Path:
+        """app_queue's queue_log, where the host (and `hotline serve`) reads it."""
+        return self._host(self.deployment.state_dir) / "log" / "queue_log"
+
     def _command(self, *args: str) -> list[str]:
         return ["chroot", str(self.root), "asterisk", "-C", f"{self.deployment.etc_dir}/asterisk.conf", *args]
 
@@ -67,7 +72,10 @@ class Asterisk:
         etc = self._host(d.etc_dir)
         state = self._host(d.state_dir)
         shutil.rmtree(etc, ignore_errors=True)
-        shutil.rmtree(state, ignore_errors=True)
+        # A fresh state each start, except the logs: queue_log is Asterisk's account of every
+        # queued call and must outlive a restart, as an operator's would.
+        for sub in ("run", "db", "spool", "cache"):
+            shutil.rmtree(state / sub, ignore_errors=True)
         rendered = render(load_templates(), d)
         rendered["extensions.conf"] += self.extra_dialplan
         write(rendered, etc)

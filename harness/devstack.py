@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import secrets
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +26,7 @@ from ami_bridge.roster import Roster, parse_roster
 from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
 from harness.asterisk import Asterisk, default_root, ensure_root, sound_dirs_setting
 from harness.kannel import Kannel, delivered
+from harness.postgres_server import PostgresServer
 from harness.procs import Managed, StackError, free_udp_port, tcp_listening
 from harness.redis_server import RedisServer, RedisServerError
 from harness.sipp import SippAgent, place_call
@@ -46,6 +49,7 @@ class Ports:
     sip: int = int(os.environ.get("HOTLINE_DEV_SIP_PORT", "5060"))
     ami: int = int(os.environ.get("HOTLINE_DEV_AMI_PORT", "5038"))
     agent_base: int = int(os.environ.get("HOTLINE_DEV_AGENT_PORT", "5071"))
+    postgres: int = int(os.environ.get("HOTLINE_DEV_POSTGRES_PORT", "5440"))
     rtp_start: int = 20000
     rtp_end: int = 20999
 
@@ -135,6 +139,35 @@ def start_redis(port: int) -> str:
     return url
 
 
+def _postgres_process() -> Managed:
+    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.
+    return Managed("postgres", run_dir() / "postgres.pid", run_dir() / "postgres" / "server.log", signal.SIGINT)
+
+
+def start_postgres(port: int) -> str:
+    """The records database: a cluster in .run/postgres, kept across `make down` like Redis's data."""
+    server = PostgresServer(run_dir() / "postgres", port=port, durable=True)
+    pid_file = run_dir() / "postgres" / "cluster" / "postmaster.pid"
+    managed = _postgres_process()
+    managed.check_stale()
+    if managed.running_pid() is not None:
+        print(f"postgres: already running (pid {managed.running_pid()}) on 127.0.0.1:{port}")
+        return server.url()
+    if tcp_listening(port):
+        raise StackError(f"port {port} on 127.0.0.1 is taken by another program; set HOTLINE_DEV_POSTGRES_PORT")
+    pid_file.unlink(missing_ok=True)  # left by a server that was killed
+    server.start()
+    assert server.process is not None
+    managed.pid_file.write_text(str(server.process.pid))
+    done = subprocess.run([str(Path(sys.executable).parent / "hotline"), "db", "migrate"], capture_output=True,
+                          text=True, check=False, env={**os.environ, "HOTLINE_DATABASE_URL": server.url()})
+    if done.returncode != 0:
+        raise StackError(f"hotline db migrate: {done.stderr.strip()}")
+    print(f"postgres: started pid {server.process.pid} on 127.0.0.1:{port}, records in {server.data_dir}; "
+          f"{done.stdout.strip()}")
+    return server.url()
+
+
 async def load_demo(redis_url: str) -> None:
     settings = load_settings(os.environ, {"redis_url": redis_url})
     policy = load_policy(settings.policy_file)
@@ -161,6 +194,7 @@ def up() -> int:
     ensure_root(default_root())
     url = start_redis(ports.redis)
     asyncio.run(load_demo(url))
+    database_url = start_postgres(ports.postgres)
     kannel = _kannel()
     if not _kannel_pids().exists():
         (run_dir() / "kannel").mkdir(parents=True, exist_ok=True)
@@ -172,6 +206,7 @@ def up() -> int:
         "redis_url": url, "agi_port": ports.agi, "ami_port": ports.ami, "ami_secret": _ami_secret(),
         "sms_gateway_url": kannel.sendsms_url, "sms_username": kannel.username, "sms_password": kannel.password,
         "sms_report_token": _ami_secret()[:12], "sound_dirs": sound_dirs_setting(default_root()),
+        "database_url": database_url, "queue_log_file": str(_asterisk(ports).queue_log), "queue_log_source": "dev",
     })
     serve = _serve(ports)
     serve.check_stale()
@@ -222,8 +257,10 @@ def down() -> int:
         kannel.stop()
         _kannel_pids().unlink()
     stopped = Managed("redis", run_dir() / "redis" / "redis.pid", run_dir() / "redis" / "redis.log").stop()
+    postgres = _postgres_process().stop()
     _state_file().unlink(missing_ok=True)
-    print("stopped asterisk, agents, hotline serve, kannel" + (", redis" if stopped else ""))
+    print("stopped asterisk, agents, hotline serve, kannel" + (", redis" if stopped else "")
+          + (", postgres" if postgres else ""))
     return 0
 
 
@@ -254,6 +291,13 @@ async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
         await asyncio.sleep(0.1)
     texts = [text for _, text in delivered(sms_log)[sms_before:]]
     print(f"  post-call SMS:  {texts[0] if texts else '-'}")
+    print("\nwhy, from the durable call record (hotline calls why " + caller + "):")
+    await asyncio.sleep(1.5)  # the queue_log reader polls twice a second
+    why = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "hotline"), "calls", "why", caller, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "HOTLINE_CONFIG": str(settings_file())})
+    told, _ = await why.communicate()
+    print(told.decode().rstrip())
     if result.returncode != 0:
         print(result.output[-1500:])
     return result.returncode

@@ -5,6 +5,7 @@ set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # the call records
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)          # SIPp: the softphones
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # the sid root that runs Asterisk
 [ -x /usr/sbin/bearerbox ] || need+=(kannel)                  # the SMS gateway

@@ -33,6 +33,6 @@ async def _why(args: argparse.Namespace, settings: Settings) -> int:
     if call is None:
         print(f"hotline: no call on record for {args.call!r}")
         return EXIT_REFUSED
-    story = story_json(call)
+    story = story_json(call, policy.zone)
     print(json.dumps(story, ensure_ascii=False) if args.json else story_text(story, policy.tiers.precedence))
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from hotline.records.db import Conn
@@ -33,12 +33,13 @@ async def find_call(conn: Conn, key: str, number: str | None) -> dict[str, Any] 
     return call
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def story_json(call: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """The call as one JSON object (pure), times in the operator's zone; tools rely on the
+    first keys' names."""
 
+    def _iso(value: datetime | None) -> str | None:
+        return value.astimezone(zone).isoformat() if value else None
 
-def story_json(call: dict[str, Any]) -> dict[str, Any]:
-    """The call as one JSON object (pure); tools rely on the first keys' names."""
     identity = call["identity"]
     return {
         "linkedid": call["linkedid"] or call["call_id"],

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
 from harness.asterisk import Asterisk, default_root, ensure_root
 from harness.devstack import DEMO_TABLES
 from harness.kannel import Kannel
+from harness.postgres_server import PostgresServer
 from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
 from harness.redis_server import RedisServer
 from harness.sipp import CallResult, SippAgent, place_call
@@ -62,6 +64,8 @@ class Bridge:
     frozen_time: str | None = None  # ISO date-time; pins call time and seasons
     kannel: Kannel | None = None
     http_port: int = field(default_factory=free_tcp_port)
+    database_url: str = ""
+    queue_log: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -74,6 +78,10 @@ class Bridge:
         if self.frozen_time is not None:
             env["HOTLINE_FROZEN_TIME"] = self.frozen_time
         env["HOTLINE_HTTP_PORT"] = str(self.http_port)
+        if self.database_url:
+            env["HOTLINE_DATABASE_URL"] = self.database_url
+        if self.queue_log is not None:
+            env.update({"HOTLINE_QUEUE_LOG_FILE": str(self.queue_log), "HOTLINE_QUEUE_LOG_SOURCE": "e2e"})
         if self.kannel is not None:
             env.update({"HOTLINE_SMS_GATEWAY_URL": self.kannel.sendsms_url, "HOTLINE_SMS_USERNAME": self.kannel.username,
                         "HOTLINE_SMS_PASSWORD": self.kannel.password, "HOTLINE_SMS_REPORT_TOKEN": "e2e-report"})
@@ -158,6 +166,7 @@ class Stack:
     agents: list[SippAgent]
     sip_port: int
     kannel: Kannel
+    postgres: PostgresServer
 
     async def call(self, caller: str, **kw: Any) -> CallResult:
         return await place_call(caller, self.sip_port, free_udp_port(), _media_port(), **kw)
@@ -226,6 +235,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = ensure_root(default_root())
     redis = RedisServer(run_dir / "redis").start()
     load_demo(redis.url)
+    pg_dir = Path(tempfile.mkdtemp(prefix="hotline-e2e-pg-"))
+    pg_dir.chmod(0o755)
+    postgres = PostgresServer(pg_dir / "cluster").start()
+    subprocess.run([HOTLINE, "db", "migrate"], env={**os.environ, "HOTLINE_DATABASE_URL": postgres.url()},
+                   check=True, capture_output=True)
     policy = e2e_policy(run_dir)
     (run_dir / "kannel").mkdir()
     kannel = Kannel(run_dir / "kannel")
@@ -240,6 +254,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         level_queues=level_queues(load_policy(policy)),
     )
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)
+    bridge.database_url, bridge.queue_log = postgres.url(), asterisk.queue_log
     started: list[Callable[[], None]] = []
     try:
         kannel.start()
@@ -252,11 +267,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         bridge.start()
         started.append(bridge.stop)
         wait_until(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues")
-        yield Stack(asterisk, bridge, redis, agents, sip_port, kannel)
+        yield Stack(asterisk, bridge, redis, agents, sip_port, kannel, postgres)
     finally:
         for stop in reversed(started):
             stop()
         redis.stop()
+        postgres.remove()
+        shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ database away."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +103,7 @@ def facts() -> list[dict[str, str]]:
 
 async def test_migrate_is_idempotent_and_the_schema_is_checked(records_db: tuple[str, asyncpg.Pool[Any]],
                                                                postgres_server: PostgresServer) -> None:
-    url, pool = records_db
+    _, pool = records_db
     async with pool.acquire() as conn:
         assert await migrate(conn, date(2026, 11, 30)) == []  # the fixture migrated already
         assert await check_schema(conn) == expected_version()
@@ -216,7 +215,7 @@ async def test_outbox_facts_wait_in_redis_while_the_database_is_away(
     assert dict(row) == {"tier": "highend", "service": "billing", "digits": "1,2", "number": "8613800000001"}
 
 
-async def test_why_tells_the_story_of_the_last_call_of_a_number(store: RecordStore, tmp_path: Path,
+async def test_why_tells_the_story_of_the_last_call_of_a_number(store: RecordStore, tmp_path: Path, policy: Policy,
                                                                 records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
     _, pool = records_db
     path = tmp_path / "queue_log"
@@ -226,7 +225,7 @@ async def test_why_tells_the_story_of_the_last_call_of_a_number(store: RecordSto
     async with pool.acquire() as conn:
         call = await find_call(conn, "8613800000002", "8613800000002")
     assert call is not None
-    story = story_json(call)
+    story = story_json(call, policy.zone)
     assert {k: story[k] for k in ("linkedid", "number", "tier", "level", "queue", "outcome", "agent", "wait_s",
                                   "talk_s", "desk")} == {
         "linkedid": f"{T0}.2", "number": "8613800000002", "tier": "highend", "level": "highend_easyown",
@@ -234,6 +233,7 @@ async def test_why_tells_the_story_of_the_last_call_of_a_number(store: RecordSto
         "desk": "general"}
     assert story["rows"] == {"highend": {"name": "王"}}
     assert len(story["queue_log"]) == 3
+    assert story["started_at"] == "2026-11-30T08:53:20+08:00"  # the operator's time zone
     json.dumps(story)  # serialisable as printed by --json
 
 
