@@ -20,6 +20,8 @@ FIGURES = (("offered", "offered"), ("answered", "answered"), ("answer_rate", "an
            ("service_level_excl_short", "SL excl. short abandons"), ("asa_s", "ASA s"), ("aht_s", "AHT s"),
            ("abandoned", "abandoned"), ("short_abandoned", "short abandons"), ("released", "released"),
            ("overflow_share", "overflow"), ("ivr_only", "IVR only"), ("sms_delivered", "SMS delivered"))
+PERCENT = frozenset({"answer_rate", "answer_rate_target", "service_level", "service_level_excl_short",
+                     "overflow_share"})
 KEY_HEADERS = {"tier": "tier", "tier_label": "特殊客户", "level": "level", "level_label": "接入级别", "desk": "desk",
                "service": "service", "agent": "agent", "hour": "hour", "day": "day"}
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "xlsx" and args.output is None:
         raise CliError("--format xlsx needs --output FILE")
     rows = asyncio.run(_rows(settings, policy, period, by))
-    data = render(args.format, columns(by, args.format), rows, f"report {first}..{last}")
+    data = render(args.format, columns(by, args.format), rows, f"report {first}..{last}", PERCENT)
     if args.output:
         args.output.write_bytes(data)
         print(f"{len(rows)} rows written to {args.output}")

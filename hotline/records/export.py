@@ -60,17 +60,20 @@ def to_json(rows: Sequence[dict[str, Any]]) -> bytes:
     return (json.dumps(list(rows), ensure_ascii=False, indent=1) + "\n").encode()
 
 
-def to_table(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> str:
-    def show(value: Any) -> str:
+def to_table(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]],
+             percent: frozenset[str] = frozenset()) -> str:
+    def show(key: str, value: Any) -> str:
         if value is None:
             return "-"
-        if isinstance(value, float):
-            return f"{value:.1%}" if value <= 1 else f"{value:.1f}"
         if isinstance(value, bool):
             return "BELOW" if value else ""
+        if key in percent:
+            return f"{value:.1%}"
+        if isinstance(value, float):
+            return f"{value:.1f}"
         return str(value)
 
-    texts = [[show(row.get(key)) for key, _ in columns] for row in rows]
+    texts = [[show(key, row.get(key)) for key, _ in columns] for row in rows]
     headers = [header for _, header in columns]
     widths = [max([_width(h), *(_width(t[i]) for t in texts)]) for i, h in enumerate(headers)]
     lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True))]
@@ -87,11 +90,13 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def render(fmt: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], title: str) -> bytes:
+def render(fmt: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], title: str,
+           percent: frozenset[str] = frozenset()) -> bytes:
+    """`percent`: the columns a person reads as percentages (the table shows 0.95 as 95.0%)."""
     if fmt == "csv":
         return to_csv(columns, rows)
     if fmt == "xlsx":
         return to_xlsx(columns, rows, title)
     if fmt == "json":
         return to_json(rows)
-    return to_table(columns, rows).encode()
+    return to_table(columns, rows, percent).encode()

@@ -13,7 +13,8 @@ The formulas (also in the README):
   in the shipped queues, so handle time is talk time).
 - abandoned: the caller hung up (or pressed out) while queued; released: the system gave up
   (the level's maximum wait, no agent, or the queue full); IVR only: the call ended in the IVR.
-- overflow share = answered by an agent outside the caller's first desk / answered.
+- overflow share = answered by an agent outside the caller's first desk / answered (a caller
+  whose chain starts with the everyone group cannot overflow).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ _COUNTS_SQL = """
     coalesce(sum(talk_s) FILTER (WHERE queue_outcome = 'answered'), 0) AS talk_sum,
     count(talk_s) FILTER (WHERE queue_outcome = 'answered') AS talked,
     count(*) FILTER (WHERE queue_outcome = 'answered' AND desk IS NOT NULL AND skill_chain IS NOT NULL
-                     AND desk <> skill_chain[1]) AS overflowed,
+                     AND desk <> skill_chain[1] AND skill_chain[1] <> p.everyone) AS overflowed,
     count(*) FILTER (WHERE sms_status = 'delivered') AS sms_delivered
 """
 
@@ -88,7 +89,7 @@ def report_sql(by: Sequence[str]) -> str:
     keys = ", ".join(f"{_GROUP_SQL[d]} AS {d}" for d in by)
     # Every parameter typed once in `p`, whichever of them this grouping uses.
     return ("WITH p AS (SELECT $4::text AS fallback_level, $5::text AS zone, $6::int AS fallback_sl, "
-            "$7::int AS short_s) "
+            "$7::int AS short_s, $9::text AS everyone) "
             f"SELECT {keys}, {_COUNTS_SQL} FROM calls c CROSS JOIN p "
             "LEFT JOIN unnest($1::text[], $2::int[]) AS t(level, sl) ON t.level = c.level "
             # By position: a GROUP BY name would mean the raw column, not the coalesced key.
@@ -100,8 +101,21 @@ async def fetch_counts(conn: Conn, policy: Policy, period: Period, by: Sequence[
     rows = await conn.fetch(report_sql(by), [lv.name for lv in policy.levels],
                             [lv.service_level_seconds for lv in policy.levels], period.start, fallback.name,
                             policy.timezone, fallback.service_level_seconds, policy.reports.short_abandon_seconds,
-                            period.end)
+                            period.end, everyone_group(policy))
     return [dict(row) for row in rows]
+
+
+def everyone_group(policy: Policy) -> str:
+    """The group every agent belongs to (the overflow of last resort)."""
+    return next((name for name, desk in policy.desks.items() if desk.everyone), "")
+
+
+def overflow_step(chain: Sequence[str], desk: str | None, everyone: str) -> int | None:
+    """Which group of the caller's chain the answering agent was reached through (0: the first)."""
+    groups = list(chain)
+    if desk is not None and desk in groups:
+        return groups.index(desk)
+    return groups.index(everyone) if everyone in groups else None
 
 
 def _ratio(part: float, whole: float) -> float | None:

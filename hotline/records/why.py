@@ -7,6 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from hotline.records.db import Conn
+from hotline.records.report import overflow_step
 
 _CALL = """
 SELECT c.*, d.identity FROM calls c
@@ -33,7 +34,7 @@ async def find_call(conn: Conn, key: str, number: str | None) -> dict[str, Any] 
     return call
 
 
-def story_json(call: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+def story_json(call: dict[str, Any], zone: tzinfo, everyone: str = "general") -> dict[str, Any]:
     """The call as one JSON object (pure), times in the operator's zone; tools rely on the
     first keys' names."""
 
@@ -57,6 +58,7 @@ def story_json(call: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
         "outcome": call["outcome"],
         "agent": call["agent"],
         "desk": call["desk"],
+        "overflow_step": overflow_step(call["skill_chain"] or [], call["desk"], everyone) if call["agent"] else None,
         "wait_s": call["wait_s"],
         "talk_s": call["talk_s"],
         "sms": call["sms_status"],
@@ -105,6 +107,9 @@ def story_text(story: dict[str, Any], precedence: tuple[str, ...]) -> str:
                      f"{visit['outcome']}{who} after {visit['wait_s']} s"
                      + (f", talked {visit['talk_s']} s" if visit["talk_s"] is not None else "")
                      + (f" ({visit['reason']})" if visit["reason"] and visit["outcome"] != "answered" else ""))
+    if story["overflow_step"]:
+        lines.append(f"  overflow: answered through group {story['overflow_step'] + 1} of the chain "
+                     f"({story['desk']}), not the caller's first desk")
     lines.append(f"  outcome:  {story['outcome'] or 'in progress'}"
                  + (f", waited {story['wait_s']} s" if story["wait_s"] is not None else ""))
     lines.append(f"  SMS:      {story['sms'] or '-'}")

@@ -15,7 +15,7 @@ from hotline.records.export import render, safe_text
 from hotline.records.facts import BadFact, read_fact
 from hotline.records.outcome import started_at, summarise
 from hotline.records.queue_log import BadLine, QueueLogRow, parse_chunk, parse_line
-from hotline.records.report import ReportError, build_report, figures, parse_by
+from hotline.records.report import ReportError, build_report, figures, overflow_step, parse_by
 from hotline_core.policy import Policy
 
 LINES = (b"1796000002|1796000000.1|hotline-gotone_vip|NONE|ENTERQUEUE||8613800000005|1\n"
@@ -121,6 +121,13 @@ def test_every_tier_appears_in_a_tier_report(policy: Policy) -> None:
     assert [r["tier_label"] for r in report][:4] == ["中高端", "新入网", "校园", "农村"]
     assert report[3]["offered"] == 1
     assert report[0]["offered"] == 0
+
+
+def test_the_overflow_step_is_the_group_the_agent_was_reached_through() -> None:
+    assert overflow_step(["highend_desk", "general"], "highend_desk", "general") == 0
+    assert overflow_step(["highend_desk", "general"], "vip_desk", "general") == 1  # only through "everyone"
+    assert overflow_step(["general"], "vip_desk", "general") == 0  # a desk agent is in the general group too
+    assert overflow_step([], "vip_desk", "general") is None
 
 
 def test_by_is_checked() -> None:
