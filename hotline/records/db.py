@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 from importlib import resources
 from typing import Any, TypeAlias
 
@@ -146,4 +146,6 @@ async def prune(conn: Conn, today: date, keep_months: int) -> list[str]:
         if month < cutoff:
             await conn.execute(f"DROP TABLE IF EXISTS {name}")
             dropped.append(name)
+    if dropped:
+        await conn.execute("DELETE FROM call_hours WHERE hour < $1", datetime.combine(cutoff, time(), UTC))
     return dropped

@@ -29,17 +29,23 @@ from hotline.records.db import Conn
 from hotline_core.policy import NORMAL, TIERS, Policy, access_level
 
 DIMENSIONS = ("tier", "level", "desk", "service", "agent", "hour", "day")
-_GROUP_SQL = {
-    "tier": "coalesce(c.tier, 'normal')",
-    "level": "coalesce(c.level, p.fallback_level)",
-    "desk": "coalesce(desk, '')",
-    "service": "coalesce(service, '')",
-    "agent": "coalesce(agent, '')",
-    "hour": "extract(hour FROM started_at AT TIME ZONE p.zone)::int",
-    "day": "(started_at AT TIME ZONE p.zone)::date",
-}
 COUNTS = ("calls", "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "released", "ivr_only",
           "wait_sum", "talk_sum", "talked", "overflowed", "sms_delivered")
+# Every query starts with the policy's figures, typed once as $1..$7 whichever of them it uses.
+_POLICY = ("WITH p AS (SELECT $3::text AS fallback_level, $4::text AS zone, $5::int AS fallback_sl, "
+           "$6::int AS short_s, $7::text AS everyone) ")
+_CALLS = ("FROM calls c CROSS JOIN p "
+          "LEFT JOIN unnest($1::text[], $2::int[]) AS t(level, sl) ON t.level = c.level ")
+_KEYS = {  # a group key, from the calls (raw) and from the hourly rollup
+    "tier": ("coalesce(c.tier, 'normal')", "h.tier"),
+    "level": ("coalesce(c.level, p.fallback_level)", "h.level"),
+    "desk": ("coalesce(c.desk, '')", "h.desk"),
+    "service": ("coalesce(c.service, '')", "h.service"),
+    "agent": ("coalesce(c.agent, '')", None),
+    "hour": ("extract(hour FROM c.started_at AT TIME ZONE p.zone)::int",
+             "extract(hour FROM h.hour AT TIME ZONE p.zone)::int"),
+    "day": ("(c.started_at AT TIME ZONE p.zone)::date", "(h.hour AT TIME ZONE p.zone)::date"),
+}
 _COUNTS_SQL = """
     count(*) AS calls,
     count(*) FILTER (WHERE visits > 0) AS offered,
@@ -56,6 +62,16 @@ _COUNTS_SQL = """
                      AND desk <> skill_chain[1] AND skill_chain[1] <> p.everyone) AS overflowed,
     count(*) FILTER (WHERE sms_status = 'delivered') AS sms_delivered
 """
+_ROLLUP = (_POLICY + "INSERT INTO call_hours SELECT date_trunc('hour', c.started_at), coalesce(c.tier, 'normal'), "
+           "coalesce(c.level, p.fallback_level), coalesce(c.desk, ''), coalesce(c.service, ''), "
+           f"coalesce(t.sl, p.fallback_sl), p.short_s, {_COUNTS_SQL} {_CALLS}"
+           "WHERE c.started_at >= $8 AND c.started_at < $9 "
+           "AND date_trunc('hour', c.started_at) = ANY($10::timestamptz[]) GROUP BY 1, 2, 3, 4, 5, 6, 7")
+_STALE = (_POLICY + "SELECT DISTINCT h.hour FROM call_hours h CROSS JOIN p "
+          "LEFT JOIN unnest($1::text[], $2::int[]) AS t(level, sl) ON t.level = h.level "
+          "WHERE h.hour >= $8 AND h.hour < $9 AND (h.sl_s <> coalesce(t.sl, p.fallback_sl) OR h.short_s <> p.short_s) "
+          "UNION SELECT hour FROM dirty_hours WHERE hour >= $8 AND hour < $9")
+ROLLUP_BATCH_HOURS = 48
 
 
 class ReportError(ValueError):
@@ -85,23 +101,58 @@ def parse_by(text: str) -> tuple[str, ...]:
     return dims
 
 
-def report_sql(by: Sequence[str]) -> str:
-    keys = ", ".join(f"{_GROUP_SQL[d]} AS {d}" for d in by)
-    # Every parameter typed once in `p`, whichever of them this grouping uses.
-    return ("WITH p AS (SELECT $4::text AS fallback_level, $5::text AS zone, $6::int AS fallback_sl, "
-            "$7::int AS short_s, $9::text AS everyone) "
-            f"SELECT {keys}, {_COUNTS_SQL} FROM calls c CROSS JOIN p "
-            "LEFT JOIN unnest($1::text[], $2::int[]) AS t(level, sl) ON t.level = c.level "
-            # By position: a GROUP BY name would mean the raw column, not the coalesced key.
-            f"WHERE c.started_at >= $3 AND c.started_at < $8 GROUP BY {', '.join(str(i + 1) for i in range(len(by)))}")
+def _policy_args(policy: Policy) -> list[Any]:
+    fallback = access_level(policy, NORMAL, "unknown")
+    return [[lv.name for lv in policy.levels], [lv.service_level_seconds for lv in policy.levels], fallback.name,
+            policy.timezone, fallback.service_level_seconds, policy.reports.short_abandon_seconds,
+            everyone_group(policy)]
+
+
+def _positions(by: Sequence[str]) -> str:
+    # By position: a GROUP BY name would mean the raw column, not the coalesced key.
+    return ", ".join(str(i + 1) for i in range(len(by)))
+
+
+def raw_sql(by: Sequence[str]) -> str:
+    keys = ", ".join(f"{_KEYS[d][0]} AS {d}" for d in by)
+    return (_POLICY + f"SELECT {keys}, {_COUNTS_SQL} {_CALLS}"
+            f"WHERE c.started_at >= $8 AND c.started_at < $9 GROUP BY {_positions(by)}")
+
+
+def rollup_report_sql(by: Sequence[str]) -> str:
+    keys = ", ".join(f"{_KEYS[d][1]} AS {d}" for d in by)
+    sums = ", ".join(f"sum(h.{name})::bigint AS {name}" for name in COUNTS)
+    # $1, $2 (the levels) are typed by a no-op so every query takes the same arguments.
+    return (_POLICY + f"SELECT {keys}, {sums} FROM call_hours h CROSS JOIN p "
+            "WHERE h.hour >= $8 AND h.hour < $9 AND cardinality($1::text[]) = cardinality($2::int[]) "
+            f"GROUP BY {_positions(by)}")
+
+
+async def refresh_rollup(conn: Conn, policy: Policy, period: Period) -> int:
+    """Recompute the hours of `period` that writers marked, or whose thresholds the policy has
+    since changed; returns how many hours were recomputed."""
+    args = _policy_args(policy)
+    hours = sorted(r["hour"] for r in await conn.fetch(_STALE, *args, period.start, period.end))
+    for n in range(0, len(hours), ROLLUP_BATCH_HOURS):
+        batch = hours[n:n + ROLLUP_BATCH_HOURS]
+        async with conn.transaction():
+            # Unmark first: a writer that marks one of these hours again meanwhile waits for
+            # this transaction and leaves its mark for the next refresh.
+            await conn.execute("DELETE FROM dirty_hours WHERE hour = ANY($1::timestamptz[])", batch)
+            await conn.execute("DELETE FROM call_hours WHERE hour = ANY($1::timestamptz[])", batch)
+            await conn.execute(_ROLLUP, *args, batch[0], batch[-1] + timedelta(hours=1), batch)
+    return len(hours)
 
 
 async def fetch_counts(conn: Conn, policy: Policy, period: Period, by: Sequence[str]) -> list[dict[str, Any]]:
-    fallback = access_level(policy, NORMAL, "unknown")
-    rows = await conn.fetch(report_sql(by), [lv.name for lv in policy.levels],
-                            [lv.service_level_seconds for lv in policy.levels], period.start, fallback.name,
-                            policy.timezone, fallback.service_level_seconds, policy.reports.short_abandon_seconds,
-                            period.end, everyone_group(policy))
+    """Counts per group: from the hourly rollup (brought up to date first), or from the calls
+    themselves when grouping by agent (agents are not a dimension of the rollup)."""
+    if "agent" in by:
+        sql = raw_sql(by)
+    else:
+        await refresh_rollup(conn, policy, period)
+        sql = rollup_report_sql(by)
+    rows = await conn.fetch(sql, *_policy_args(policy), period.start, period.end)
     return [dict(row) for row in rows]
 
 

@@ -48,6 +48,10 @@ ON CONFLICT (started_at, call_id) DO UPDATE SET sms_status = EXCLUDED.sms_status
     updated_at = now()
 WHERE {_SMS_RANK_SQL.format(col="calls.sms_status")} <= {_SMS_RANK_SQL.format(col="EXCLUDED.sms_status")}
 """
+_DIRTY = """
+INSERT INTO dirty_hours SELECT DISTINCT date_trunc('hour', at) FROM unnest($1::timestamptz[]) AS at
+ON CONFLICT DO NOTHING
+"""
 _QUEUE_LOG = """
 INSERT INTO queue_log (at, source, file_key, line_offset, callid, queue, agent, event, data)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -116,6 +120,7 @@ class RecordStore:
             sms = [f for f in facts if isinstance(f, SmsRow)]
             if sms:
                 await conn.executemany(_SMS, [(f.started_at, f.call_id, f.status, f.at) for f in sms])
+            await conn.execute(_DIRTY, [f.started_at for f in facts])
 
     async def checkpoint(self, source: str) -> tuple[str, int] | None:
         row = await self._pool.fetchrow("SELECT file_key, line_offset FROM ingest_checkpoints WHERE source = $1",
@@ -164,6 +169,7 @@ class RecordStore:
         if calls:
             await conn.executemany(_QUEUE_SIDE, calls)
             await conn.executemany(_VISIT, visits)
+            await conn.execute(_DIRTY, [c[0] for c in calls])
 
 
 def _queue_side(begun: datetime, call_id: str, result: QueueOutcome) -> tuple[Any, ...]:

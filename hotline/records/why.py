@@ -7,6 +7,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from hotline.records.db import Conn
+from hotline.records.outcome import started_at
 from hotline.records.report import overflow_step
 
 _CALL = """
@@ -18,7 +19,11 @@ WHERE {where} ORDER BY c.started_at DESC, c.call_id DESC LIMIT 1
 
 async def find_call(conn: Conn, key: str, number: str | None) -> dict[str, Any] | None:
     """The call with this linkedid (or uniqueid); else the last call of this number."""
-    row = await conn.fetchrow(_CALL.format(where="c.linkedid = $1 OR c.call_id = $1"), key)
+    row = await conn.fetchrow(_CALL.format(where="c.linkedid = $1"), key)
+    stamp = started_at(key)
+    if row is None and stamp is not None:  # a uniqueid: its time finds the partition and the row
+        row = await conn.fetchrow(_CALL.format(where="c.started_at = to_timestamp($1) AND c.call_id = $2"),
+                                  float(stamp), key)
     if row is None and number:
         row = await conn.fetchrow(_CALL.format(where="c.number = $1"), number)
     if row is None:

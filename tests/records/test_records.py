@@ -249,3 +249,38 @@ async def test_old_months_are_pruned_by_retention(records_db: tuple[str, asyncpg
     assert min(after) >= date(2025, 11, 1)
 
 
+
+
+async def test_the_hourly_rollup_follows_late_writes_and_policy_changes(store: RecordStore, tmp_path: Path,
+                                                                       records_db: tuple[str, asyncpg.Pool[Any]],
+                                                                       policy: Policy) -> None:
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG)
+    await store.write_facts([read_fact(f) for f in facts()])
+    await read_all(reader(store, path))
+    period = Period.days(date(2026, 11, 30), date(2026, 11, 30), policy)
+
+    async def tier_row(tier: str, with_policy: Policy, by: tuple[str, ...] = ("tier",)) -> dict[str, Any]:
+        async with pool.acquire() as conn:
+            rows = build_report(await fetch_counts(conn, with_policy, period, by), by, with_policy)
+        return next(r for r in rows if r["tier"] == tier and (r["offered"] or by == ("tier",)))
+
+    assert (await tier_row("highend", policy))["service_level"] == 0.5
+    assert await count(pool, "SELECT count(*) FROM dirty_hours") == 0  # the report brought the rollup up to date
+    # A new call in an hour the rollup already holds.
+    with path.open("a") as handle:
+        handle.write(f"{T0 + 9}|{T0}.9|hotline-highend_easyown|NONE|ENTERQUEUE||8613800000009|1\n"
+                     f"{T0 + 10}|{T0}.9|hotline-highend_easyown|agent2|CONNECT|1|x|1\n")
+    await store.write_facts([read_fact(entry(f"{T0}.9", identity("highend", "highend_easyown",
+                                                                   ["highend_desk", "general"], "8613800000009")))])
+    await read_all(reader(store, path))
+    late = await tier_row("highend", policy)
+    assert (late["offered"], late["answered"], late["service_level"]) == (3, 3, round(2 / 3, 4))
+    # The operators give high-value callers 30 s: the rows built with 20 s are stale and rebuilt.
+    levels = tuple(lv.model_copy(update={"service_level_seconds": 30}) if lv.name == "highend_easyown" else lv
+                   for lv in policy.levels)
+    relaxed = policy.model_copy(update={"levels": levels})
+    assert (await tier_row("highend", relaxed))["service_level"] == 1.0
+    by_agent = await tier_row("highend", relaxed, ("tier", "agent"))  # agents: from the calls themselves
+    assert by_agent["agent"] in ("agent2", "agent4")

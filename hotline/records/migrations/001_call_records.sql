@@ -51,7 +51,6 @@ CREATE TABLE calls (
 ) PARTITION BY RANGE (started_at);
 CREATE INDEX calls_number ON calls (number, started_at DESC);
 CREATE INDEX calls_linkedid ON calls (linkedid);
-CREATE INDEX calls_call_id ON calls (call_id);
 
 -- The whole decision with the matched tables' rows, for `hotline calls why`: kept beside the
 -- calls so the reports' scans stay narrow.
