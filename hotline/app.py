@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,14 +23,14 @@ from agi.ivr import FlowRegistry, IvrRoute
 from agi.server import FastAgiServer, Route
 from ami_bridge.bridge import AmiBridge, Listener
 from ami_bridge.client import AmiClient
-from ami_bridge.desks import assign_desks
 from ami_bridge.roster import Roster
 from asterisk_conf.render import template_dir
 from hotline.records.db import check_schema
 from hotline.records.ingest import QueueLogReader
 from hotline.records.recorder import OutboxRecorder
+from hotline.records.seating import Seating
 from hotline.records.service import keep_partitions
-from hotline.records.store import DeskOf, RecordStore
+from hotline.records.store import RecordStore
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import SmsJobs, SmsRequest
 from hotline.sms.postcall import TRIGGERS, PostCallSms
@@ -99,7 +99,9 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
             plan=NumberPlan(settings.country_code, settings.region),
             clock=clock(settings),
         )
-        records = CallRecords(pipe, settings.redis_prefix, settings.call_record_ttl_s)
+        # Facts for the records database only where one is configured: the outbox is not filled for nobody.
+        records = CallRecords(pipe, settings.redis_prefix, settings.call_record_ttl_s,
+                              outbox=bool(settings.database_url))
         yield Services(settings, policy, redis, pipe, store, lookup, records, RedisKeys(settings.redis_prefix))
 
 
@@ -190,35 +192,6 @@ async def records_schema_known(settings: Settings) -> bool:
     return True
 
 
-def desk_lookup(services: Services) -> Callable[[], Awaitable[DeskOf]]:
-    """Which desk an agent (by queue member name) sits at today: from the roster and the policy,
-    read again at most every 30 s."""
-    roster = Roster(services.redis, services.settings.redis_prefix)
-    now = clock(services.settings)
-    everyone = next((name for name, desk in services.policy.desks.items() if desk.everyone), None)
-    cached: dict[str, str] = {}
-    read_at = [float("-inf")]
-
-    async def desks() -> DeskOf:
-        loop_time = asyncio.get_running_loop().time()
-        if loop_time - read_at[0] > 30.0:
-            try:
-                agents = await roster.all()
-            except (RedisError, OSError):
-                return cached.get  # the last known seating; unknown agents get no desk
-            seating = assign_desks(agents, services.policy, now().astimezone(services.policy.zone).date())
-            cached.clear()
-            for agent in agents:
-                desk = next((d for d, members in seating.desks.items() if agent.agent_id in members), everyone)
-                if desk:
-                    cached[agent.agent_id] = desk
-                    cached[agent.interface.split("/", 1)[-1]] = desk  # queue_log names the member
-            read_at[0] = loop_time
-        return cached.get
-
-    return desks
-
-
 def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
     store = RecordStore(pool)
@@ -229,8 +202,8 @@ def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine
                         settings.records_retention_months),
     ]
     if settings.queue_log_file is not None:
-        work.append(QueueLogReader(store, settings.queue_log_file, settings.queue_log_source,
-                                   desk_lookup(services)).run())
+        seating = Seating(Roster(services.redis, settings.redis_prefix), services.policy, now)
+        work.append(QueueLogReader(store, settings.queue_log_file, settings.queue_log_source, seating).run())
     return work
 
 

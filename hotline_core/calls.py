@@ -18,8 +18,9 @@ from hotline_core.redispipe import RedisPipe
 
 _FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route", "lookup_ms")
 # The outbox is capped so a hotline without a records database (or one away for days) cannot
-# fill Redis: at this many facts the oldest go. A provincial hotline makes ~60,000 calls a day.
-OUTBOX_MAX = 500_000
+# fill Redis: at this many facts (~150 MB) the oldest go; a provincial hotline makes ~60,000
+# calls a day, three facts each.
+OUTBOX_MAX = 200_000
 
 
 def fact_fields(kind: str, uniqueid: str, fields: dict[str, str]) -> dict[str, str]:
@@ -75,10 +76,11 @@ class CallRecords:
     """Call records over the pipelined call-path connection: writing one costs no round trip
     of its own, it rides in the same write as other calls' commands."""
 
-    def __init__(self, pipe: RedisPipe, prefix: str, ttl_s: int):
+    def __init__(self, pipe: RedisPipe, prefix: str, ttl_s: int, outbox: bool = True):
         self._pipe = pipe
         self._keys = RedisKeys(prefix)
         self._ttl = ttl_s
+        self._outbox = outbox  # copy facts to the records outbox (a records database is configured)
 
     def submit(self, record: CallRecord) -> list[asyncio.Future[Any]]:
         """Send the record's commands now; their replies arrive on the returned futures."""
@@ -86,9 +88,10 @@ class CallRecords:
         stored = record.to_hash()
         fields = [item for pair in stored.items() for item in pair]
         futures = [self._pipe.execute_nowait("HSET", key, *fields),
-                   self._pipe.execute_nowait("EXPIRE", key, str(self._ttl)),
-                   self._pipe.execute_nowait("XADD", self._keys.records_outbox,
-                                             *outbox_fact("entry", record.uniqueid, stored))]
+                   self._pipe.execute_nowait("EXPIRE", key, str(self._ttl))]
+        if self._outbox:
+            futures.append(self._pipe.execute_nowait("XADD", self._keys.records_outbox,
+                                                     *outbox_fact("entry", record.uniqueid, stored)))
         if record.linkedid and record.linkedid != record.uniqueid:
             linked = self._keys.call_by_linkedid(record.linkedid)
             futures.append(self._pipe.execute_nowait("SET", linked, record.uniqueid, "EX", str(self._ttl)))
@@ -100,9 +103,10 @@ class CallRecords:
     async def annotate(self, uniqueid: str, fields: dict[str, str]) -> None:
         """Add what the call did later (IVR path, outcome) to its record, and to the outbox."""
         flat = [item for pair in fields.items() for item in pair]
-        await asyncio.gather(
-            self._pipe.execute("HSET", self._keys.call(uniqueid), *flat),
-            self._pipe.execute("XADD", self._keys.records_outbox, *outbox_fact("ivr", uniqueid, fields)))
+        writes = [self._pipe.execute("HSET", self._keys.call(uniqueid), *flat)]
+        if self._outbox:
+            writes.append(self._pipe.execute("XADD", self._keys.records_outbox, *outbox_fact("ivr", uniqueid, fields)))
+        await asyncio.gather(*writes)
 
     async def get(self, uniqueid: str) -> CallRecord | None:
         flat = await self._pipe.execute("HGETALL", self._keys.call(uniqueid))

@@ -70,7 +70,7 @@ def test_secrets_are_stored_hashed() -> None:
 
 
 def test_the_card_masks_the_number() -> None:
-    record = CallRecord("1.1", "1.1", "PJSIP/c", RURAL, 0.0, "ivr", {"ivr_path": "hotline:screen>hotline:welcome"})
+    record = CallRecord("1.1", "1.1", "PJSIP/c", RURAL, 0.0, "ivr", notes={"ivr_path": "hotline:screen>hotline:welcome"})
     card = screen_card(record, "agent1")
     assert card["number"] == "86138****0004"
     assert card["special_customer"] == "农村"
