@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -18,6 +18,7 @@ from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession
 from agi.variables import identity_variables, one_by_one, set_commands
 from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.metrics import Metrics
 from tier_lookup.identity import Identity
 from tier_lookup.service import TierLookup
 
@@ -43,6 +44,7 @@ class Entered:
 class CallEntry:
     lookup: TierLookup
     records: CallRecords
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def enter(self, env: Mapping[str, str], route: str, linkedid: str | None) -> Entered:
         """Identify the caller and send the call record (the caller waits only on the lookup;
@@ -59,6 +61,10 @@ class CallEntry:
             route=route,
             lookup_ms=(time.perf_counter() - looked_up) * 1000,
         )
+        self.metrics.call_entries.labels(identity.tier, identity.level).inc()
+        self.metrics.lookup_seconds.observe(record.lookup_ms / 1000)
+        if identity.degraded:
+            self.metrics.degraded_lookups.inc()
         variables = identity_variables(identity)
         try:
             saving = self.records.submit(record)

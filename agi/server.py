@@ -14,6 +14,7 @@ import structlog
 
 from agi.protocol import AgiError, Environment, RemoteProtocolError
 from agi.session import AgiSession, ChannelGone, IdleTimeout
+from hotline_core.metrics import Metrics
 
 log = structlog.get_logger("agi.server")
 
@@ -21,8 +22,10 @@ Route = Callable[[AgiSession, Environment], Awaitable[None]]
 
 
 class FastAgiServer:
-    def __init__(self, routes: Mapping[str, Route], idle_timeout: float, max_connections: int = 4096):
+    def __init__(self, routes: Mapping[str, Route], idle_timeout: float, max_connections: int = 4096,
+                 metrics: Metrics | None = None):
         self._routes = dict(routes)
+        self._metrics = metrics or Metrics()
         self._idle = idle_timeout
         self._max = max_connections
         self._active = 0
@@ -60,9 +63,11 @@ class FastAgiServer:
         if self._active >= self._max:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
             log.warning("fastagi connection refused: too many at once", limit=self._max)
+            self._metrics.agi_refused.inc()
             session.close()
             return
         self._active += 1
+        self._metrics.agi_open.inc()
         started = time.perf_counter()
         try:
             await self._serve(session)
@@ -80,6 +85,7 @@ class FastAgiServer:
             log.exception("fastagi route failed", elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
         finally:
             self._active -= 1
+            self._metrics.agi_open.dec()
             self.handled += 1
             session.close()
 

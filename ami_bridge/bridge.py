@@ -11,6 +11,7 @@ between runs: the roster is in Redis and the membership in Asterisk.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from ami_bridge.client import AmiClient, AmiError
 from ami_bridge.desks import assign_desks, queue_members
 from ami_bridge.model import MODEL_EVENTS, QueueModel
 from ami_bridge.roster import Roster
+from hotline_core.metrics import Metrics
 from hotline_core.policy import Policy
 
 log = structlog.get_logger("ami_bridge")
@@ -89,9 +91,11 @@ class AmiBridge:
     keepalive_s: float = 5.0
     reconcile_s: float = 10.0
     listeners: tuple[Listener, ...] = ()
+    metrics: Metrics = field(default_factory=Metrics)
     applied: int = field(default=0, init=False)  # changes sent since start (for tests and logs)
     connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     model: QueueModel = field(default_factory=QueueModel, init=False)
+    model_changed: asyncio.Event = field(default_factory=asyncio.Event, init=False)  # the live board waits on it
 
     async def run(self) -> None:
         """Forever: connect, keep the desks applied, reconnect with backoff when the link drops."""
@@ -109,19 +113,22 @@ class AmiBridge:
             backoff = 1.0
             log.info("AMI connected")
             self.connected.set()
+            self.metrics.ami_up.set(1)
             try:
                 await self._session(client)
             except (AmiError, TimeoutError, OSError) as exc:
                 log.warning("AMI link lost; reconnecting", error=str(exc) or type(exc).__name__)
             finally:
                 self.connected.clear()
+                self.metrics.ami_up.set(0)
                 await client.close()
             await asyncio.sleep(0.5)
 
     def _notify(self, event: dict[str, str]) -> None:
         name = event.get("Event", "")
         if name in MODEL_EVENTS:
-            self.model.apply(event)
+            self.model.apply(event, time.time())
+            self.model_changed.set()
         for names, listener in self.listeners:
             if name in names:
                 task = asyncio.ensure_future(listener(event))
@@ -163,7 +170,8 @@ class AmiBridge:
             return
         status = await asyncio.wait_for(client.action({"Action": "QueueStatus"}, as_list=True), 10.0)
         messages = status if isinstance(status, list) else [status]
-        self.model.resync(messages)
+        self.model.resync(messages, time.time())
+        self.model_changed.set()
         actual, static = read_members(messages)
         todo = changes(desired, actual, static)
         for change in todo:

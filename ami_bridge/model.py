@@ -35,6 +35,7 @@ class Waiting:
     uniqueid: str
     caller: str
     position: int
+    joined_at: float = 0.0  # epoch seconds: when the caller joined the queue
 
 
 @dataclass(slots=True)
@@ -42,14 +43,15 @@ class QueueModel:
     members: dict[str, dict[str, Member]] = field(default_factory=dict)  # queue -> interface -> member
     callers: dict[str, dict[str, Waiting]] = field(default_factory=dict)  # queue -> uniqueid -> caller
 
-    def resync(self, status: Iterable[Mapping[str, str]]) -> None:
+    def resync(self, status: Iterable[Mapping[str, str]], now: float) -> None:
         """Replace everything with a QueueStatus answer (QueueMember and QueueEntry events)."""
         self.members.clear()
         self.callers.clear()
         for event in status:
-            self.apply(event)
+            self.apply(event, now)
 
-    def apply(self, event: Mapping[str, str]) -> None:
+    def apply(self, event: Mapping[str, str], now: float) -> None:
+        """One AMI event at `now` (epoch seconds; AMI events carry no time of their own)."""
         name = event.get("Event", "")
         queue = event.get("Queue", "")
         if name in _MEMBER_EVENTS:
@@ -65,7 +67,10 @@ class QueueModel:
             interface = event.get("StateInterface") or event.get("Interface", "")
             self.members.get(queue, {}).pop(interface, None)
         elif name in ("QueueEntry", "QueueCallerJoin"):
-            waiting = Waiting(event.get("Uniqueid", ""), event.get("CallerIDNum", ""), int(event.get("Position", "0")))
+            # A QueueEntry (from QueueStatus) says how long the caller has waited already.
+            waited = int(event["Wait"]) if event.get("Wait", "").isdigit() else 0
+            waiting = Waiting(event.get("Uniqueid", ""), event.get("CallerIDNum", ""), int(event.get("Position", "0")),
+                              now - waited)
             self.callers.setdefault(queue, {})[waiting.uniqueid] = waiting
         elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
             self.callers.get(queue, {}).pop(event.get("Uniqueid", ""), None)
@@ -76,3 +81,15 @@ class QueueModel:
 
     def waiting(self, queue: str) -> int:
         return len(self.callers.get(queue, {}))
+
+    def longest_wait(self, queue: str, now: float) -> float:
+        return max((now - w.joined_at for w in self.callers.get(queue, {}).values()), default=0.0)
+
+    def agents(self) -> dict[str, tuple[str, bool]]:
+        """Each member interface's device state and whether it is paused in any queue."""
+        out: dict[str, tuple[str, bool]] = {}
+        for members in self.members.values():
+            for interface, member in members.items():
+                status, paused = out.get(interface, (member.status, False))
+                out[interface] = (member.status if member.status != "unknown" else status, paused or member.paused)
+        return out

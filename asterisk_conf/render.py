@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from hotline_core.policy import Policy
+from hotline_core.policy import Announcements, Policy
 
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -36,11 +36,25 @@ class LevelQueue:
     weight: int  # the level's queue priority
     maxlen: int  # 0: no limit
     servicelevel: int  # seconds: the answer-rate threshold Asterisk's SL figures use
+    announce: Announcements = field(default_factory=Announcements)
 
 
 def level_queues(policy: Policy) -> tuple[LevelQueue, ...]:
-    return tuple(LevelQueue(policy.queue(lv.name), lv.queue_priority, lv.max_queue_length, lv.service_level_seconds)
-                 for lv in policy.levels)
+    return tuple(LevelQueue(policy.queue(lv.name), lv.queue_priority, lv.max_queue_length, lv.service_level_seconds,
+                            lv.announce) for lv in policy.levels)
+
+
+def _announcements(announce: Announcements) -> str:
+    """app_queue's settings for what a waiting caller hears (queue-common says nothing)."""
+    yes = {True: "yes", False: "no"}
+    lines = [f"announce-position = {yes[announce.position]}", f"announce-holdtime = {yes[announce.holdtime]}",
+             f"announce-frequency = {announce.frequency_s}",
+             f"periodic-announce-frequency = {announce.periodic_s}"]
+    if announce.position or announce.holdtime:
+        lines.append("announce-position-only-up = yes")  # say it again only when it changed for the better
+    if announce.periodic_s:
+        lines.append("periodic-announce = queue-periodic-announce")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,7 @@ def values(deployment: Deployment) -> dict[str, str]:
     out["AGENT_ENDPOINTS"], out["QUEUE_MEMBERS"] = _agent_blocks(deployment.agents)
     out["LEVEL_QUEUES"] = "\n".join(
         f"[{q.name}](queue-common)\nweight = {q.weight}\nmaxlen = {q.maxlen}\nservicelevel = {q.servicelevel}\n"
+        + _announcements(q.announce)
         for q in deployment.level_queues
     )
     for key, value in out.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +24,14 @@ from agi.server import FastAgiServer, Route
 from ami_bridge.bridge import AmiBridge, Listener
 from ami_bridge.client import AmiClient
 from ami_bridge.roster import Roster
+from ami_bridge.seating import Seating
 from asterisk_conf.render import template_dir
+from hotline.monitor.board import Board
+from hotline.monitor.service import Monitor, Sources, TodayFigures
 from hotline.records.db import check_schema
 from hotline.records.ingest import QueueLogReader
 from hotline.records.recorder import OutboxRecorder
-from hotline.records.seating import Seating
+from hotline.records.report import Period, build_report, fetch_counts
 from hotline.records.service import keep_partitions
 from hotline.records.store import RecordStore
 from hotline.sms.gateway import KannelGateway
@@ -36,10 +39,12 @@ from hotline.sms.jobs import SmsJobs, SmsRequest
 from hotline.sms.postcall import TRIGGERS, PostCallSms
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker
-from hotline.web.auth import AgentSessions
+from hotline.web.access import Rule, SignIn, access_middleware
+from hotline.web.auth import Sessions
 from hotline.web.screen import SCREEN_EVENTS, Screens
 from hotline_core.calls import CallRecords
 from hotline_core.keys import RedisKeys
+from hotline_core.metrics import Metrics
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy, load_policy
 from hotline_core.redispipe import RedisPipe
@@ -60,6 +65,7 @@ class Services:
     lookup: TierLookup
     records: CallRecords
     keys: RedisKeys
+    metrics: Metrics
 
 
 def clock(settings: Settings) -> Callable[[], datetime]:
@@ -102,7 +108,8 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
         # Facts for the records database only where one is configured: the outbox is not filled for nobody.
         records = CallRecords(pipe, settings.redis_prefix, settings.call_record_ttl_s,
                               outbox=bool(settings.database_url))
-        yield Services(settings, policy, redis, pipe, store, lookup, records, RedisKeys(settings.redis_prefix))
+        yield Services(settings, policy, redis, pipe, store, lookup, records, RedisKeys(settings.redis_prefix),
+                       Metrics())
 
 
 def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
@@ -115,7 +122,7 @@ def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
 
     ivr = IvrRoute(entry, flows, entry.records, self_service_sms, flow=settings.ivr_flow)
     routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr}
-    return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections)
+    return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections, services.metrics)
 
 
 def flows_dir(settings: Settings) -> Path:
@@ -160,6 +167,7 @@ def ami_bridge(services: Services, listeners: tuple[Listener, ...]) -> AmiBridge
         keepalive_s=settings.ami_keepalive_s,
         reconcile_s=settings.desk_reconcile_s,
         listeners=listeners,
+        metrics=services.metrics,
     )
 
 
@@ -207,14 +215,26 @@ def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine
     return work
 
 
+# Path prefixes and the roles allowed there; anything else is open (the sign-in page, the
+# agent page's own sign-in form, health checks, delivery reports and /metrics, which check a
+# token of their own).
+ACCESS: tuple[Rule, ...] = (
+    ("/agent/events", frozenset({"agent"})),
+    ("/board", frozenset({"supervisor"})),
+)
+
+
 @asynccontextmanager
-async def web_server(services: Services, screens: Screens) -> AsyncIterator[str]:
-    """The HTTP side of `hotline serve`, on loopback: agents' screens, the gateway's delivery reports."""
+async def web_server(services: Services, sessions: Sessions, pages: list[web.RouteDef]) -> AsyncIterator[str]:
+    """The HTTP side of `hotline serve`, on loopback: sign-in, agents' screens, the live board,
+    metrics and health, the gateway's delivery reports. Who may see what: ACCESS, checked once."""
     settings = services.settings
-    app = web.Application()
-    app.add_routes(screens.routes())
+    app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
+    app.add_routes(SignIn(sessions, settings.secure_cookie).routes())
+    app.add_routes(pages)
     if settings.sms_report_token:
-        app.add_routes(report_routes(services.redis, settings.redis_prefix, settings.sms_report_token))
+        app.add_routes(report_routes(services.redis, settings.redis_prefix, settings.sms_report_token,
+                                     services.metrics))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
@@ -225,20 +245,69 @@ async def web_server(services: Services, screens: Screens) -> AsyncIterator[str]
         await runner.cleanup()
 
 
+def monitor(services: Services, bridge: AmiBridge, pool: asyncpg.Pool[Any] | None) -> Monitor:
+    settings, policy = services.settings, services.policy
+    now = clock(settings)
+
+    async def tables() -> dict[str, datetime | None]:
+        stats = await services.store.stats()
+        return {s.table: datetime.fromisoformat(s.imported_at.replace("Z", "+00:00")) if s.imported_at else None
+                for s in stats}
+
+    async def sms_dead() -> int:
+        return int(await services.redis.xlen(services.keys.sms_dead))
+
+    async def redis_up() -> bool:
+        return bool(await services.redis.ping())
+
+    today: TodayFigures | None = None
+    postgres_up: Callable[[], Awaitable[bool]] | None = None
+    if pool is not None:
+        records_pool_ = pool
+
+        async def today_by_level() -> dict[str, dict[str, Any]]:
+            day = now().astimezone(policy.zone).date()
+            async with records_pool_.acquire() as conn:
+                counted = await fetch_counts(conn, policy, Period.days(day, day, policy), ("level",))
+            return {row["level"]: row for row in build_report(counted, ("level",), policy)}
+
+        async def postgres_ping() -> bool:
+            return bool(await records_pool_.fetchval("SELECT true"))
+
+        today, postgres_up = today_by_level, postgres_ping
+    sources = Sources(model=bridge.model, changed=bridge.model_changed,
+                      desks=Seating(Roster(services.redis, settings.redis_prefix), policy, now), today=today,
+                      tables=tables, sms_dead=sms_dead, redis_up=redis_up, postgres_up=postgres_up,
+                      ami_up=lambda: bridge.connected.is_set() if settings.ami_secret else None)
+    return Monitor(policy, sources, services.metrics, now)
+
+
+async def readiness(services: Services, flows: FlowRegistry) -> list[str]:
+    """What keeps this instance from taking calls well right now (empty: ready)."""
+    missing = []
+    try:
+        await asyncio.wait_for(services.redis.ping(), timeout=0.5)
+    except (RedisError, OSError, TimeoutError) as exc:
+        missing.append(f"Redis unreachable ({type(exc).__name__})")
+    if not flows.current.flows:
+        missing.append("no IVR flows loaded")
+    return missing
+
+
 def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:
     settings = services.settings
     base = settings.sms_report_base or f"http://{settings.http_host}:{settings.http_port}"
     reports = f"{base}/sms/dlr?id={{id}}&status=%d&token={settings.sms_report_token}"
     gateway = KannelGateway(session, settings.sms_gateway_url, settings.sms_username, settings.sms_password,
                             reports, sender=settings.sms_sender)
-    return SmsWorker(services.redis, gateway, settings.redis_prefix)
+    return SmsWorker(services.redis, gateway, settings.redis_prefix, metrics=services.metrics)
 
 
 def call_entry(services: Services) -> CallEntry:
-    return CallEntry(services.lookup, services.records)
+    return CallEntry(services.lookup, services.records, services.metrics)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None:
     """Run `hotline serve` until SIGINT or SIGTERM. Nothing about a call is kept in this process
     between calls, so any number of instances can serve one Asterisk."""
     log = structlog.get_logger("hotline")
@@ -252,21 +321,26 @@ async def serve(settings: Settings) -> None:
         server = build_agi_server(services, flows)
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         tasks = [asyncio.create_task(watch_reloads(services.redis, services.keys.flows_reload, flows))]
-        post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records)
-        sessions = AgentSessions(services.redis, settings.redis_prefix)
+        post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records,
+                                metrics=services.metrics)
+        sessions = Sessions(services.redis, settings.redis_prefix)
         screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
         bridge = ami_bridge(services, ((TRIGGERS, post_call.on_event), (SCREEN_EVENTS, screens.on_event)))
         if settings.ami_secret:
             tasks.append(asyncio.create_task(bridge.run()))
         else:
             log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
-        http = await stack.enter_async_context(web_server(services, screens))
+        pool = await stack.enter_async_context(records_pool(settings)) if settings.database_url else None
+        if pool is not None:
+            tasks += [asyncio.create_task(work) for work in records_tasks(services, pool)]
+        live = monitor(services, bridge, pool)
+        tasks.append(asyncio.create_task(live.run()))
+        board = Board(live, services.metrics, settings.metrics_token, multiprocess_dir,
+                      lambda: readiness(services, flows))
+        http = await stack.enter_async_context(web_server(services, sessions, screens.routes() + board.routes()))
         if settings.sms_gateway_url:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             tasks.append(asyncio.create_task(sms_worker(services, session).run()))
-        if settings.database_url:
-            pool = await stack.enter_async_context(records_pool(settings))
-            tasks += [asyncio.create_task(work) for work in records_tasks(services, pool)]
         log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http)
         try:

@@ -19,8 +19,9 @@ log = structlog.get_logger("hotline.workers")
 RESTART_BACKOFF_S = 1.0
 
 
-def run_workers(count: int, work: Callable[[], None]) -> int:
-    """Fork `count` workers running `work`; return when all have stopped after SIGTERM/SIGINT."""
+def run_workers(count: int, work: Callable[[], None], exited: Callable[[int], None] = lambda _pid: None) -> int:
+    """Fork `count` workers running `work`; return when all have stopped after SIGTERM/SIGINT.
+    `exited(pid)` is told of each worker that ended (its live metrics are dropped then)."""
     children: set[int] = set()
     stopping = False
 
@@ -64,6 +65,7 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
         except ChildProcessError:
             break
         children.discard(pid)
+        exited(pid)
         if not stopping:
             log.error("worker exited; starting another", pid=pid, status=os.waitstatus_to_exitcode(status))
             time.sleep(RESTART_BACKOFF_S)

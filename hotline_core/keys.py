@@ -66,6 +66,11 @@ class RedisKeys:
     def agent_secrets(self) -> str:
         return f"{self.prefix}:agents:secrets"
 
+    @property
+    def staff(self) -> str:
+        """Hash: handler or supervisor id -> JSON {role, secret} (agents sign in by the roster)."""
+        return f"{self.prefix}:staff"
+
     def screen_channel(self, agent_id: str) -> str:
         """Pub/sub channel: cards for one agent's screen, whichever instance holds it."""
         return f"{self.prefix}:screen:{agent_id}"

@@ -67,6 +67,15 @@ class BrandSpec(_Frozen):
     label: str
 
 
+class Announcements(_Frozen):
+    """What a caller waiting in the level's queue hears besides music (app_queue's announcements)."""
+
+    position: bool = False  # "you are caller number N"
+    holdtime: bool = False  # "the expected wait is about N minutes"
+    frequency_s: int = Field(default=0, ge=0, le=3600)  # how often position/holdtime are said (0: once, at join)
+    periodic_s: int = Field(default=0, ge=0, le=3600)  # a "please stay on the line" every N s (0: none)
+
+
 class LevelSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
@@ -78,6 +87,7 @@ class LevelSpec(_Frozen):
     max_wait_seconds: int = Field(ge=1)
     occupancy_target: float = Field(gt=0, le=1)
     skill_chain: tuple[str, ...] = Field(min_length=1)
+    announce: Announcements = Field(default_factory=Announcements)
 
 
 class AccessRule(_Frozen):
@@ -124,6 +134,16 @@ class ReportSettings(_Frozen):
     short_abandon_seconds: int = Field(default=5, ge=0, le=600)
 
 
+class AlarmSettings(_Frozen):
+    # A level whose service level today stays under its answer-rate target this long.
+    below_target_minutes: int = Field(default=15, ge=1, le=1440)
+    # A tier table not refreshed within this many hours (its feed is late).
+    feed_max_age_hours: dict[str, float] = Field(default_factory=lambda: {"newsub": 26.0, "highend": 768.0})
+    # Degraded lookups (Redis slow or away) above this share of call entries over the window.
+    degraded_share: float = Field(default=0.05, gt=0, le=1)
+    degraded_window_minutes: int = Field(default=5, ge=1, le=120)
+
+
 class Policy(_Frozen):
     timezone: str
     tiers: TierSettings
@@ -135,6 +155,7 @@ class Policy(_Frozen):
     greetings: dict[str, str] = Field(default_factory=dict)
     sms_templates: dict[str, str] = Field(default_factory=dict)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     source: str = "<memory>"
 
     @field_validator("timezone")

@@ -54,6 +54,8 @@ class Settings(BaseModel):
     sms_sender: str = "10086"
     sms_report_token: str = ""  # delivery reports must carry it
     sms_report_base: str = ""  # how the gateway reaches us, e.g. http://127.0.0.1:8088
+    metrics_token: str = ""  # Prometheus scrapes /metrics with this bearer token; empty: /metrics off
+    secure_cookie: bool = False  # sessions only over HTTPS (set behind a TLS terminator)
     # The records database (PostgreSQL, asyncpg DSN); empty: no durable records from this instance.
     database_url: str = ""
     # Asterisk's queue_log file, read by this instance into the records database (on the box

@@ -12,7 +12,7 @@ from ami_bridge.desks import assign_desks, queue_members
 from ami_bridge.roster import Roster, RosterError, edit, parse_roster
 from hotline.app import Services
 from hotline.cli.common import parse_at, redis_services
-from hotline.web.auth import AgentSessions
+from hotline.web.auth import Sessions
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 
@@ -92,7 +92,7 @@ async def agent_commands(args: argparse.Namespace, services: Services) -> int:
         if len(secret) < 8:
             print("hotline: a secret needs at least 8 characters", file=sys.stderr)
             return 2
-        await AgentSessions(services.redis, services.settings.redis_prefix).set_secret(args.agent_id, secret)
+        await Sessions(services.redis, services.settings.redis_prefix).set_secret(args.agent_id, secret)
         print(f"{args.agent_id}: secret set")
         return 0
     if args.action == "remove":

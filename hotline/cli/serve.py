@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import uvloop
+from prometheus_client.multiprocess import mark_process_dead
 
 from hotline.app import flow_registry, records_schema_known, serve
 from hotline.cli.common import CliError
 from hotline.records.db import SchemaError
 from hotline.workers import run_workers
 from hotline_core.logs import configure_logging
+from hotline_core.metrics import enable_multiprocess
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 
@@ -38,11 +43,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except SchemaError as exc:
             raise CliError(str(exc)) from None
 
+    multiprocess: Path | None = None
+    if settings.workers > 1:
+        # Each worker counts into files here; /metrics in any worker sums them all.
+        multiprocess = Path(tempfile.mkdtemp(prefix="hotline-metrics-"))
+        enable_multiprocess(multiprocess)
+
     def work() -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings))
+            runner.run(serve(settings, str(multiprocess) if multiprocess else None))
 
-    if settings.workers > 1:
-        return run_workers(settings.workers, work)
-    work()
-    return 0
+    if multiprocess is None:
+        work()
+        return 0
+    try:
+        return run_workers(settings.workers, work,
+                           exited=lambda pid: mark_process_dead(pid, str(multiprocess)))  # type: ignore[no-untyped-call]
+    finally:
+        shutil.rmtree(multiprocess, ignore_errors=True)

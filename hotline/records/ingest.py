@@ -16,8 +16,9 @@ from pathlib import Path
 
 import structlog
 
+from ami_bridge.seating import DeskOf
 from hotline.records.queue_log import parse_chunk
-from hotline.records.store import DeskOf, RecordStore
+from hotline.records.store import RecordStore
 
 log = structlog.get_logger("records.queue_log")
 

@@ -4,18 +4,17 @@ twice, a file read again, or several instances seeing the same call change nothi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 
+from ami_bridge.seating import DeskOf
 from hotline.records.db import Conn, ensure_partitions, month_start
 from hotline.records.facts import SMS_RANK, EntryRow, Fact, IvrRow, SmsRow
 from hotline.records.outcome import QueueOutcome, started_at, summarise
 from hotline.records.queue_log import QueueLogRow
-
-DeskOf = Callable[[str], str | None]
 
 _SMS_RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in SMS_RANK.items()) + " ELSE -1 END"
 

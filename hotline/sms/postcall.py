@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from hotline.sms.worker import record_sms_outcome
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
+from hotline_core.metrics import Metrics
 from hotline_core.policy import Policy, render_template
 
 log = structlog.get_logger("sms.postcall")
@@ -48,8 +49,10 @@ return false
 
 
 class PostCallSms:
-    def __init__(self, redis: Redis, prefix: str, policy: Policy, records: CallRecords, ttl_s: int = 7 * 86400):
+    def __init__(self, redis: Redis, prefix: str, policy: Policy, records: CallRecords, ttl_s: int = 7 * 86400,
+                 metrics: Metrics | None = None):
         self._redis = redis
+        self._metrics = metrics or Metrics()
         self._keys = RedisKeys(prefix)
         self._policy = policy
         self._records = records
@@ -73,6 +76,7 @@ class PostCallSms:
         job_id = await self._queue_once(keys=keys, args=[self._ttl, record.uniqueid, number, text])
         if not job_id:
             return None  # the same call's event again, or another bridge got there first
+        self._metrics.sms.labels("queued").inc()
         await record_sms_outcome(self._redis, self._keys, record.uniqueid, str(job_id), "queued")
         log.info("post-call sms queued", job=job_id, tier=record.identity.get("tier"), uniqueid=record.uniqueid)
         return str(job_id)

@@ -11,9 +11,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hotline.sms.worker import record_report
+from hotline_core.metrics import Metrics
 
 
-def report_routes(redis: Redis, prefix: str, token: str) -> list[web.RouteDef]:
+def report_routes(redis: Redis, prefix: str, token: str, metrics: Metrics | None = None) -> list[web.RouteDef]:
     async def dlr(request: web.Request) -> web.Response:
         if not hmac.compare_digest(request.query.get("token", ""), token):
             return web.Response(status=403, text="bad token\n")
@@ -25,7 +26,7 @@ def report_routes(redis: Redis, prefix: str, token: str) -> list[web.RouteDef]:
         if not job_id or "-" not in job_id:
             return web.Response(status=400, text="id must be a job id\n")
         try:
-            name = await record_report(redis, prefix, job_id, status)
+            name = await record_report(redis, prefix, job_id, status, metrics)
         except RedisError:
             # Kannel retries a report that did not get a 2xx: nothing is lost.
             return web.Response(status=503, text="try again\n")

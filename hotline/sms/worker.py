@@ -22,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from hotline.sms.gateway import GatewayError, SmsGateway
 from hotline_core.calls import OUTBOX_MAX, fact_fields
 from hotline_core.keys import RedisKeys
+from hotline_core.metrics import Metrics
 from hotline_core.numbers import mask_number
 
 log = structlog.get_logger("sms")
@@ -58,8 +59,9 @@ def retry_delay(attempt: int, base_s: float, cap_s: float = 300.0) -> float:
 class SmsWorker:
     def __init__(self, redis: Redis, gateway: SmsGateway, prefix: str, consumer: str | None = None,
                  max_attempts: int = 5, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
-                 state_ttl_s: int = 7 * 86400, concurrency: int = 16):
+                 state_ttl_s: int = 7 * 86400, concurrency: int = 16, metrics: Metrics | None = None):
         self._redis = redis
+        self._metrics = metrics or Metrics()
         self._gateway = gateway
         self.keys = RedisKeys(prefix)
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
@@ -146,18 +148,21 @@ class SmsWorker:
             tx.hincrby(self.keys.sms_counts, "dead", 1)
             tx.xack(self.keys.sms_jobs, GROUP, job_id)
             await tx.execute()
+        self._metrics.sms.labels("dead").inc()
         log.error("sms given up; in the dead letters", job=job_id, attempts=attempts, error=str(exc))
         return 0
 
     async def _done(self, job_id: str, status: str) -> None:
-        await advance(self._redis, self.keys, job_id, status)
+        await advance(self._redis, self.keys, job_id, status, self._metrics)
         await self._redis.xack(self.keys.sms_jobs, GROUP, job_id)
 
 
-async def advance(redis: Redis, keys: RedisKeys, job_id: str, status: str) -> str:
+async def advance(redis: Redis, keys: RedisKeys, job_id: str, status: str, metrics: Metrics | None = None) -> str:
     script = redis.register_script(_ADVANCE)
     result = str(await script(keys=[keys.sms_state(job_id), keys.sms_counts], args=[status, f"{time.time():.3f}"]))
     if result == status and status != "retrying":
+        if metrics is not None:
+            metrics.sms.labels(status).inc()
         uniqueid = await redis.hget(keys.sms_state(job_id), "uniqueid")
         if uniqueid:
             await record_sms_outcome(redis, keys, str(uniqueid), job_id, status)
@@ -171,11 +176,11 @@ async def record_sms_outcome(redis: Redis, keys: RedisKeys, uniqueid: str, job_i
     await redis.xadd(keys.records_outbox, fact, maxlen=OUTBOX_MAX, approximate=True)
 
 
-async def record_report(redis: Redis, prefix: str, job_id: str, status: int) -> str:
+async def record_report(redis: Redis, prefix: str, job_id: str, status: int, metrics: Metrics | None = None) -> str:
     """A delivery report from the gateway (Kannel: 1 delivered, 2 failed, 4 buffered, 8 SMSC ack,
     16 SMSC reject)."""
     names = {1: "delivered", 2: "failed", 4: "buffered", 8: "smsc_ack", 16: "failed"}
-    return await advance(redis, RedisKeys(prefix), job_id, names.get(status, "smsc_ack"))
+    return await advance(redis, RedisKeys(prefix), job_id, names.get(status, "smsc_ack"), metrics)
 
 
 async def status_counts(redis: Redis, prefix: str) -> dict[str, int]:

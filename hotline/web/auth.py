@@ -1,18 +1,37 @@
-"""Who is signed in: agents' secrets (salted PBKDF2) and their sessions, kept in Redis so any
-`hotline serve` instance can check a cookie another one issued."""
+"""Who is signed in, and as what: agents (the roster's ids, with a secret set by a supervisor),
+complaint handlers and supervisors (staff, kept beside the roster). Secrets are salted PBKDF2;
+sessions live in Redis so any `hotline serve` instance can check a cookie another one issued."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from hotline_core.keys import RedisKeys
 
 SESSION_TTL_S = 12 * 3600
-COOKIE = "hotline_agent"
+COOKIE = "hotline_session"
+ROLES = ("agent", "handler", "supervisor")
+STAFF_ROLES = ("handler", "supervisor")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: str
+    user: str
+
+    def encode(self) -> str:
+        return f"{self.role}:{self.user}"
+
+    @classmethod
+    def decode(cls, text: str) -> Principal | None:
+        role, sep, user = text.partition(":")
+        return cls(role, user) if sep and role in ROLES and user else None
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -30,28 +49,57 @@ def secret_matches(secret: str, stored: str) -> bool:
     return hmac.compare_digest(expected, stored)
 
 
-class AgentSessions:
+class Sessions:
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
         self._keys = RedisKeys(prefix)
 
     async def set_secret(self, agent_id: str, secret: str) -> None:
+        """An agent's secret (the agent must be on the roster: the CLI checks)."""
         await self._redis.hset(self._keys.agent_secrets, agent_id, hash_secret(secret))
 
-    async def sign_in(self, agent_id: str, secret: str) -> str | None:
-        """A new session token, or None when the id or the secret is wrong."""
-        stored = await self._redis.hget(self._keys.agent_secrets, agent_id)
-        if not stored or not secret_matches(secret, str(stored)):
-            return None
-        token = secrets.token_urlsafe(24)
-        await self._redis.set(self._keys.screen_session(token), agent_id, ex=SESSION_TTL_S)
-        return token
+    async def set_staff(self, user: str, role: str, secret: str) -> None:
+        if role not in STAFF_ROLES:
+            raise ValueError(f"role {role!r}: staff are {' or '.join(STAFF_ROLES)}")
+        record = json.dumps({"role": role, "secret": hash_secret(secret)})
+        await self._redis.hset(self._keys.staff, user, record)
 
-    async def agent_of(self, token: str) -> str | None:
+    async def remove_staff(self, user: str) -> bool:
+        return bool(await self._redis.hdel(self._keys.staff, user))
+
+    async def staff(self) -> dict[str, str]:
+        """Staff ids and their roles."""
+        found = await self._redis.hgetall(self._keys.staff)
+        return {str(user): json.loads(record)["role"] for user, record in found.items()}
+
+    async def _stored(self, user: str) -> tuple[str, str] | None:
+        """(role, stored secret): staff first, then agents."""
+        record = await self._redis.hget(self._keys.staff, user)
+        if record:
+            data = json.loads(record)
+            return str(data["role"]), str(data["secret"])
+        stored = await self._redis.hget(self._keys.agent_secrets, user)
+        return ("agent", str(stored)) if stored else None
+
+    async def sign_in(self, user: str, secret: str) -> tuple[str, Principal] | None:
+        """A new session token and who it is, or None when the id or the secret is wrong."""
+        stored = await self._stored(user)
+        if stored is None or not secret_matches(secret, stored[1]):
+            return None
+        principal = Principal(stored[0], user)
+        token = secrets.token_urlsafe(24)
+        await self._redis.set(self._keys.screen_session(token), principal.encode(), ex=SESSION_TTL_S)
+        return token, principal
+
+    async def principal(self, token: str) -> Principal | None:
         if not token:
             return None
-        agent = await self._redis.get(self._keys.screen_session(token))
-        return str(agent) if agent else None
+        value = await self._redis.get(self._keys.screen_session(token))
+        return Principal.decode(str(value)) if value else None
+
+    async def agent_of(self, token: str) -> str | None:
+        principal = await self.principal(token)
+        return principal.user if principal and principal.role == "agent" else None
 
     async def sign_out(self, token: str) -> None:
         if token:

@@ -20,7 +20,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from ami_bridge.roster import Roster
-from hotline.web.auth import COOKIE, SESSION_TTL_S, AgentSessions
+from hotline.web.auth import COOKIE, Sessions
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.numbers import mask_number
@@ -49,7 +49,7 @@ def screen_card(record: CallRecord, agent_id: str) -> dict[str, Any]:
 
 
 class Screens:
-    def __init__(self, redis: Redis, prefix: str, records: CallRecords, sessions: AgentSessions):
+    def __init__(self, redis: Redis, prefix: str, records: CallRecords, sessions: Sessions):
         self._redis = redis
         self._sessions = sessions
         self._keys = RedisKeys(prefix)
@@ -78,28 +78,12 @@ class Screens:
         await self._redis.publish(self._keys.screen_channel(agent), json.dumps(card, ensure_ascii=False))
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/agent", self._page), web.post("/agent/login", self._login),
-                web.post("/agent/logout", self._logout), web.get("/agent/events", self._events)]
+        # Signing in and out: hotline.web.access (shared by every page).
+        return [web.get("/agent", self._page), web.get("/agent/events", self._events)]
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))
         return web.Response(text=self._page_html.replace("@@AGENT@@", agent or ""), content_type="text/html")
-
-    async def _login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        token = await self._sessions.sign_in(str(form.get("agent_id", "")), str(form.get("secret", "")))
-        if token is None:
-            log.warning("agent sign-in refused", agent=str(form.get("agent_id", ""))[:32])
-            return web.Response(status=403, text="wrong agent id or secret\n")
-        redirect = web.HTTPSeeOther("/agent")
-        redirect.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=SESSION_TTL_S)
-        raise redirect
-
-    async def _logout(self, request: web.Request) -> web.StreamResponse:
-        await self._sessions.sign_out(request.cookies.get(COOKIE, ""))
-        redirect = web.HTTPSeeOther("/agent")
-        redirect.del_cookie(COOKIE)
-        raise redirect
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))

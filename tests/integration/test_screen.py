@@ -13,7 +13,9 @@ from redis.asyncio import Redis
 
 from ami_bridge.roster import Roster, parse_roster
 from harness.procs import free_tcp_port
-from hotline.web.auth import AgentSessions, hash_secret, secret_matches
+from hotline.app import ACCESS
+from hotline.web.access import SignIn, access_middleware
+from hotline.web.auth import Sessions, hash_secret, secret_matches
 from hotline.web.screen import Screens, screen_card
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
@@ -29,13 +31,14 @@ RURAL = {"number": "8613800000004", "tier": "rural", "label": "农村", "brand_l
 
 @pytest.fixture
 async def site(redis: Redis, pipe: RedisPipe) -> AsyncIterator[tuple[str, Screens]]:
-    sessions = AgentSessions(redis, "scr")
+    sessions = Sessions(redis, "scr")
     screens = Screens(redis, "scr", CallRecords(pipe, "scr", 600), sessions)
     agents, _ = parse_roster(ROSTER)
     await Roster(redis, "scr").replace_all(agents)
     await sessions.set_secret("agent1", "secret-one")
     await sessions.set_secret("agent2", "secret-two")
-    app = web.Application()
+    app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
+    app.add_routes(SignIn(sessions).routes())
     app.add_routes(screens.routes())
     runner = web.AppRunner(app)
     await runner.setup()

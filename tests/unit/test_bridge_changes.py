@@ -40,19 +40,33 @@ def test_the_live_model_follows_events_and_resyncs() -> None:
     from ami_bridge.model import QueueModel
 
     model = QueueModel()
-    model.resync([
+    model.resync(now=100.0, status=[
         {"Event": "QueueMember", "Queue": "q", "StateInterface": "PJSIP/a", "Penalty": "0", "Status": "1", "Paused": "0"},
         {"Event": "QueueEntry", "Queue": "q", "Uniqueid": "1.1", "CallerIDNum": "138", "Position": "1"},
     ])
     assert model.free_members("q") == ["PJSIP/a"]
     assert model.waiting("q") == 1
-    model.apply({"Event": "QueueMemberPause", "Queue": "q", "Interface": "PJSIP/a", "Paused": "1"})
-    model.apply({"Event": "QueueMemberAdded", "Queue": "q", "StateInterface": "PJSIP/b", "Penalty": "1", "Status": "2"})
-    model.apply({"Event": "QueueCallerLeave", "Queue": "q", "Uniqueid": "1.1"})
+    model.apply({"Event": "QueueMemberPause", "Queue": "q", "Interface": "PJSIP/a", "Paused": "1"}, 100.0)
+    model.apply({"Event": "QueueMemberAdded", "Queue": "q", "StateInterface": "PJSIP/b", "Penalty": "1", "Status": "2"}, 100.0)
+    model.apply({"Event": "QueueCallerLeave", "Queue": "q", "Uniqueid": "1.1"}, 100.0)
     assert model.free_members("q") == []
     assert model.members["q"]["PJSIP/b"].status == "in use"
     assert model.waiting("q") == 0
-    model.apply({"Event": "QueueMemberRemoved", "Queue": "q", "StateInterface": "PJSIP/b"})
+    model.apply({"Event": "QueueMemberRemoved", "Queue": "q", "StateInterface": "PJSIP/b"}, 100.0)
     assert list(model.members["q"]) == ["PJSIP/a"]
-    model.resync([])
+    model.resync(now=100.0, status=[])
     assert model.members == {}
+
+
+def test_waits_come_from_queue_status_and_from_joins() -> None:
+    from ami_bridge.model import QueueModel
+
+    model = QueueModel()
+    model.resync([{"Event": "QueueEntry", "Queue": "q", "Uniqueid": "1.1", "Position": "1", "Wait": "30"},
+                  {"Event": "QueueMember", "Queue": "q", "StateInterface": "PJSIP/a", "Status": "2", "Paused": "0"},
+                  {"Event": "QueueMember", "Queue": "r", "StateInterface": "PJSIP/a", "Status": "2", "Paused": "1"}],
+                 now=100.0)
+    model.apply({"Event": "QueueCallerJoin", "Queue": "q", "Uniqueid": "1.2", "Position": "2"}, 110.0)
+    assert model.longest_wait("q", 120.0) == 50.0  # joined 30 s before the resync at 100
+    assert model.longest_wait("empty", 120.0) == 0.0
+    assert model.agents() == {"PJSIP/a": ("in use", True)}  # paused in one queue is paused

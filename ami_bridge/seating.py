@@ -1,5 +1,6 @@
-"""Which desk an agent sits at, as the call records note it when an agent answers: from the
-roster in Redis and the policy's desk rule, read again at most every `refresh_s`."""
+"""Which desk an agent sits at today (the call records note it when an agent answers; the live
+board counts desks by it): from the roster in Redis and the policy's desk rule, read again at
+most every `refresh_s`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from redis.exceptions import RedisError
 
 from ami_bridge.desks import assign_desks
 from ami_bridge.roster import Roster
-from hotline.records.store import DeskOf
 from hotline_core.policy import Policy
+
+DeskOf = Callable[[str], str | None]  # agent id or queue member name -> desk
 
 
 class Seating:

@@ -1,0 +1,112 @@
+"""Alarms: the conditions are pure functions of what is known now; `AlarmBook` remembers since
+when each has held, so a level must stay under target for the configured minutes before it
+alarms, and each episode is logged once when it starts and once when it ends."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from hotline_core.policy import Policy
+
+log = structlog.get_logger("alarms")
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    kind: str  # level_below_target | feed_late | ami_down | sms_dead_letters | degraded_lookups
+    subject: str  # the level, the table, or "" (bounded: usable as a metric label)
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What the alarm rules look at, gathered by the monitor."""
+
+    service_level_today: Mapping[str, float | None]  # level -> answered in time / offered, today
+    table_imported_at: Mapping[str, datetime | None]  # table -> last import (None: never imported)
+    ami_up: bool | None  # None: no AMI bridge configured here
+    sms_dead: int
+    entries: int  # call entries so far (a counter)
+    degraded: int  # degraded lookups so far (a counter)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def candidates(conditions: Conditions, policy: Policy, now: datetime) -> list[Alarm]:
+    """Every condition true right now (pure); the book decides which have lasted long enough."""
+    out = []
+    for level in policy.levels:
+        sl = conditions.service_level_today.get(level.name)
+        if sl is not None and sl < level.answer_rate_target:
+            out.append(Alarm("level_below_target", level.name, f"{level.label} ({level.name}): service level today "
+                             f"{_pct(sl)} under its target {_pct(level.answer_rate_target)}"))
+    for table, hours in policy.alarms.feed_max_age_hours.items():
+        imported = conditions.table_imported_at.get(table)
+        if imported is None:
+            out.append(Alarm("feed_late", table, f"tier table {table} has never been imported"))
+        elif now - imported > timedelta(hours=hours):
+            age = (now - imported).total_seconds() / 3600
+            out.append(Alarm("feed_late", table, f"tier table {table} last imported {age:.0f} h ago "
+                             f"(expected within {hours:g} h)"))
+    if conditions.ami_up is False:
+        out.append(Alarm("ami_down", "", "the AMI link to Asterisk is down: queues are not staffed from the desks"))
+    if conditions.sms_dead:
+        out.append(Alarm("sms_dead_letters", "", f"{conditions.sms_dead} SMS in the dead letters (hotline sms dead)"))
+    return out
+
+
+@dataclass
+class AlarmBook:
+    policy: Policy
+    since: dict[tuple[str, str], datetime] = field(default_factory=dict)  # condition first seen
+    active: dict[tuple[str, str], Alarm] = field(default_factory=dict)
+    counters: deque[tuple[datetime, int, int]] = field(default_factory=deque)  # (at, entries, degraded)
+
+    def _degraded(self, conditions: Conditions, now: datetime) -> Alarm | None:
+        window = timedelta(minutes=self.policy.alarms.degraded_window_minutes)
+        self.counters.append((now, conditions.entries, conditions.degraded))
+        while len(self.counters) > 1 and now - self.counters[1][0] >= window:
+            self.counters.popleft()
+        _at, entries0, degraded0 = self.counters[0]
+        entries, degraded = conditions.entries - entries0, conditions.degraded - degraded0
+        share = degraded / entries if entries else 0.0
+        if entries and share > self.policy.alarms.degraded_share:
+            return Alarm("degraded_lookups", "", f"{degraded} of {entries} lookups degraded in the last "
+                         f"{self.policy.alarms.degraded_window_minutes} min ({_pct(share)})")
+        return None
+
+    def update(self, conditions: Conditions, now: datetime) -> list[Alarm]:
+        """The alarms active now; logs the ones that begin and end."""
+        found = candidates(conditions, self.policy, now)
+        degraded = self._degraded(conditions, now)
+        if degraded:
+            found.append(degraded)
+        current = {(a.kind, a.subject): a for a in found}
+        for key in list(self.since):
+            if key not in current:
+                del self.since[key]
+        hold = timedelta(minutes=self.policy.alarms.below_target_minutes)
+        active = {}
+        for key, alarm in current.items():
+            first = self.since.setdefault(key, now)
+            if alarm.kind != "level_below_target" or now - first >= hold:
+                active[key] = alarm
+        for key, alarm in active.items():
+            if key not in self.active:
+                log.warning("alarm", kind=alarm.kind, subject=alarm.subject, message=alarm.message)
+        for key, alarm in self.active.items():
+            if key not in active:
+                log.info("alarm cleared", kind=alarm.kind, subject=alarm.subject)
+        self.active = active
+        return sorted(active.values(), key=lambda a: (a.kind, a.subject))
+
+
+def alarm_kinds() -> Iterable[str]:
+    return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups")

@@ -1,0 +1,54 @@
+"""Every Prometheus metric `hotline serve` counts where the event happens, named once.
+
+Counters and histograms live here; gauges of state that already exists elsewhere (the live
+queue model, Redis and PostgreSQL reachability, the age of tier tables, today's figures) are
+collected at scrape time by `hotline.monitor`, not kept twice. Label sets are bounded: tiers,
+levels, desks, statuses; never a number or a linkedid.
+
+With several worker processes, prometheus-client's multiprocess mode keeps each worker's values
+in files that `/metrics` sums (see `enable_multiprocess`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+LOOKUP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.call_entries = Counter("hotline_call_entries", "Call entries, by the tier fixed and the access level",
+                                    ["tier", "level"], registry=r)
+        self.lookup_seconds = Histogram("hotline_lookup_seconds", "Tier lookup time at call entry",
+                                        buckets=LOOKUP_BUCKETS, registry=r)
+        self.degraded_lookups = Counter("hotline_degraded_lookups", "Lookups that gave up (Redis slow or away): "
+                                        "the caller was served as normal", registry=r)
+        self.agi_open = Gauge("hotline_agi_sessions_open", "FastAGI sessions open now", registry=r,
+                              multiprocess_mode="livesum")
+        self.agi_refused = Counter("hotline_agi_sessions_refused", "FastAGI connections refused (too many at once)",
+                                   registry=r)
+        self.sms = Counter("hotline_sms", "SMS jobs by what became of them (queued, sent, delivered, failed, dead)",
+                           ["status"], registry=r)
+        self.ami_up = Gauge("hotline_ami_link_up", "1 while the AMI bridge is logged in to Asterisk", registry=r,
+                            multiprocess_mode="livemax")
+
+    def total(self, sample: str) -> float:
+        """A counter's total over all its labels, in this process (for alarms on rates)."""
+        return sum(s.value for metric in self.registry.collect() for s in metric.samples if s.name == sample)
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """Before the workers fork: each will keep its values in files under `directory`, which
+    `/metrics` sums. prometheus-client picks its value store when first imported, so the choice
+    is made again here, explicitly."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()  # values of an earlier run's processes
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # the library's own switch
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # (untyped upstream)
