@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from redis.exceptions import RedisError
 
 from hotline.web.auth import COOKIE, SESSION_TTL_S, Principal, Sessions
 
@@ -49,11 +50,14 @@ def access_middleware(sessions: Sessions, rules: Sequence[Rule]) -> Middleware:
             if origin and urlsplit(origin).netloc != request.host:
                 log.warning("cross-origin form refused", path=request.path, origin=origin[:80])
                 return web.Response(status=403, text="forms are accepted from this site only\n")
-        principal = await sessions.principal(request.cookies.get(COOKIE, ""))
-        request[PRINCIPAL] = principal
         for prefix, roles in rules:
             if not _matches(request.path, prefix):
                 continue
+            try:
+                principal = await sessions.principal(request.cookies.get(COOKIE, ""))
+            except (RedisError, OSError):
+                return web.Response(status=503, text="sign-in is unavailable (Redis); try again shortly\n")
+            request[PRINCIPAL] = principal
             if principal is None:
                 wants_page = request.method == "GET" and "text/html" in request.headers.get("Accept", "")
                 if wants_page:
