@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo"
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 AMI_USER, AMI_SECRET = "hotline", "e2e-secret"
+METRICS_TOKEN = "e2e-metrics"
+SUPERVISOR = ("boss", "boss-secret-1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -72,7 +74,7 @@ class Bridge:
         env = {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.port),
                "HOTLINE_LOG_FORMAT": "json", "HOTLINE_FLOWS_DIR": str(self.flows_dir),
                "HOTLINE_AMI_PORT": str(self.ami_port), "HOTLINE_AMI_SECRET": AMI_SECRET,
-               "HOTLINE_AMI_KEEPALIVE_S": "1", "HOTLINE_DESK_RECONCILE_S": "2"}
+               "HOTLINE_AMI_KEEPALIVE_S": "1", "HOTLINE_DESK_RECONCILE_S": "2", "HOTLINE_METRICS_TOKEN": METRICS_TOKEN}
         if self.policy_file is not None:
             env["HOTLINE_POLICY_FILE"] = str(self.policy_file)
         if self.frozen_time is not None:
@@ -202,6 +204,8 @@ def load_demo(redis_url: str) -> None:
     for agent in ("agent1", "agent2", "agent3"):
         subprocess.run([HOTLINE, "agents", "secret", agent, "--secret", f"{agent}-screen"], env=env, check=True,
                        capture_output=True)
+    subprocess.run([HOTLINE, "users", "add", SUPERVISOR[0], "--role", "supervisor", "--secret", SUPERVISOR[1]],
+                   env=env, check=True, capture_output=True)
 
 
 # Agents of the end-to-end roster: all qualified, best first, so the desks are dealt
