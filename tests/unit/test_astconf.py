@@ -61,3 +61,25 @@ def test_overrides_and_agent_specs() -> None:
         deployment_from({"SIP_PORT": "five"}, ())
     with pytest.raises(RenderError, match="NAME:SECRET:CONTACT"):
         parse_endpoint("agent1")
+
+
+def test_what_waiting_callers_hear_follows_the_policy() -> None:
+    from asterisk_conf.render import level_queues
+    from hotline_core.policy import load_policy
+
+    queues = rendered(level_queues=level_queues(load_policy()))["queues.conf"]
+    vip = queues.split("[hotline-gotone_vip]")[1].split("\n[")[0]
+    ordinary = queues.split("[hotline-ordinary_easyown]")[1].split("\n[")[0]
+    assert "announce-position = no" in vip  # VIP callers hear music only
+    assert "announce-holdtime = no" in vip
+    assert "periodic-announce-frequency = 0" in vip
+    assert "announce-position = yes" in ordinary
+    assert "announce-holdtime = yes" in ordinary
+    assert "announce-frequency = 45" in ordinary
+    assert "periodic-announce = queue-periodic-announce" in ordinary
+
+
+def test_a_refused_caller_is_written_into_queue_log_and_queue_log_is_on() -> None:
+    files = rendered()
+    assert "HOTLINE_REFUSED" in files["extensions.conf"]
+    assert "queue_log = yes" in files["logger.conf"]
