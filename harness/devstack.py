@@ -31,6 +31,7 @@ from harness.procs import Managed, StackError, free_udp_port, tcp_listening
 from harness.redis_server import RedisServer, RedisServerError
 from harness.sipp import SippAgent, place_call
 from hotline.app import open_services
+from hotline.web.auth import Sessions
 from hotline_core.policy import load_policy
 from hotline_core.settings import load_settings
 from tier_lookup.importer import ImportOptions, import_table
@@ -81,16 +82,20 @@ def write_settings(values: dict[str, str | int]) -> Path:
     return env
 
 
-def _ami_secret() -> str:
-    """From HOTLINE_AMI_SECRET, else one generated for this checkout and kept private."""
-    if os.environ.get("HOTLINE_AMI_SECRET"):
-        return os.environ["HOTLINE_AMI_SECRET"]
-    path = run_dir() / "ami-secret"
+def _secret(name: str) -> str:
+    """A secret of this checkout's stack, generated once into .run/secrets/NAME (private to you);
+    each one independent, so knowing one (say the AMI login) tells nothing of another."""
+    path = run_dir() / "secrets" / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(secrets.token_urlsafe(18))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _ami_secret() -> str:
+    """From HOTLINE_AMI_SECRET, else generated."""
+    return os.environ.get("HOTLINE_AMI_SECRET") or _secret("ami")
 
 
 def _agents(ports: Ports) -> list[SippAgent]:
@@ -102,7 +107,7 @@ def _asterisk(ports: Ports) -> Asterisk:
     deployment = Deployment(
         sip_port=ports.sip, agi_port=ports.agi, ami_port=ports.ami, ami_secret=_ami_secret(),
         rtp_start=ports.rtp_start, rtp_end=ports.rtp_end,
-        agents=tuple(AgentEndpoint(a.name, f"{a.name}-{_ami_secret()[:8]}", a.contact) for a in _agents(ports)),
+        agents=tuple(AgentEndpoint(a.name, _secret(f"sip-{a.name}"), a.contact) for a in _agents(ports)),
         level_queues=level_queues(load_policy(settings.policy_file)),
     )
     return Asterisk(default_root(), "dev", deployment, run_dir())
@@ -185,7 +190,13 @@ async def load_demo(redis_url: str) -> None:
             if not report.ok:
                 raise StackError(report.summary())
         await Roster(services.redis, settings.redis_prefix).replace_all(agents)
-    print(f"demo: {len(files)} tier tables and {len(agents)} agents loaded (see demo/README.md)")
+        sessions = Sessions(services.redis, settings.redis_prefix)
+        for agent in agents:
+            await sessions.set_secret(agent.agent_id, _secret(f"screen-{agent.agent_id}"))
+        await sessions.set_staff("supervisor", "supervisor", _secret("screen-supervisor"))
+        await sessions.set_staff("handler", "handler", _secret("screen-handler"))
+    print(f"demo: {len(files)} tier tables and {len(agents)} agents loaded (see demo/README.md); sign-in secrets "
+          f"for the pages (agent1..agent4, supervisor, handler) in {run_dir() / 'secrets'}/screen-*")
 
 
 def up() -> int:
@@ -205,7 +216,8 @@ def up() -> int:
     env_file = write_settings({
         "redis_url": url, "agi_port": ports.agi, "ami_port": ports.ami, "ami_secret": _ami_secret(),
         "sms_gateway_url": kannel.sendsms_url, "sms_username": kannel.username, "sms_password": kannel.password,
-        "sms_report_token": _ami_secret()[:12], "sound_dirs": sound_dirs_setting(default_root()),
+        "sms_report_token": _secret("dlr-token"), "sound_dirs": sound_dirs_setting(default_root()),
+        "metrics_token": _secret("metrics-token"),
         "database_url": database_url, "queue_log_file": str(_asterisk(ports).queue_log), "queue_log_source": "dev",
     })
     serve = _serve(ports)
@@ -230,7 +242,7 @@ def up() -> int:
     if asterisk.process.running_pid() is None:
         asterisk.start()
         print(f"asterisk: SIP 127.0.0.1:{ports.sip}, AMI 127.0.0.1:{ports.ami} (user hotline, secret in "
-              f"{run_dir() / 'ami-secret'}), log {asterisk.messages_log}")
+              f"{run_dir() / 'secrets' / 'ami'}), log {asterisk.messages_log}")
     _state_file().write_text(json.dumps({"ports": asdict(ports), "redis_url": url}))
     print("\nThe hotline is up. Place a call as a demo subscriber (see demo/README.md):\n"
           "  make call CALLER=13800000004 DTMF=12   # 1 bill inquiry, then 2 billing\n"
@@ -239,6 +251,8 @@ def up() -> int:
           f"  source {env_file.relative_to(Path.cwd()) if env_file.is_relative_to(Path.cwd()) else env_file}\n"
           "  hotline agents desks --queues\n"
           "  hotline tiers lookup 13800000004\n"
+          f"The pages: http://127.0.0.1:8088/agent (agent1, secret in .run/secrets/screen-agent1), "
+          f"/board (supervisor, .run/secrets/screen-supervisor)\n"
           "Stop everything with: make down")
     return 0
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import uvloop
+from prometheus_client import disable_created_metrics
 from prometheus_client.multiprocess import mark_process_dead
 
 from hotline.app import flow_registry, records_schema_known, serve
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except SchemaError as exc:
             raise CliError(str(exc)) from None
 
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: noise here
     multiprocess: Path | None = None
     if settings.workers > 1:
         # Each worker counts into files here; /metrics in any worker sums them all.

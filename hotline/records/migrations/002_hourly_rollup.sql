@@ -28,3 +28,6 @@ CREATE TABLE call_hours (
 );
 
 CREATE TABLE dirty_hours (hour timestamptz PRIMARY KEY);
+
+-- Calls recorded before this migration: their hours are built by the first report.
+INSERT INTO dirty_hours SELECT DISTINCT date_trunc('hour', started_at) FROM calls ON CONFLICT DO NOTHING;
