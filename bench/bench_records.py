@@ -21,12 +21,12 @@ from pathlib import Path
 import asyncpg
 
 from harness.postgres_server import PostgresServer
-from hotline.records.db import migrate, months_around
 from hotline.records.facts import read_fact
 from hotline.records.queue_log import QueueLogRow
 from hotline.records.report import Period, build_report, fetch_counts, refresh_rollup
 from hotline.records.store import RecordStore
 from hotline_core.calls import CallRecord, fact_fields
+from hotline_core.db import migrate, months_around
 from hotline_core.policy import load_policy
 
 MONTH = date(2026, 10, 1)

@@ -28,21 +28,24 @@ from ami_bridge.seating import Seating
 from asterisk_conf.render import template_dir
 from hotline.monitor.board import Board
 from hotline.monitor.service import Monitor, Sources, TodayFigures
-from hotline.records.db import check_schema
 from hotline.records.ingest import QueueLogReader
 from hotline.records.recorder import OutboxRecorder
 from hotline.records.report import Period, build_report, fetch_counts
 from hotline.records.service import keep_partitions
 from hotline.records.store import RecordStore
 from hotline.sms.gateway import KannelGateway
-from hotline.sms.jobs import SmsJobs, SmsRequest
+from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
 from hotline.sms.postcall import TRIGGERS, PostCallSms
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker
 from hotline.web.access import Rule, SignIn, access_middleware
 from hotline.web.auth import Sessions
 from hotline.web.screen import SCREEN_EVENTS, Screens
+from hotline.workorders.service import WorkOrderService
+from hotline.workorders.store import WorkOrders
+from hotline.workorders.web import WorkOrderPages
 from hotline_core.calls import CallRecords
+from hotline_core.db import check_schema
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
 from hotline_core.numbers import NumberPlan
@@ -218,9 +221,13 @@ def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine
 # Path prefixes and the roles allowed there; anything else is open (the sign-in page, the
 # agent page's own sign-in form, health checks, delivery reports and /metrics, which check a
 # token of their own).
+EVERYONE = frozenset({"agent", "handler", "supervisor"})
 ACCESS: tuple[Rule, ...] = (
     ("/agent/events", frozenset({"agent"})),
+    ("/api/screen", frozenset({"agent"})),
     ("/board", frozenset({"supervisor"})),
+    ("/api/workorders", EVERYONE),  # which orders each may see: hotline.workorders
+    ("/workorders", EVERYONE),
 )
 
 
@@ -294,6 +301,32 @@ async def readiness(services: Services, flows: FlowRegistry) -> list[str]:
     return missing
 
 
+def work_orders(services: Services, pool: asyncpg.Pool[Any]) -> WorkOrderService:
+    settings = services.settings
+    once = OnceQueue(services.redis, settings.redis_prefix)
+
+    async def send_reply(marker: str, number: str, text: str) -> str | None:
+        return await once.add(services.keys.sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
+
+    return WorkOrderService(WorkOrders(pool), services.records, services.policy,
+                            NumberPlan(settings.country_code, settings.region), clock(settings), send_reply)
+
+
+async def sweep_replies(orders: WorkOrderService, every_s: float = 30.0) -> None:
+    """Replies committed whose SMS a crash kept from being queued go out here (once: marked)."""
+    log = structlog.get_logger("workorders")
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            sent = await orders.send_pending_replies()
+            if sent:
+                log.info("reply SMS queued after the fact", orders=sent)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("reply sweep failed; will retry", error=f"{type(exc).__name__}: {exc}")
+
+
 def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:
     settings = services.settings
     base = settings.sms_report_base or f"http://{settings.http_host}:{settings.http_port}"
@@ -337,7 +370,13 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
         tasks.append(asyncio.create_task(live.run()))
         board = Board(live, services.metrics, settings.metrics_token, multiprocess_dir,
                       lambda: readiness(services, flows))
-        http = await stack.enter_async_context(web_server(services, sessions, screens.routes() + board.routes()))
+        pages = screens.routes() + board.routes()
+        if pool is not None:
+            orders = work_orders(services, pool)
+            pages += WorkOrderPages(orders, services.redis, settings.redis_prefix, services.records,
+                                    services.policy).routes()
+            tasks.append(asyncio.create_task(sweep_replies(orders)))
+        http = await stack.enter_async_context(web_server(services, sessions, pages))
         if settings.sms_gateway_url:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             tasks.append(asyncio.create_task(sms_worker(services, session).run()))

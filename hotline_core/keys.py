@@ -75,6 +75,10 @@ class RedisKeys:
         """Pub/sub channel: cards for one agent's screen, whichever instance holds it."""
         return f"{self.prefix}:screen:{agent_id}"
 
+    def screen_call(self, agent_id: str) -> str:
+        """The uniqueid of the call last connected to this agent (the caller on their screen)."""
+        return f"{self.prefix}:screen:call:{agent_id}"
+
     def screen_session(self, token: str) -> str:
         return f"{self.prefix}:screen:session:{token}"
 
@@ -102,6 +106,10 @@ class RedisKeys:
     def sms_post_call(self, linkedid: str) -> str:
         """The once-per-call marker of a post-call SMS (holds the job id)."""
         return f"{self.prefix}:sms:postcall:{linkedid}"
+
+    def sms_order_reply(self, reply: str) -> str:
+        """The once-per-reply marker of a work order's reply SMS (`order:replied-at`)."""
+        return f"{self.prefix}:sms:orderreply:{reply}"
 
     # -- flows ------------------------------------------------------------------------------
     @property

@@ -144,6 +144,21 @@ class AlarmSettings(_Frozen):
     degraded_window_minutes: int = Field(default=5, ge=1, le=120)
 
 
+class Handling(_Frozen):
+    priority: int = Field(ge=0, le=1000)  # dispatch order: higher first
+    reply_hours: float = Field(gt=0, le=24 * 90)  # the customer hears back within this
+    resolve_hours: float = Field(gt=0, le=24 * 365)  # the order is closed within this
+
+
+class WorkOrderSettings(_Frozen):
+    categories: dict[str, str] = Field(min_length=1)  # code -> label, from the service menu
+    handling: dict[str, Handling]  # per tier (the four and normal)
+    level_handling: dict[str, Handling] = Field(default_factory=dict)  # per access level, before the tier's
+    description_max_chars: int = Field(default=2000, ge=10, le=100_000)
+    # The SMS that carries a reply to the customer; fields {order} and {reply}.
+    reply_sms: str = "您的工单{order}已处理:{reply} 如有疑问请致电10086。"
+
+
 class Policy(_Frozen):
     timezone: str
     tiers: TierSettings
@@ -156,6 +171,7 @@ class Policy(_Frozen):
     sms_templates: dict[str, str] = Field(default_factory=dict)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+    work_orders: WorkOrderSettings | None = None
     source: str = "<memory>"
 
     @field_validator("timezone")
@@ -231,6 +247,21 @@ def _cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
         for brand in sorted(policy.brands):
             if not any(_rule_matches(r, tier, brand) for r in policy.access_rules):
                 problems.append((("access_rules",), f"no rule gives a level to tier {tier!r} with brand {brand!r}"))
+    orders = policy.work_orders
+    if orders is not None:
+        for tier in sorted(tiers - set(orders.handling)):
+            problems.append((("work_orders", "handling"), f"no handling rule for tier {tier!r}"))
+        for tier in sorted(set(orders.handling) - tiers):
+            problems.append((("work_orders", "handling", tier), f"unknown tier {tier!r}"))
+        for level_name in sorted(set(orders.level_handling) - set(names)):
+            problems.append((("work_orders", "level_handling", level_name), f"unknown level {level_name!r}"))
+        for name, handling in {**orders.handling, **orders.level_handling}.items():
+            if handling.resolve_hours < handling.reply_hours:
+                problems.append((("work_orders", name), "resolve_hours is shorter than reply_hours"))
+        try:
+            orders.reply_sms.format(order="1", reply="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            problems.append((("work_orders", "reply_sms"), f"bad template ({exc}); fields: {{order}} {{reply}}"))
     for section in ("greetings", "sms_templates"):
         templates: Mapping[str, str] = getattr(policy, section)
         for tier, template in templates.items():

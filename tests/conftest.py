@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from harness.postgres_server import PostgresServer
 from harness.redis_server import RedisServer
-from hotline.records.db import migrate
+from hotline_core.db import migrate
 from hotline_core.policy import Policy, load_policy
 from hotline_core.redispipe import RedisPipe
 from tier_lookup.store import TierStore

@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime
 
 from hotline.cli.common import EXIT_REFUSED, CliError, records_connection
-from hotline.records.db import SchemaError, current_version, expected_version, migrate, partitions, prune
+from hotline_core.db import SchemaError, current_version, expected_version, migrate, partitions, prune
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 

@@ -15,8 +15,8 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from hotline.app import flow_registry, records_schema_known, serve
 from hotline.cli.common import CliError
-from hotline.records.db import SchemaError
 from hotline.workers import run_workers
+from hotline_core.db import SchemaError
 from hotline_core.logs import configure_logging
 from hotline_core.metrics import enable_multiprocess
 from hotline_core.policy import load_policy

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from hotline.records.db import Conn
+from hotline_core.db import Conn
 from hotline_core.policy import NORMAL, TIERS, Policy, access_level
 
 DIMENSIONS = ("tier", "level", "desk", "service", "agent", "hour", "day")

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from hotline.records.db import ensure_partitions, months_around, prune
+from hotline_core.db import ensure_partitions, months_around, prune
 
 log = structlog.get_logger("records")
 

@@ -6,9 +6,9 @@ import json
 from datetime import datetime, tzinfo
 from typing import Any
 
-from hotline.records.db import Conn
 from hotline.records.outcome import started_at
 from hotline.records.report import overflow_step
+from hotline_core.db import Conn
 
 _CALL = """
 SELECT c.*, d.identity FROM calls c

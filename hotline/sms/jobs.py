@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+
 from hotline_core.keys import RedisKeys
 from hotline_core.redispipe import RedisPipe
 
@@ -33,3 +35,32 @@ class SmsJobs:
             "text", request.text, "created", f"{time.time():.3f}",
         )
         return entry_id
+
+
+# Queue the job only if nothing was queued under this marker yet, in one atomic step: a crash
+# can neither leave a marker without its job nor queue the job twice.
+_QUEUE_ONCE = """
+if redis.call('SET', KEYS[1], 'queued', 'NX', 'EX', ARGV[1]) then
+  local id = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[2], 'uniqueid', ARGV[3], 'number', ARGV[4],
+                        'text', ARGV[5])
+  redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+  return id
+end
+return false
+"""
+
+
+class OnceQueue:
+    """SMS jobs that must go out exactly once per marker (a call's thank-you, an order's reply),
+    however often the event that asks for them repeats and however many instances hear it."""
+
+    def __init__(self, redis: Redis, prefix: str, ttl_s: int = 7 * 86400):
+        self._keys = RedisKeys(prefix)
+        self._ttl = ttl_s
+        self._script = redis.register_script(_QUEUE_ONCE)
+
+    async def add(self, marker: str, request: SmsRequest) -> str | None:
+        """The new job's id, or None when this marker already has its job."""
+        job_id = await self._script(keys=[marker, self._keys.sms_jobs],
+                                    args=[self._ttl, request.kind, request.uniqueid, request.number, request.text])
+        return str(job_id) if job_id else None

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from hotline.sms.jobs import OnceQueue, SmsRequest
 from hotline.sms.worker import record_sms_outcome
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
@@ -35,19 +36,6 @@ def post_call_text(record: CallRecord, policy: Policy, opted_out: bool) -> str |
     return render_template(template, fields)
 
 
-# Queue the job only if this call has none yet, in one atomic step: a crash can neither leave a
-# call marked "queued" without its job nor queue it twice.
-_QUEUE_ONCE = """
-if redis.call('SET', KEYS[1], 'queued', 'NX', 'EX', ARGV[1]) then
-  local id = redis.call('XADD', KEYS[2], '*', 'kind', 'post_call', 'uniqueid', ARGV[2], 'number', ARGV[3],
-                        'text', ARGV[4])
-  redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-  return id
-end
-return false
-"""
-
-
 class PostCallSms:
     def __init__(self, redis: Redis, prefix: str, policy: Policy, records: CallRecords, ttl_s: int = 7 * 86400,
                  metrics: Metrics | None = None):
@@ -56,8 +44,7 @@ class PostCallSms:
         self._keys = RedisKeys(prefix)
         self._policy = policy
         self._records = records
-        self._ttl = ttl_s
-        self._queue_once = redis.register_script(_QUEUE_ONCE)
+        self._once = OnceQueue(redis, prefix, ttl_s)
 
     async def on_event(self, event: Mapping[str, Any]) -> str | None:
         """Handle an AMI event; returns the new job id when one was queued."""
@@ -72,8 +59,8 @@ class PostCallSms:
         text = post_call_text(record, self._policy, opted_out)
         if text is None:
             return None
-        keys = [self._keys.sms_post_call(record.linkedid), self._keys.sms_jobs]
-        job_id = await self._queue_once(keys=keys, args=[self._ttl, record.uniqueid, number, text])
+        job_id = await self._once.add(self._keys.sms_post_call(record.linkedid),
+                                      SmsRequest("post_call", record.uniqueid, number, text))
         if not job_id:
             return None  # the same call's event again, or another bridge got there first
         self._metrics.sms.labels("queued").inc()

@@ -74,6 +74,8 @@ class Screens:
         record = await self._records.get(uniqueid)
         if record is None:
             return
+        # The caller on this agent's screen: their history and complaint form are open to the agent.
+        await self._redis.set(self._keys.screen_call(agent), uniqueid, ex=86400)
         card = screen_card(record, agent)
         await self._redis.publish(self._keys.screen_channel(agent), json.dumps(card, ensure_ascii=False))
 

@@ -142,9 +142,8 @@ async def test_metrics_health_and_the_board(served: Serve, own_redis: RedisServe
         assert status == 503
         assert "Redis unreachable" in text
         assert (await get(session, f"{base}/healthz"))[0] == 200  # alive all the same
-        own_redis.port, own_redis.process = port, None
-        RedisServer(data_dir, port=port).start()
-        own_redis.process = None
+        # Back on the same port; the fixture stops this one as its own.
+        own_redis.process = RedisServer(data_dir, port=port).start().process
         deadline = time.monotonic() + 10
         while (await get(session, f"{base}/readyz"))[0] != 200:
             assert time.monotonic() < deadline

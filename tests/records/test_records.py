@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 
 from ami_bridge.seating import DeskOf
 from harness.postgres_server import PostgresServer
-from hotline.records.db import SchemaError, check_schema, current_version, expected_version, migrate, partitions, prune
 from hotline.records.facts import read_fact
 from hotline.records.ingest import QueueLogReader
 from hotline.records.recorder import OutboxRecorder
@@ -23,6 +22,7 @@ from hotline.records.report import Period, build_report, fetch_counts
 from hotline.records.store import RecordStore
 from hotline.records.why import find_call, story_json
 from hotline_core.calls import CallRecord, CallRecords, fact_fields
+from hotline_core.db import SchemaError, check_schema, current_version, expected_version, migrate, partitions, prune
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy
 from hotline_core.redispipe import RedisPipe

@@ -11,11 +11,11 @@ from datetime import date
 import pytest
 from openpyxl import load_workbook
 
-from hotline.records.export import render, safe_text
 from hotline.records.facts import BadFact, read_fact
 from hotline.records.outcome import started_at, summarise
 from hotline.records.queue_log import BadLine, QueueLogRow, parse_chunk, parse_line
 from hotline.records.report import ReportError, build_report, figures, overflow_step, parse_by
+from hotline_core.export import render, safe_text
 from hotline_core.policy import Policy
 
 LINES = (b"1796000002|1796000000.1|hotline-gotone_vip|NONE|ENTERQUEUE||8613800000005|1\n"

@@ -1,0 +1,244 @@
+"""Work orders through the HTTP API and pages against real PostgreSQL and Redis: the special
+customer fixed from the call, idempotent filing, dispatch order, filters and exports, roles,
+validation, the audit trail, deadlines under a pinned clock, the reply SMS queued once."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from openpyxl import load_workbook
+from redis.asyncio import Redis
+
+from harness.procs import free_tcp_port
+from hotline.app import ACCESS
+from hotline.sms.jobs import OnceQueue, SmsRequest
+from hotline.web.access import SignIn, access_middleware
+from hotline.web.auth import Sessions
+from hotline.workorders.service import WorkOrderService
+from hotline.workorders.store import WorkOrders
+from hotline.workorders.web import WorkOrderPages
+from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.keys import RedisKeys
+from hotline_core.numbers import NumberPlan
+from hotline_core.policy import Policy
+from hotline_core.redispipe import RedisPipe
+
+PREFIX = "wo"
+KEYS = RedisKeys(PREFIX)
+RURAL = {"number": "8613800000004", "tier": "rural", "label": "农村", "level": "ordinary_easyown"}
+ORDINARY = {"number": "8613800000009", "tier": "normal", "label": "普通", "level": "ordinary_easyown"}
+HIGHEND = {"number": "8613800000001", "tier": "highend", "label": "中高端", "level": "highend_easyown"}
+
+
+@dataclass
+class Clock:
+    now: datetime = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Site:
+    base: str
+    clock: Clock
+    records: CallRecords
+    redis: Redis
+
+    async def on_screen(self, agent: str, uniqueid: str, identity: dict[str, Any]) -> None:
+        """A call connected to the agent, as the AMI listener leaves it in Redis."""
+        await self.records.write(CallRecord(uniqueid, uniqueid, "PJSIP/c", identity, 0.0, "ivr"))
+        await self.redis.set(KEYS.screen_call(agent), uniqueid)
+
+    async def session(self, user: str, secret: str) -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        async with session.post(f"{self.base}/login", data={"user": user, "secret": secret},
+                                allow_redirects=False) as reply:
+            assert reply.status == 303, await reply.text()
+        return session
+
+
+@pytest.fixture
+async def site(redis: Redis, pipe: RedisPipe, records_db: tuple[str, asyncpg.Pool[Any]],
+               policy: Policy) -> AsyncIterator[Site]:
+    clock = Clock()
+    records = CallRecords(pipe, PREFIX, 3600)
+    sessions = Sessions(redis, PREFIX)
+    await sessions.set_secret("agent1", "agent1-secret")
+    await sessions.set_secret("agent2", "agent2-secret")
+    await sessions.set_staff("h1", "handler", "handler-secret")
+    await sessions.set_staff("boss", "supervisor", "boss-secret-1")
+    once = OnceQueue(redis, PREFIX)
+
+    async def send_reply(marker: str, number: str, text: str) -> str | None:
+        return await once.add(KEYS.sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
+
+    service = WorkOrderService(WorkOrders(records_db[1]), records, policy, NumberPlan("86", "CN"), clock, send_reply)
+    app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
+    app.add_routes(SignIn(sessions).routes())
+    app.add_routes(WorkOrderPages(service, redis, PREFIX, records, policy).routes())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_tcp_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield Site(f"http://127.0.0.1:{port}", clock, records, redis)
+    await runner.cleanup()
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any, **headers: str) -> tuple[int, Any]:
+    async with session.post(url, json=body, headers=headers) as reply:
+        return reply.status, await reply.json()
+
+
+async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+    async with session.get(url) as reply:
+        return reply.status, await reply.json()
+
+
+async def test_an_agent_files_for_the_caller_on_screen_and_cannot_choose_the_tier(site: Site) -> None:
+    await site.on_screen("agent1", "1796000000.4", RURAL)
+    agent = await site.session("agent1", "agent1-secret")
+    try:
+        body = {"call": "1796000000.4", "category": "bill", "description": "扣费有误", "special_customer": "highend"}
+        status, order = await post(agent, f"{site.base}/api/workorders", body, **{"Idempotency-Key": "k-1"})
+        assert status == 201
+        assert {k: order[k] for k in ("special_customer", "special_label", "linkedid", "number", "contact", "status",
+                                      "category", "created_by", "priority", "overdue")} == {
+            "special_customer": "rural", "special_label": "农村", "linkedid": "1796000000.4",
+            "number": "8613800000004", "contact": "8613800000004", "status": "new", "category": "bill",
+            "created_by": "agent1", "priority": 60, "overdue": False}
+        assert order["reply_due"] == "2026-12-01T10:00:00+08:00"  # 24 h for rural liaisons
+        again, same = await post(agent, f"{site.base}/api/workorders", body, **{"Idempotency-Key": "k-1"})
+        assert (again, same["id"]) == (200, order["id"])  # a retried filing files nothing new
+        status, refused = await post(agent, f"{site.base}/api/workorders", {**body, "call": "1796000000.99"})
+        assert status == 403
+        assert refused["error"] == "agents file orders for the call on their screen"
+        for bad, message in (({"call": "1796000000.4", "description": "x"}, "category is missing"),
+                             ({"call": "1796000000.4", "category": "bill", "description": "x" * 3000},
+                              "at most 2000")):
+            status, problem = await post(agent, f"{site.base}/api/workorders", bad)
+            assert status == 400
+            assert message in problem["error"]
+        async with agent.post(f"{site.base}/api/workorders", data=b"{not json",
+                              headers={"Content-Type": "application/json"}) as reply:
+            assert reply.status == 400
+    finally:
+        await agent.close()
+
+
+async def test_the_queue_runs_by_priority_then_deadline_with_filters_and_exports(site: Site,
+                                                                                 policy: Policy) -> None:
+    handler = await site.session("h1", "handler-secret")
+    try:
+        ids = {}
+        for name, caller in (("ordinary", ORDINARY), ("rural", RURAL), ("highend", HIGHEND)):
+            await site.records.write(CallRecord(f"1796000000.{name}", f"1796000000.{name}", "PJSIP/c", caller, 0.0,
+                                                "ivr"))
+            status, order = await post(handler, f"{site.base}/api/workorders",
+                                       {"linkedid": f"1796000000.{name}", "category": "network",
+                                        "description": f"=HYPERLINK(\"x\") {name}"})
+            assert status == 201, order
+            ids[name] = order["id"]
+            site.clock.now += timedelta(minutes=1)
+        status, unknown = await post(handler, f"{site.base}/api/workorders",
+                                     {"number": "13900000000", "category": "other", "description": "no call"})
+        assert (status, unknown["special_customer"]) == (201, "normal")
+        assert unknown["note"] == "no call of this number on record: filed as normal"
+        status, listed = await get(handler, f"{site.base}/api/workorders")
+        assert [o["id"] for o in listed][:3] == [ids["highend"], ids["rural"], ids["ordinary"]]
+        status, rural = await get(handler, f"{site.base}/api/workorders?special=rural")
+        assert [o["id"] for o in rural] == [ids["rural"]]
+        async with handler.get(f"{site.base}/api/workorders?special=rural&format=xlsx") as reply:
+            sheet = load_workbook(io.BytesIO(await reply.read())).active
+        assert sheet is not None
+        rows = list(sheet.iter_rows(values_only=True))
+        assert rows[0][:3] == ("工单号", "created", "特殊客户")
+        assert [(r[0], r[2], r[3]) for r in rows[1:]] == [(ids["rural"], "农村", "rural")]
+        assert sheet.cell(2, 14).data_type == "s"  # the description stays text, not a formula
+        async with handler.get(f"{site.base}/api/workorders?format=csv") as reply:
+            data = await reply.read()
+        assert data.startswith(b"\xef\xbb\xbf")
+        table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+        assert table[1][13].startswith("'=HYPERLINK")
+        status, bad = await get(handler, f"{site.base}/api/workorders?special=vip")
+        assert status == 400
+        assert "special customer 'vip'" in bad["error"]
+        async with handler.get(f"{site.base}/workorders?special=rural") as reply:
+            page = await reply.text()
+        assert f'data-id="{ids["rural"]}"' in page
+        assert f'data-id="{ids["highend"]}"' not in page
+        # Deadlines under the pinned clock: five hours on, the high-value order (4 h) is overdue.
+        site.clock.now += timedelta(hours=5)
+        status, late = await get(handler, f"{site.base}/api/workorders?overdue=1")
+        assert [o["id"] for o in late] == [ids["highend"]]
+    finally:
+        await handler.close()
+
+
+async def test_moves_by_role_are_audited_and_the_reply_sms_is_queued_once(site: Site, redis: Redis) -> None:
+    await site.on_screen("agent1", "1796000001.4", RURAL)
+    agent = await site.session("agent1", "agent1-secret")
+    handler = await site.session("h1", "handler-secret")
+    boss = await site.session("boss", "boss-secret-1")
+    other = await site.session("agent2", "agent2-secret")
+    try:
+        _, order = await post(agent, f"{site.base}/api/workorders",
+                              {"category": "service", "description": "态度不好"})
+        url = f"{site.base}/api/workorders/{order['id']}"
+        assert (await post(agent, f"{url}/status", {"status": "dispatched"}))[0] == 403
+        assert (await get(other, url))[0] == 403  # another agent, another caller
+        assert (await get(agent, url))[0] == 200
+        assert (await post(handler, f"{url}/status", {"status": "dispatched", "note": "to billing"}))[0] == 200
+        status, problem = await post(handler, f"{url}/status", {"status": "replied"})
+        assert (status, problem["error"]) == (400, "a reply to the customer needs its text (reply)")
+        status, replied = await post(handler, f"{url}/status", {"status": "replied", "reply": "已退费"})
+        assert (status, replied["status"], replied["reply_sms_job"] is not None) == (200, "replied", True)
+        assert (await post(handler, f"{url}/status", {"status": "replied", "reply": "again"}))[0] == 400
+        assert (await post(handler, f"{url}/status", {"status": "closed"}))[0] == 200
+        assert (await post(handler, f"{url}/status", {"status": "reopened"}))[0] == 403  # supervisors only
+        assert (await post(boss, f"{url}/status", {"status": "reopened"}))[0] == 200
+        jobs = await redis.xrange(KEYS.sms_jobs)
+        assert [(f["kind"], f["number"], f["text"]) for _, f in jobs] == [
+            ("order_reply", "8613800000004", f"您的工单{order['id']}已处理:已退费 如有疑问请致电10086。")]
+        _, full = await get(boss, url)
+        assert [(e["actor"], e["role"], e["from_status"], e["to_status"]) for e in full["events"]] == [
+            ("agent1", "agent", None, "new"), ("h1", "handler", "new", "dispatched"),
+            ("h1", "handler", "dispatched", "replied"), ("h1", "handler", "replied", "closed"),
+            ("boss", "supervisor", "closed", "reopened")]
+        assert full["events"][1]["note"] == "to billing"
+        assert (await get(boss, f"{site.base}/api/workorders/999999"))[0] == 404
+    finally:
+        for session in (agent, handler, boss, other):
+            await session.close()
+
+
+async def test_a_reply_whose_sms_was_never_queued_is_sent_by_the_sweep(site: Site, redis: Redis,
+                                                                      records_db: tuple[str, asyncpg.Pool[Any]],
+                                                                      policy: Policy, pipe: RedisPipe) -> None:
+    """A crash between the committed reply and its SMS: the sweep queues it, once."""
+    pool = records_db[1]
+    once = OnceQueue(redis, PREFIX)
+
+    async def send_reply(marker: str, number: str, text: str) -> str | None:
+        return await once.add(KEYS.sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
+
+    crashed = WorkOrderService(WorkOrders(pool), CallRecords(pipe, PREFIX, 60), policy, NumberPlan("86", "CN"),
+                               site.clock, None)
+    caller, _ = await crashed.caller_of(None, "13800000004")
+    order, _ = await crashed.create(caller, {"category": "bill", "description": "x"}, "cli", "supervisor", None)
+    await crashed.move(order["id"], "dispatched", "cli", "supervisor")
+    await crashed.move(order["id"], "replied", "cli", "supervisor", reply="好的")
+    sweeper = WorkOrderService(WorkOrders(pool), CallRecords(pipe, PREFIX, 60), policy, NumberPlan("86", "CN"),
+                               Clock(site.clock.now + timedelta(minutes=1)), send_reply)
+    assert await sweeper.send_pending_replies() == 1
+    assert await sweeper.send_pending_replies() == 0
+    assert await redis.xlen(KEYS.sms_jobs) == 1
