@@ -182,7 +182,8 @@ def delivered(log: Path) -> list[tuple[str, str]]:
         if not match:
             continue
         _, _, to, kind, data = match.groups()
-        raw = urllib.parse.unquote_to_bytes(data)
+        # Form encoding: '+' is a 0x20 byte (a space, or half of a UCS-2 space); '+' itself is %2B.
+        raw = urllib.parse.unquote_to_bytes(data.replace("+", "%20"))
         text = data if kind == "text" else raw.decode("utf-16-be") if kind in ("ucs-2", "ucs2") else raw.decode(
             "utf-8", "replace")
         out.append((to, text))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from redis.asyncio import Redis
@@ -14,10 +17,16 @@ from redis.asyncio import Redis
 from harness.kannel import Kannel, delivered
 from harness.procs import free_tcp_port
 from hotline.sms.gateway import GatewayError, KannelGateway
-from hotline.sms.jobs import SmsJobs, SmsRequest
+from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import GROUP, SmsWorker, status_counts
+from hotline.workorders.service import WorkOrderService
+from hotline.workorders.store import WorkOrders
+from hotline_core.calls import CallRecords
 from hotline_core.keys import RedisKeys
+from hotline_core.numbers import NumberPlan
+from hotline_core.policy import Policy
+from hotline_core.redispipe import RedisPipe
 
 TEXT = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
 PREFIX = "smstest"
@@ -176,3 +185,35 @@ async def _state_is(redis: Redis, job: str, status: str) -> bool:
 
 async def _state_in(redis: Redis, job: str, statuses: tuple[str, ...]) -> bool:
     return await redis.hget(RedisKeys(PREFIX).sms_state(job), "status") in statuses
+
+
+async def test_a_work_order_reply_reaches_the_customer_once_though_the_gateway_was_down(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession, pipe: RedisPipe,
+    records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy,
+) -> None:
+    once = OnceQueue(redis, PREFIX)
+
+    async def send_reply(marker: str, number: str, text: str) -> str | None:
+        return await once.add(RedisKeys(PREFIX).sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
+
+    service = WorkOrderService(WorkOrders(records_db[1]), CallRecords(pipe, PREFIX, 60), policy,
+                               NumberPlan("86", "CN"), lambda: datetime.now(UTC), send_reply)
+    caller, _ = await service.caller_of(None, "13800000004")
+    order, _ = await service.create(caller, {"category": "bill", "description": "多扣了十元"}, "h1", "handler", None)
+    await service.move(order["id"], "dispatched", "h1", "handler")
+    kannel.stop("smsbox")  # the gateway is down when the handler replies
+    await service.move(order["id"], "replied", "h1", "handler", reply="已退还十元")
+    await service.send_pending_replies()  # a sweep meanwhile queues nothing more
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1", retry_base_s=0.2, claim_idle_s=0.2)
+    await worker.ensure_group()
+    assert await worker.step() == 0  # refused: kept pending
+    await asyncio.to_thread(kannel.start_smsbox)
+    for _ in range(30):
+        await worker.step()
+        if (await status_counts(redis, PREFIX))["sent"] == 1:
+            break
+        await asyncio.sleep(0.3)
+    await until(lambda: _delivered_count(kannel, 1))
+    await asyncio.sleep(1.0)  # time for a second copy to arrive, if one were sent
+    assert delivered(kannel.delivered_log) == [
+        ("8613800000004", f"您的工单{order['id']}已处理:已退还十元 如有疑问请致电10086。")]
