@@ -189,10 +189,16 @@ class WorkOrderPages:
         except WorkOrderError:
             return _json({"call": None})
         calls, orders = await self._service.store.history(caller.number)
+        zone = self._policy.zone
+
+        def local(row: Any) -> dict[str, Any]:
+            return {k: v.astimezone(zone).isoformat(timespec="seconds") if isinstance(v, datetime) else v
+                    for k, v in dict(row).items()}
+
         return _json({"call": uniqueid, "linkedid": caller.linkedid, "number": caller.number,
                       "special_customer": caller.tier, "special_label": caller.label,
                       "categories": settings_of(self._policy).categories,
-                      "calls": [dict(c) for c in calls], "orders": [dict(o) for o in orders]})
+                      "calls": [local(c) for c in calls], "orders": [local(o) for o in orders]})
 
     # -- pages ---------------------------------------------------------------------------
     async def _list_page(self, request: web.Request) -> web.StreamResponse:

@@ -39,6 +39,7 @@ HOTLINE = str(Path(sys.executable).parent / "hotline")
 AMI_USER, AMI_SECRET = "hotline", "e2e-secret"
 METRICS_TOKEN = "e2e-metrics"
 SUPERVISOR = ("boss", "boss-secret-1")
+HANDLER = ("h1", "handler-secret-1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -204,8 +205,9 @@ def load_demo(redis_url: str) -> None:
     for agent in ("agent1", "agent2", "agent3"):
         subprocess.run([HOTLINE, "agents", "secret", agent, "--secret", f"{agent}-screen"], env=env, check=True,
                        capture_output=True)
-    subprocess.run([HOTLINE, "users", "add", SUPERVISOR[0], "--role", "supervisor", "--secret", SUPERVISOR[1]],
-                   env=env, check=True, capture_output=True)
+    for (user, secret), role in ((SUPERVISOR, "supervisor"), (HANDLER, "handler")):
+        subprocess.run([HOTLINE, "users", "add", user, "--role", role, "--secret", secret], env=env, check=True,
+                       capture_output=True)
 
 
 # Agents of the end-to-end roster: all qualified, best first, so the desks are dealt
