@@ -184,7 +184,10 @@ async def records_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[Any]]:
     try:
         yield pool
     finally:
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), STOP_GRACE_S)  # waits for connections in use
+        except TimeoutError:
+            pool.terminate()
 
 
 async def records_schema_known(settings: Settings) -> bool:
@@ -221,6 +224,8 @@ def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine
 # Path prefixes and the roles allowed there; anything else is open (the sign-in page, the
 # agent page's own sign-in form, health checks, delivery reports and /metrics, which check a
 # token of their own).
+STOP_GRACE_S = 3.0  # how long a stopping part may take before it is cut off
+
 EVERYONE = frozenset({"agent", "handler", "supervisor"})
 ACCESS: tuple[Rule, ...] = (
     ("/agent/events", frozenset({"agent"})),
@@ -388,9 +393,12 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
             log.info("hotline stopping")
             for task in tasks:
                 task.cancel()
-            # Wait for them to finish cancelling, so nothing still runs on what the stack closes next.
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await server.stop()
+            # Wait for them to finish cancelling, so nothing still runs on what the stack closes
+            # next; but a stop must not hang on one that will not (a service manager would kill us).
+            _done, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            if stuck:
+                log.warning("tasks still stopping; leaving them", tasks=sorted(repr(t.get_coro()) for t in stuck))
+            await server.stop(STOP_GRACE_S)
 
 
 def _safe_url(url: str) -> str:

@@ -75,7 +75,7 @@ def test_what_waiting_callers_hear_follows_the_policy() -> None:
     assert "periodic-announce-frequency = 0" in vip
     assert "announce-position = yes" in ordinary
     assert "announce-holdtime = yes" in ordinary
-    assert "announce-frequency = 45" in ordinary
+    assert "announce-frequency = 90" in ordinary
     assert "periodic-announce = queue-periodic-announce" in ordinary
 
 
