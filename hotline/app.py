@@ -47,6 +47,7 @@ from hotline.workorders.web import WorkOrderPages
 from hotline_core.calls import CallRecords
 from hotline_core.db import check_schema
 from hotline_core.keys import RedisKeys
+from hotline_core.loops import every
 from hotline_core.metrics import Metrics
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy, load_policy
@@ -320,16 +321,13 @@ def work_orders(services: Services, pool: asyncpg.Pool[Any]) -> WorkOrderService
 async def sweep_replies(orders: WorkOrderService, every_s: float = 30.0) -> None:
     """Replies committed whose SMS a crash kept from being queued go out here (once: marked)."""
     log = structlog.get_logger("workorders")
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            sent = await orders.send_pending_replies()
-            if sent:
-                log.info("reply SMS queued after the fact", orders=sent)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("reply sweep failed; will retry", error=f"{type(exc).__name__}: {exc}")
+
+    async def sweep() -> None:
+        sent = await orders.send_pending_replies()
+        if sent:
+            log.info("reply SMS queued after the fact", orders=sent)
+
+    await every(every_s, sweep, "reply sweep", first_s=every_s)
 
 
 def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, tzinfo
@@ -85,3 +86,12 @@ async def records_connection(settings: Settings) -> AsyncIterator[asyncpg.Connec
         yield conn
     finally:
         await conn.close()
+
+
+def emit(data: bytes, output: Path | None, count: int, noun: str) -> None:
+    """A report or export: into the file asked for (said on stdout), else onto stdout."""
+    if output:
+        output.write_bytes(data)
+        print(f"{count} {noun} written to {output}")
+    else:
+        sys.stdout.buffer.write(data)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from hotline.cli.common import CliError, records_connection
+from hotline.cli.common import CliError, emit, records_connection
 from hotline.records.report import Period, ReportError, build_report, fetch_counts, parse_by
 from hotline.workorders.rules import SPECIAL_CUSTOMERS
 from hotline.workorders.store import WorkOrders
@@ -89,11 +88,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         rows = asyncio.run(_rows(settings, policy, period, by))
         table_columns = columns(by, args.format)
     data = render(args.format, table_columns, rows, f"report {first}..{last}", PERCENT)
-    if args.output:
-        args.output.write_bytes(data)
-        print(f"{len(rows)} rows written to {args.output}")
-    else:
-        sys.stdout.buffer.write(data)
+    emit(data, args.output, len(rows), "rows")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from hotline.app import Services, clock
-from hotline.cli.common import EXIT_REFUSED, CliError, redis_services
+from hotline.cli.common import EXIT_REFUSED, CliError, emit, redis_services
 from hotline.workorders.rules import SPECIAL_CUSTOMERS, STATUSES, Filters, WorkOrderError
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders, as_json
@@ -95,9 +95,5 @@ async def _act(args: argparse.Namespace, service: WorkOrderService, services: Se
     rows = await service.store.find(filters.checked(), "supervisor", "", None, service.now())
     orders: list[dict[str, Any]] = [as_json(r, service.now(), services.policy.zone) for r in rows]
     data = render(args.format, EXPORT_COLUMNS, orders, "工单")
-    if args.output:
-        args.output.write_bytes(data)
-        print(f"{len(orders)} orders written to {args.output}")
-    else:
-        sys.stdout.buffer.write(data)
+    emit(data, args.output, len(orders), "orders")
     return 0

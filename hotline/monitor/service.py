@@ -45,7 +45,7 @@ class Cached(Generic[T]):
             self._at = time.monotonic()
             try:
                 self.value, self.fresh = await asyncio.wait_for(self._read(), timeout=max(1.0, self._every / 2)), True
-            except (TimeoutError, OSError, Exception) as exc:
+            except Exception as exc:  # any source may fail; its last value stands in
                 self.fresh = False
                 log.debug("monitor source unavailable", error=f"{type(exc).__name__}: {exc}")
         return self.value
@@ -115,7 +115,7 @@ class Monitor:
                 await self.refresh()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # the board must outlive any one bad source
                 log.exception("monitor refresh failed")
                 await asyncio.sleep(1.0)
 

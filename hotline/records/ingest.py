@@ -51,7 +51,7 @@ class QueueLogReader:
                     trouble = ""
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # any failure: the file stays where it is, and we retry
                 if str(exc) != trouble:
                     log.warning("queue_log not read; retrying", source=self._source,
                                 error=f"{type(exc).__name__}: {exc}")

@@ -53,7 +53,7 @@ class OutboxRecorder:
                     trouble = ""
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # Redis or the database away: the facts wait in Redis
                 if str(exc) != trouble:
                     log.warning("records not written; retrying", error=f"{type(exc).__name__}: {exc}")
                     trouble = str(exc)

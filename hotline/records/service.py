@@ -3,7 +3,6 @@ before rows need them, and months past the retention are dropped."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -12,21 +11,18 @@ import asyncpg
 import structlog
 
 from hotline_core.db import ensure_partitions, months_around, prune
+from hotline_core.loops import every
 
 log = structlog.get_logger("records")
 
 
 async def keep_partitions(pool: asyncpg.Pool[Any], today: Callable[[], date], keep_months: int,
                           every_s: float = 3600.0) -> None:
-    while True:
-        try:
-            async with pool.acquire() as conn:
-                await ensure_partitions(conn, months_around(today(), back=0, ahead=2))
-                dropped = await prune(conn, today(), keep_months)
-            if dropped:
-                log.info("records past their retention dropped", partitions=dropped)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("partition upkeep failed; will retry", error=f"{type(exc).__name__}: {exc}")
-        await asyncio.sleep(every_s)
+    async def upkeep() -> None:
+        async with pool.acquire() as conn:
+            await ensure_partitions(conn, months_around(today(), back=0, ahead=2))
+            dropped = await prune(conn, today(), keep_months)
+        if dropped:
+            log.info("records past their retention dropped", partitions=dropped)
+
+    await every(every_s, upkeep, "partition upkeep")

@@ -1,0 +1,24 @@
+"""Background upkeep that must outlive its own failures: run a piece of work every so often,
+say once per failure why it did not happen, and try again next round."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+
+async def every(interval_s: float, work: Callable[[], Awaitable[None]], what: str, first_s: float = 0.0) -> None:
+    """Forever: `work()`, then wait `interval_s`. A failure is logged (a database or Redis away)
+    and the next round comes all the same; cancellation ends it."""
+    log = structlog.get_logger("upkeep")
+    await asyncio.sleep(first_s)
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure: the next round retries, the service goes on
+            log.warning(f"{what} failed; will retry", error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(interval_s)
