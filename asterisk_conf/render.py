@@ -139,10 +139,18 @@ def load_templates(directory: Path | None = None) -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in sorted((directory or template_dir()).glob("*.conf"))}
 
 
+# Files holding secrets (the AMI login, the agents' SIP passwords): readable by their owner only.
+SECRET_FILES = frozenset({"manager.conf", "pjsip.conf"})
+
+
 def write(rendered: Mapping[str, str], target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.items():
-        (target / name).write_text(text, encoding="utf-8")
+        path = target / name
+        path.touch(mode=0o600 if name in SECRET_FILES else 0o644, exist_ok=True)
+        if name in SECRET_FILES:
+            path.chmod(0o600)  # also when the file was there before, with wider rights
+        path.write_text(text, encoding="utf-8")
 
 
 def deployment_from(

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIALPLAN = """
 [from-caller](+)
 exten => 20086,1,Answer()
- same => n,AGI(${HOTLINE_AGI}/entry,${CHANNEL(linkedid)})
+ same => n,AGI(agi://127.0.0.1:@@PORT@@/entry,${CHANNEL(linkedid)})
  same => n,Hangup()
 exten => 20087,1,Answer()
  same => n,Hangup()
@@ -87,7 +87,8 @@ def main() -> int:
         sip_port = free_udp_port()
         deployment = Deployment(sip_port=sip_port, agi_port=agi_port, ami_port=free_tcp_port(),
                                 ami_secret="bench", rtp_start=21000, rtp_end=23999)
-        asterisk = Asterisk(root, f"bench-{os.getpid()}", deployment, work, extra_dialplan=BENCH_DIALPLAN)
+        dialplan = BENCH_DIALPLAN.replace("@@PORT@@", str(agi_port))
+        asterisk = Asterisk(root, f"bench-{os.getpid()}", deployment, work, extra_dialplan=dialplan)
         try:
             serve.start([hotline, "serve"], env=env)
             while not tcp_listening(agi_port):

@@ -243,7 +243,7 @@ async def web_server(services: Services, sessions: Sessions, pages: list[web.Rou
     metrics and health, the gateway's delivery reports. Who may see what: ACCESS, checked once."""
     settings = services.settings
     app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
-    app.add_routes(SignIn(sessions, settings.secure_cookie).routes())
+    app.add_routes(SignIn(sessions, services.redis, settings.redis_prefix, settings.secure_cookie).routes())
     app.add_routes(pages)
     if settings.sms_report_token:
         app.add_routes(report_routes(services.redis, settings.redis_prefix, settings.sms_report_token,

@@ -79,6 +79,14 @@ class RedisKeys:
         """The uniqueid of the call last connected to this agent (the caller on their screen)."""
         return f"{self.prefix}:screen:call:{agent_id}"
 
+    def user_sessions(self, user: str) -> str:
+        """Set: the session tokens of one person, so a new secret or a removal ends them all."""
+        return f"{self.prefix}:screen:sessions:{user}"
+
+    def sign_in_failures(self, who: str) -> str:
+        """Counter of refused sign-ins (`user:ID` or `addr:IP`) in the current window."""
+        return f"{self.prefix}:signin:fail:{who}"
+
     def screen_session(self, token: str) -> str:
         return f"{self.prefix}:screen:session:{token}"
 

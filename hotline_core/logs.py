@@ -13,18 +13,23 @@ from typing import Any, BinaryIO, TextIO, cast
 import orjson
 import structlog
 
-from hotline_core.numbers import mask_digits_in, mask_number
+from hotline_core.numbers import mask_caller, mask_digits_in
 
 # Keys that carry a subscriber number somewhere in the code base; their values never reach a log whole.
-NUMBER_KEYS = frozenset({"caller", "number", "callerid", "msisdn", "destination"})
+NUMBER_KEYS = frozenset({"caller", "number", "callerid", "msisdn", "destination", "to"})
+MAX_FIELD_CHARS = 2000  # a peer's data (a 15 KB caller id, a huge error) cannot make a huge log line
 
 
 def mask_numbers(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask number-bearing keys, and long digit runs in the message itself."""
-    for key in NUMBER_KEYS & event.keys():
-        value = event[key]
-        if isinstance(value, str) and value:
-            event[key] = mask_number(value)
+    """structlog processor: mask number-bearing keys, long digit runs in the message itself, and
+    cut any text field past MAX_FIELD_CHARS."""
+    for key, value in event.items():
+        if not isinstance(value, str):
+            continue
+        if key in NUMBER_KEYS and value:
+            event[key] = mask_caller(value)
+        elif len(value) > MAX_FIELD_CHARS:
+            event[key] = value[:MAX_FIELD_CHARS] + f"…({len(value)} chars)"
     message = event.get("event")
     if isinstance(message, str):
         event["event"] = mask_digits_in(message)

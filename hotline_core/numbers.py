@@ -89,6 +89,18 @@ def mask_number(number: str) -> str:
     return number[: len(number) - 8] + "****" + number[-4:]
 
 
+def mask_caller(text: str, cap: int = 40) -> str:
+    """A caller id as a log may show it: its digits masked whatever the punctuation between them
+    (`+86 138 0000 0004` -> `86138****0004`), anything else around them dropped and said so, and
+    never longer than `cap` (a caller id is the peer's to choose)."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) >= 5:
+        others = any(not (ch.isdigit() or ch in "+-() ") for ch in text)
+        return mask_number(digits[-20:]) + (" (+other characters)" if others else "")
+    shown = mask_digits_in(text[:cap])
+    return shown + (f"…({len(text)} chars)" if len(text) > cap else "")
+
+
 def mask_digits_in(text: str) -> str:
     """Mask every run of seven or more digits inside free text (a log line's last safety net)."""
     return _DIGITS.sub(lambda m: mask_number(m.group()) if len(m.group()) >= 7 else m.group(), text)

@@ -97,6 +97,7 @@ async def agent_commands(args: argparse.Namespace, services: Services) -> int:
         return 0
     if args.action == "remove":
         removed = await roster.remove(args.agent_id)
+        await Sessions(services.redis, services.settings.redis_prefix).remove_agent(args.agent_id)
         print(f"{args.agent_id}: removed" if removed else f"{args.agent_id}: not in the roster")
         return 0 if removed else 1
     return await desks(args, services, roster)

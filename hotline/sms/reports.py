@@ -16,7 +16,8 @@ from hotline_core.metrics import Metrics
 
 def report_routes(redis: Redis, prefix: str, token: str, metrics: Metrics | None = None) -> list[web.RouteDef]:
     async def dlr(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.query.get("token", ""), token):
+        # As bytes: a token with characters outside ASCII is simply wrong, not a server error.
+        if not hmac.compare_digest(request.query.get("token", "").encode(), token.encode()):
             return web.Response(status=403, text="bad token\n")
         job_id = request.query.get("id", "")
         try:
@@ -30,6 +31,8 @@ def report_routes(redis: Redis, prefix: str, token: str, metrics: Metrics | None
         except RedisError:
             # Kannel retries a report that did not get a 2xx: nothing is lost.
             return web.Response(status=503, text="try again\n")
+        if name is None:
+            return web.Response(status=404, text="no such job\n")
         return web.Response(text=f"{name}\n")
 
     return [web.get("/sms/dlr", dlr)]

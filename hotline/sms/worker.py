@@ -32,12 +32,14 @@ SENT_STATES = ("sent", "smsc_ack", "delivered")
 
 
 # A job's status only moves forward (a late SMSC ack must not undo "delivered", and the worker's
-# own "sent" must not undo a report that arrived first); counters move once per job. Atomic, so
-# reports racing each other and the worker agree.
+# own "sent" must not undo a report that arrived first), and delivered, failed and dead are final
+# (a late "failed" cannot undo "delivered"); counters move once per job. Atomic, so reports
+# racing each other and the worker agree.
 _ADVANCE = """
 local rank = {retrying = 0, sent = 1, smsc_ack = 2, buffered = 2, delivered = 3, failed = 3}
 local current = redis.call('HGET', KEYS[1], 'status')
 local new = ARGV[1]
+if current == 'delivered' or current == 'failed' or current == 'dead' then return current end
 if current and (rank[current] or 0) > (rank[new] or 0) then return current end
 if current == new then return current end
 redis.call('HSET', KEYS[1], 'status', new, new .. '_at', ARGV[2])
@@ -176,11 +178,15 @@ async def record_sms_outcome(redis: Redis, keys: RedisKeys, uniqueid: str, job_i
     await redis.xadd(keys.records_outbox, fact, maxlen=OUTBOX_MAX, approximate=True)
 
 
-async def record_report(redis: Redis, prefix: str, job_id: str, status: int, metrics: Metrics | None = None) -> str:
+async def record_report(redis: Redis, prefix: str, job_id: str, status: int,
+                        metrics: Metrics | None = None) -> str | None:
     """A delivery report from the gateway (Kannel: 1 delivered, 2 failed, 4 buffered, 8 SMSC ack,
-    16 SMSC reject)."""
+    16 SMSC reject); None for a job no worker ever sent (nothing is recorded for it)."""
+    keys = RedisKeys(prefix)
+    if not await redis.exists(keys.sms_state(job_id)):
+        return None
     names = {1: "delivered", 2: "failed", 4: "buffered", 8: "smsc_ack", 16: "failed"}
-    return await advance(redis, RedisKeys(prefix), job_id, names.get(status, "smsc_ack"), metrics)
+    return await advance(redis, keys, job_id, names.get(status, "smsc_ack"), metrics)
 
 
 async def status_counts(redis: Redis, prefix: str) -> dict[str, int]:

@@ -9,15 +9,18 @@ and the session cookie is SameSite=Strict and HttpOnly.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import quote, urlsplit
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hotline.web.auth import COOKIE, SESSION_TTL_S, Principal, Sessions
+from hotline_core.keys import RedisKeys
 
 log = structlog.get_logger("web.access")
 
@@ -66,16 +69,39 @@ def access_middleware(sessions: Sessions, rules: Sequence[Rule]) -> Middleware:
             if principal.role not in roles:
                 return web.Response(status=403, text=f"not for the {principal.role} role\n")
             break
-        return await handler(request)
+        response = await handler(request)
+        if response.prepared:  # an event stream: its headers are gone already
+            return response
+        # No page of ours may be framed by another site, nor load scripts from elsewhere.
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy",
+                                    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     return check
 
 
-class SignIn:
-    """GET /login (the form), POST /login (and the agent page's /agent/login), POST /logout."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Refused sign-ins allowed per id and per address within the window, then 429."""
 
-    def __init__(self, sessions: Sessions, secure_cookie: bool = False):
+    per_user: int = 5
+    per_address: int = 30
+    window_s: int = 300
+
+
+class SignIn:
+    """GET /login (the form), POST /login (and the agent page's /agent/login), POST /logout.
+    Refused sign-ins are counted per id and per address in Redis (shared by every instance)."""
+
+    def __init__(self, sessions: Sessions, redis: Redis, prefix: str, secure_cookie: bool = False,
+                 limits: Limits = Limits()):
         self._sessions = sessions
+        self._redis = redis
+        self._keys = RedisKeys(prefix)
+        self._limits = limits
         self._secure = secure_cookie
         self._page = resources.files("hotline.web").joinpath("login.html").read_text(encoding="utf-8")
 
@@ -89,13 +115,35 @@ class SignIn:
         return web.Response(text=self._page.replace("@@NEXT@@", quote(target, safe="/?=&")),
                             content_type="text/html")
 
+    async def _too_many(self, counters: list[tuple[str, int]]) -> int:
+        """Seconds until signing in may be tried again (0: now)."""
+        for key, limit in counters:
+            failures = await self._redis.get(key)
+            if failures is not None and int(failures) >= limit:
+                return max(1, int(await self._redis.ttl(key)))
+        return 0
+
     async def _sign_in(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         user = str(form.get("user") or form.get("agent_id") or "")[:64]
+        address = request.remote or "?"
+        counters = [(self._keys.sign_in_failures(f"user:{user}"), self._limits.per_user),
+                    (self._keys.sign_in_failures(f"addr:{address}"), self._limits.per_address)]
+        wait = await self._too_many(counters)
+        if wait:
+            log.warning("sign-in refused: too many failures", user=user[:32], retry_after_s=wait)
+            return web.Response(status=429, text="too many refused sign-ins; try again later\n",
+                                headers={"Retry-After": str(wait)})
         signed = await self._sessions.sign_in(user, str(form.get("secret", ""))[:256])
         if signed is None:
+            async with self._redis.pipeline(transaction=False) as tx:
+                for key, _limit in counters:
+                    tx.incr(key)
+                    tx.expire(key, self._limits.window_s, nx=True)
+                await tx.execute()
             log.warning("sign-in refused", user=user[:32])
             return web.Response(status=403, text="wrong id or secret\n")
+        await self._redis.delete(counters[0][0])
         token, principal = signed
         redirect = web.HTTPSeeOther(_safe_next(str(form.get("next", "")), HOME[principal.role]))
         redirect.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=SESSION_TTL_S,

@@ -96,10 +96,14 @@ class Screens:
         await response.write(b": signed in\n\n")
         async with self._redis.pubsub() as pubsub:
             await pubsub.subscribe(self._keys.screen_channel(agent))
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEPALIVE_S)
-                if message is None:
-                    await response.write(b": keep-alive\n\n")  # also notices a browser that went away
-                    continue
-                await response.write(f"data: {message['data']}\n\n".encode())
-                await asyncio.sleep(0)
+            try:
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEPALIVE_S)
+                    if message is None:
+                        await response.write(b": keep-alive\n\n")  # also notices a browser that went away
+                        continue
+                    await response.write(f"data: {message['data']}\n\n".encode())
+                    await asyncio.sleep(0)
+            except ConnectionResetError:
+                pass  # the agent closed the page: an ordinary end, not a failure to log
+        return response

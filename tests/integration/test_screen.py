@@ -38,7 +38,7 @@ async def site(redis: Redis, pipe: RedisPipe) -> AsyncIterator[tuple[str, Screen
     await sessions.set_secret("agent1", "secret-one")
     await sessions.set_secret("agent2", "secret-two")
     app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
-    app.add_routes(SignIn(sessions).routes())
+    app.add_routes(SignIn(sessions, redis, "scr").routes())
     app.add_routes(screens.routes())
     runner = web.AppRunner(app)
     await runner.setup()

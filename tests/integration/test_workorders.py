@@ -84,7 +84,7 @@ async def site(redis: Redis, pipe: RedisPipe, records_db: tuple[str, asyncpg.Poo
 
     service = WorkOrderService(WorkOrders(records_db[1]), records, policy, NumberPlan("86", "CN"), clock, send_reply)
     app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
-    app.add_routes(SignIn(sessions).routes())
+    app.add_routes(SignIn(sessions, redis, PREFIX).routes())
     app.add_routes(WorkOrderPages(service, redis, PREFIX, records, policy).routes())
     runner = web.AppRunner(app)
     await runner.setup()

@@ -20,7 +20,7 @@ def rendered(**kw: object) -> dict[str, str]:
 def test_every_template_renders_without_leftover_placeholders() -> None:
     files = rendered(sip_port=5080, agi_port=4600)
     assert "bind = 127.0.0.1:5080" in files["pjsip.conf"]
-    assert "HOTLINE_AGI = agi://127.0.0.1:4600" in files["extensions.conf"]
+    assert "AGI(agi://127.0.0.1:4600/ivr," in files["extensions.conf"]
     assert "member => PJSIP/agent1,0,agent1" in files["queues.conf"]
     assert "password = pw1" in files["pjsip.conf"]
     assert all("@@" not in text for text in files.values())
@@ -83,3 +83,26 @@ def test_a_refused_caller_is_written_into_queue_log_and_queue_log_is_on() -> Non
     files = rendered()
     assert "HOTLINE_REFUSED" in files["extensions.conf"]
     assert "queue_log = yes" in files["logger.conf"]
+
+
+def test_no_global_decides_where_calls_go_and_the_ami_user_cannot_take_over_calls() -> None:
+    files = rendered()
+    assert "[globals]" not in files["extensions.conf"]  # a Setvar on a global cannot redirect the AGI
+    manager = files["manager.conf"]
+    assert "write = agent" in manager
+    assert "call" not in manager.split("write =")[1].splitlines()[0]
+
+
+def test_files_with_secrets_are_written_for_their_owner_only(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from asterisk_conf.render import write
+
+    target = Path(str(tmp_path)) / "etc"
+    target.mkdir()
+    (target / "manager.conf").write_text("old")
+    (target / "manager.conf").chmod(0o644)
+    write(rendered(), target)
+    assert (target / "manager.conf").stat().st_mode & 0o777 == 0o600
+    assert (target / "pjsip.conf").stat().st_mode & 0o777 == 0o600
+    assert (target / "extensions.conf").stat().st_mode & 0o777 == 0o644
