@@ -127,6 +127,9 @@ class AgiParser:
     _env: dict[str, str] = field(default_factory=dict)
     _malformed: list[str] = field(default_factory=list)
     _env_lines: int = 0
+    _env_bytes: int = 0
+    # Asterisk sends ~2 KB of environment at once; a peer that sends far more is not Asterisk.
+    max_environment: int = 32 * 1024
     _usage: list[str] | None = None
     pending: int = 0  # commands sent whose final reply has not arrived
     hung_up: bool = False
@@ -155,6 +158,11 @@ class AgiParser:
             if event is not None:
                 return event
 
+    @property
+    def in_environment(self) -> bool:
+        """Still reading the environment block (nothing of the call has begun)."""
+        return self._state is _State.ENVIRONMENT
+
     def _closing_phase(self) -> str:
         if self._state is _State.ENVIRONMENT:
             return "environment"
@@ -180,6 +188,9 @@ class AgiParser:
             self._state = _State.COMMANDS
             return Environment(self._env, tuple(self._malformed))
         self._env_lines += 1
+        self._env_bytes += len(line) + 1
+        if self._env_bytes > self.max_environment:
+            raise RemoteProtocolError(f"environment block longer than {self.max_environment} bytes")
         if self._env_lines > MAX_ENV_LINES:
             raise RemoteProtocolError(f"environment block longer than {MAX_ENV_LINES} lines")
         name, sep, value = line.partition(": ")

@@ -23,8 +23,11 @@ Route = Callable[[AgiSession, Environment], Awaitable[None]]
 
 class FastAgiServer:
     def __init__(self, routes: Mapping[str, Route], idle_timeout: float, max_connections: int = 4096,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, max_per_peer: int = 2048, environment_deadline: float = 5.0):
         self._routes = dict(routes)
+        self._max_per_peer = max_per_peer
+        self._env_deadline = environment_deadline
+        self._per_peer: dict[str, int] = {}  # open sessions by peer address
         self._metrics = metrics or Metrics()
         self._idle = idle_timeout
         self._max = max_connections
@@ -39,7 +42,7 @@ class FastAgiServer:
     async def start(self, host: str, port: int, reuse_port: bool = False) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: AgiSession(self._handle, self._idle),
+            lambda: AgiSession(self._handle, self._idle, self._env_deadline),
             host,
             port,
             backlog=1024,
@@ -64,13 +67,17 @@ class FastAgiServer:
         # Each connection runs in its own task, so these bindings stay with this call.
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(peer=session.peer)
-        if self._active >= self._max:
+        address = session.peer.rpartition(":")[0]
+        if self._active >= self._max or self._per_peer.get(address, 0) >= self._max_per_peer:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
-            log.warning("fastagi connection refused: too many at once", limit=self._max)
+            # One address may hold only its share, so a hostile peer cannot take every slot.
+            log.warning("fastagi connection refused: too many at once", limit=self._max,
+                        per_peer_limit=self._max_per_peer, from_this_peer=self._per_peer.get(address, 0))
             self._metrics.agi_refused.inc()
             session.close()
             return
         self._active += 1
+        self._per_peer[address] = self._per_peer.get(address, 0) + 1
         self._metrics.agi_open.inc()
         started = time.perf_counter()
         try:
@@ -89,6 +96,9 @@ class FastAgiServer:
             log.exception("fastagi route failed", elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
         finally:
             self._active -= 1
+            left = self._per_peer.pop(address) - 1
+            if left:
+                self._per_peer[address] = left
             self._metrics.agi_open.dec()
             self.handled += 1
             session.close()

@@ -43,9 +43,13 @@ class IdleTimeout(Exception):
 class AgiSession(asyncio.Protocol):
     """Created per connection by the server; `handler` runs once with the session."""
 
-    def __init__(self, handler: Callable[[AgiSession], Coroutine[Any, Any, None]], idle_timeout: float):
+    def __init__(self, handler: Callable[[AgiSession], Coroutine[Any, Any, None]], idle_timeout: float,
+                 environment_deadline: float = 5.0):
         self._handler = handler
         self._idle = idle_timeout
+        # The whole environment block within this of connecting: a peer that drips a byte at a
+        # time keeps the idle timer happy but must not keep its slot.
+        self._env_deadline = environment_deadline
         self.parser = AgiParser()
         self._events: deque[Event] = deque()
         self._failure: AgiError | None = None
@@ -55,6 +59,7 @@ class AgiSession(asyncio.Protocol):
         self._eof_seen = False
         self._loop = asyncio.get_running_loop()
         self._last_data = self._loop.time()
+        self._connected_at = self._last_data
         self._watchdog: asyncio.TimerHandle | None = None
         self.peer = "?"
         self.task: asyncio.Task[None] | None = None
@@ -66,7 +71,8 @@ class AgiSession(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         # One watchdog per connection instead of a timeout per read: reads are the hot path.
-        self._watchdog = self._loop.call_later(self._idle, self._check_idle)
+        self._connected_at = self._loop.time()
+        self._watchdog = self._loop.call_later(min(self._idle, self._env_deadline), self._check_idle)
         self.task = self._loop.create_task(self._handler(self))
 
     def data_received(self, data: bytes) -> None:
@@ -102,15 +108,20 @@ class AgiSession(asyncio.Protocol):
             self._waiter.set_result(None)
 
     def _check_idle(self) -> None:
-        quiet = self._loop.time() - self._last_data
-        if quiet >= self._idle:
+        now = self._loop.time()
+        quiet = now - self._last_data
+        late = self.parser.in_environment and now - self._connected_at >= self._env_deadline
+        if quiet >= self._idle or late:
             self._idled = True
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
             if self._transport is not None:
                 self._transport.abort()
         else:
-            self._watchdog = self._loop.call_later(self._idle - quiet, self._check_idle)
+            wait = self._idle - quiet
+            if self.parser.in_environment:
+                wait = min(wait, self._env_deadline - (now - self._connected_at))
+            self._watchdog = self._loop.call_later(wait, self._check_idle)
 
     # -- route side -----------------------------------------------------------------------
     @property

@@ -126,7 +126,8 @@ def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
 
     ivr = IvrRoute(entry, flows, entry.records, self_service_sms, flow=settings.ivr_flow)
     routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr}
-    return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections, services.metrics)
+    return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections, services.metrics,
+                         settings.agi_max_per_peer, settings.agi_environment_deadline_s)
 
 
 def flows_dir(settings: Settings) -> Path:

@@ -30,6 +30,8 @@ class Settings(BaseModel):
     agi_port: int = Field(default=4573, ge=0, le=65535)
     agi_idle_timeout_s: float = Field(default=10.0, gt=0)
     agi_max_connections: int = Field(default=4096, ge=1)
+    agi_max_per_peer: int = Field(default=2048, ge=1)  # one address's share (an Asterisk, or a hostile peer)
+    agi_environment_deadline_s: float = Field(default=5.0, gt=0)  # the environment block within this
     workers: int = Field(default=1, ge=1, le=64)
     call_record_ttl_s: int = Field(default=86_400, ge=60)
     flows_dir: Path | None = None  # None: the flows shipped in the ivr_flows package

@@ -267,3 +267,71 @@ async def test_redis_down_still_sets_normal_degraded_within_budget(policy: Polic
         assert elapsed < 0.5
         assert any(e["event"] == "call record not saved" for e in logs)
         assert any(e["event"] == "call entry" and e["degraded"] for e in logs)
+
+
+async def _served(**kw: float | int) -> tuple[FastAgiServer, int, list[str]]:
+    seen: list[str] = []
+
+    async def route(session: object, env: object) -> None:
+        seen.append("entered")
+
+    server = FastAgiServer({"entry": route}, idle_timeout=10.0, **kw)  # type: ignore[arg-type]
+    _host, port = await server.start("127.0.0.1", 0)
+    return server, port, seen
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            return await reader.read() == b""
+    except TimeoutError:
+        return False
+
+
+async def test_a_peer_dripping_its_environment_loses_its_slot_at_the_deadline() -> None:
+    server, port, seen = await _served(environment_deadline=1.0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        for byte in environment("entry", "13800000001", "1.1")[:6]:  # a byte every 0.3 s: never idle
+            writer.write(bytes([byte]))
+            await writer.drain()
+            if await _closed_within(reader, 0.3):
+                break
+        assert 0.9 < time.monotonic() - started < 2.5  # cut at the deadline, not after the idle timeout
+        assert server.active == 0
+        assert seen == []
+        writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_an_environment_far_larger_than_asterisks_is_refused() -> None:
+    server, port, seen = await _served()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(f"agi_x{i}: {'y' * 200}\n".encode() for i in range(200)))  # 40 KB, in bounds per line
+        await writer.drain()
+        assert await _closed_within(reader, 2.0)
+        assert seen == []
+        writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_one_address_holds_only_its_share_of_the_slots() -> None:
+    server, port, seen = await _served(max_per_peer=5)
+    hostile = []
+    try:
+        for _ in range(6):
+            hostile.append(await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)))
+        await asyncio.sleep(0.2)
+        assert server.active == 5
+        assert await _closed_within(hostile[-1][0], 1.0)  # the sixth from that address: refused
+        result = await play("127.0.0.1", port, environment("entry", "13800000001", "1.2"))  # Asterisk's own
+        assert result.closed_by_server
+        assert seen == ["entered"]
+    finally:
+        for _reader, writer in hostile:
+            writer.close()
+        await server.stop()
