@@ -362,6 +362,7 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
                                 metrics=services.metrics)
         sessions = Sessions(services.redis, settings.redis_prefix)
         screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
+        tasks.append(asyncio.create_task(screens.fan_out()))
         bridge = ami_bridge(services, ((TRIGGERS, post_call.on_event), (SCREEN_EVENTS, screens.on_event)))
         if settings.ami_secret:
             tasks.append(asyncio.create_task(bridge.run()))

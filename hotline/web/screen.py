@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ami_bridge.roster import Roster
 from hotline.web.auth import COOKIE, Sessions
@@ -56,6 +57,7 @@ class Screens:
         self._roster = Roster(redis, prefix)
         self._records = records
         self._page_html = resources.files("hotline.web").joinpath("agent.html").read_text(encoding="utf-8")
+        self._pages: dict[str, set[asyncio.Queue[str]]] = {}  # agent -> the open pages' queues
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         """AMI listener: push a card on AgentConnect, clear it on AgentComplete."""
@@ -87,23 +89,49 @@ class Screens:
         agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))
         return web.Response(text=self._page_html.replace("@@AGENT@@", agent or ""), content_type="text/html")
 
+    async def fan_out(self) -> None:
+        """One subscription for every screen this instance holds (thousands of agents cost one
+        Redis connection, not one each, and none from the pool the call and SMS paths use);
+        each card goes to the open pages of its agent. Reconnects when Redis comes back."""
+        stem = self._keys.screen_channel("")
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.psubscribe(stem + "*")
+                    async for message in pubsub.listen():
+                        if message.get("type") != "pmessage":
+                            continue
+                        agent = str(message["channel"])[len(stem):]
+                        for page in self._pages.get(agent, ()):
+                            if page.full():
+                                page.get_nowait()  # a page that cannot keep up gets the newest card
+                            page.put_nowait(str(message["data"]))
+            except (RedisError, OSError) as exc:
+                log.warning("screen channel lost; retrying", error=str(exc))
+                await asyncio.sleep(1.0)
+
     async def _events(self, request: web.Request) -> web.StreamResponse:
         agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))
         if agent is None:
             return web.Response(status=401, text="sign in first\n")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        await response.write(b": signed in\n\n")
-        async with self._redis.pubsub() as pubsub:
-            await pubsub.subscribe(self._keys.screen_channel(agent))
-            try:
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEPALIVE_S)
-                    if message is None:
-                        await response.write(b": keep-alive\n\n")  # also notices a browser that went away
-                        continue
-                    await response.write(f"data: {message['data']}\n\n".encode())
-                    await asyncio.sleep(0)
-            except ConnectionResetError:
-                pass  # the agent closed the page: an ordinary end, not a failure to log
+        page: asyncio.Queue[str] = asyncio.Queue(maxsize=16)
+        self._pages.setdefault(agent, set()).add(page)
+        try:
+            await response.write(b": signed in\n\n")
+            while True:
+                try:
+                    card = await asyncio.wait_for(page.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")  # also notices a browser that went away
+                    continue
+                await response.write(f"data: {card}\n\n".encode())
+        except ConnectionResetError:
+            pass  # the agent closed the page: an ordinary end, not a failure to log
+        finally:
+            pages = self._pages.get(agent, set())
+            pages.discard(page)
+            if not pages:
+                self._pages.pop(agent, None)
         return response

@@ -44,12 +44,15 @@ async def site(redis: Redis, pipe: RedisPipe) -> AsyncIterator[tuple[str, Screen
     await runner.setup()
     port = free_tcp_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    fan_out = asyncio.create_task(screens.fan_out())
     yield f"http://127.0.0.1:{port}", screens
+    fan_out.cancel()
     await runner.cleanup()
 
 
 async def signed_in(base: str, agent: str, secret: str) -> aiohttp.ClientSession:
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    # No connection limit: a test below opens thousands of event streams from one client.
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(limit=0))
     async with session.post(f"{base}/agent/login", data={"agent_id": agent, "secret": secret},
                             allow_redirects=False) as reply:
         assert reply.status == 303, await reply.text()
@@ -114,3 +117,34 @@ async def test_wrong_secret_and_no_session_are_refused(site: tuple[str, Screens]
             assert reply.status == 401
         async with session.get(f"{base}/agent") as reply:
             assert "Sign in" in await reply.text()
+
+
+async def test_two_thousand_screens_share_one_subscription(redis: Redis, site: tuple[str, Screens]) -> None:
+    """One serve holds a provincial hotline's screens: 2,000 pages open, sign-in still answers,
+    Redis sees one subscription, and a card reaches its agent's pages only."""
+    base, screens = site
+    before = len((await redis.client_list()))
+    agent1 = await signed_in(base, "agent1", "secret-one")
+    agent2 = await signed_in(base, "agent2", "secret-two")
+    streams = []
+    try:
+        for i in range(2000):
+            response = await (agent1 if i % 2 else agent2).get(f"{base}/agent/events")
+            assert response.status == 200
+            streams.append(response)
+        assert sum(len(pages) for pages in screens._pages.values()) == 2000
+        assert len(await redis.client_list()) - before <= 3  # no connection per page
+        late = await signed_in(base, "agent1", "secret-one")  # sign-in answers under the load
+        await late.close()
+        key = RedisKeys("scr").call("1.30")
+        await redis.hset(key, mapping=CallRecord("1.30", "1.30", "PJSIP/c", RURAL, 0.0, "ivr").to_hash())  # type: ignore[arg-type]
+        await screens.on_event({"Event": "AgentConnect", "Interface": "PJSIP/agent1", "Uniqueid": "1.30"})
+        card = await next_event(streams[1])  # an agent1 page
+        assert card["greeting"] == "尊敬的王站长,你好,有什么可以帮到您"
+        with pytest.raises(TimeoutError):
+            await next_event(streams[0], within=0.5)  # agent2's pages see nothing
+    finally:
+        for response in streams:
+            response.close()
+        await agent1.close()
+        await agent2.close()
