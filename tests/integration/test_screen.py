@@ -123,7 +123,7 @@ async def test_two_thousand_screens_share_one_subscription(redis: Redis, site: t
     """One serve holds a provincial hotline's screens: 2,000 pages open, sign-in still answers,
     Redis sees one subscription, and a card reaches its agent's pages only."""
     base, screens = site
-    before = len((await redis.client_list()))
+    before = len(await redis.client_list())
     agent1 = await signed_in(base, "agent1", "secret-one")
     agent2 = await signed_in(base, "agent2", "secret-two")
     streams = []
