@@ -41,6 +41,11 @@ class FlowRegistry:
         self._sounds = sounds
         self.current: FlowSet = load_flows(path, sounds, queues)
 
+    async def reload_async(self) -> bool:
+        """Load and check off the event loop (a big or broken file must not stall the calls),
+        then swap in only a version that passed."""
+        return await asyncio.to_thread(self.reload)
+
     def reload(self) -> bool:
         try:
             loaded = load_flows(self._path, self._sounds, self._queues)
@@ -91,6 +96,8 @@ class IvrRoute:
         except ChannelGone:
             outcome = Outcome("hung up in IVR", path=outcome.path)
         await self._close_record(uniqueid, flows.version, outcome, digits)
+        if outcome.reason:
+            log.warning("ivr ended the call", reason=outcome.reason, path=list(outcome.path)[-10:])
         log.info("ivr finished", outcome=outcome.kind, service=outcome.service, queue=outcome.queue,
                  path=list(outcome.path), ms=round((time.perf_counter() - started) * 1000))
 

@@ -155,7 +155,7 @@ async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None
                 await pubsub.subscribe(channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        flows.reload()
+                        await flows.reload_async()
         except (RedisError, OSError) as exc:
             log.warning("flow reload channel lost; retrying", error=str(exc))
             await asyncio.sleep(2.0)
@@ -353,7 +353,14 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     flows = flow_registry(settings)
-    loop.add_signal_handler(signal.SIGHUP, flows.reload)
+    reloads: set[asyncio.Task[bool]] = set()  # held until done (the loop keeps only weak references)
+
+    def reload_on_hangup() -> None:
+        task = loop.create_task(flows.reload_async())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     async with open_services(settings) as services, AsyncExitStack() as stack:
         server = build_agi_server(services, flows)
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)

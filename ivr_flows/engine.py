@@ -56,6 +56,7 @@ class Outcome:
     queue: str = ""
     path: tuple[str, ...] = ()  # flow:node visited, in order
     variables: Mapping[str, str] = field(default_factory=dict)
+    reason: str = ""  # why the walk ended other than by the flow's own design
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,11 @@ def run(flows: Mapping[str, Flow], flow_name: str, caller: Caller, path: list[st
             return Outcome("hangup", path=tuple(path), variables=dict(variables))
         else:  # pragma: no cover - the model admits no other node kind
             raise TypeError(f"unknown node kind {node!r}")
-    raise RuntimeError(f"flow {flow_name} ran {MAX_STEPS} steps without asking or ending (a loop)")
+    # A loop the validator missed (it refuses the ones it can see): end the call politely, say why.
+    reason = f"flow {flow_name} ran {MAX_STEPS} steps without asking or ending (a loop)"
+    yield Note(flow.flow, node_id, reason)
+    yield PlayPrompt("vm-goodbye")
+    return Outcome("hangup", path=tuple(path), variables=dict(variables), reason=reason)
 
 
 def _menu(flow: Flow, name: str, node: Menu, caller: Caller, walk: _Walk) -> Generator[Action, str | None, str]:

@@ -21,6 +21,10 @@ from pydantic import ValidationError
 from hotline_core.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
 from ivr_flows.model import TERMINAL, Flow, GotoFlow, Menu, Transfer, prompts, targets
 
+# Bounds on what one reload may ask of the service (a flow is a menu tree, not a data set).
+MAX_FLOW_BYTES = 1024 * 1024
+MAX_NODES = 2000
+
 
 def shipped_flows() -> Path:
     """The flows that ship with the package (package data: valid in a checkout and when installed)."""
@@ -68,6 +72,10 @@ def load_flows(path: Path, sounds: set[str] | None = None, queues: set[str] | No
     if not files:
         raise ConfigFileError([Problem(str(path), "", "no flow files (*.yaml)")])
     for file in files:
+        size = file.stat().st_size
+        if size > MAX_FLOW_BYTES:
+            problems.append(Problem(str(file), "", f"{size} bytes: a flow file is at most {MAX_FLOW_BYTES}"))
+            continue
         digest.update(file.name.encode() + b"\0" + file.read_bytes())
         try:
             source = load_yaml(file)
@@ -78,6 +86,9 @@ def load_flows(path: Path, sounds: set[str] | None = None, queues: set[str] | No
             flow = Flow.model_validate(source.data)
         except ValidationError as exc:
             problems.extend(source.problem(_loc(err["loc"]), _message(err)) for err in exc.errors())
+            continue
+        if len(flow.nodes) > MAX_NODES:
+            problems.append(source.problem(("nodes",), f"{len(flow.nodes)} nodes: a flow has at most {MAX_NODES}"))
             continue
         if flow.flow in loaded:
             problems.append(source.problem(("flow",), f"flow {flow.flow!r} is also defined in "
@@ -139,6 +150,10 @@ def _graph_problems(
     for name in flow.nodes:
         if name not in reachable:
             problems.append(source.problem(("nodes", name), f"node {name!r} is unreachable from start {flow.start!r}"))
+    for cycle in _silent_cycles(flow):
+        shown = " > ".join([*cycle, cycle[0]])
+        problems.append(source.problem(("nodes", cycle[0]), f"nodes {shown} can loop without the caller pressing "
+                                                          "anything; put a menu in the loop or end it"))
     escaping = _can_finish(flow)
     for name, node in flow.nodes.items():
         if name in reachable and name not in escaping:
@@ -181,6 +196,43 @@ def _can_finish(flow: Flow) -> set[str]:
                 done.add(source)
                 queue.append(source)
     return done
+
+
+def _silent_cycles(flow: Flow) -> list[list[str]]:
+    """Loops of nodes none of which waits for the caller (no menu): the walk would go round them
+    for ever. Found as the strongly connected parts of the flow's graph (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(name: str) -> None:
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        on_stack.add(name)
+        for _, target in targets(flow.nodes[name]):
+            if target not in index:
+                visit(target)
+                low[name] = min(low[name], low[target])
+            elif target in on_stack:
+                low[name] = min(low[name], index[target])
+        if low[name] == index[name]:
+            part = []
+            while True:
+                node = stack.pop()
+                on_stack.discard(node)
+                part.append(node)
+                if node == name:
+                    break
+            looped = len(part) > 1 or any(t == name for _, t in targets(flow.nodes[name]))
+            if looped and not any(isinstance(flow.nodes[n], Menu) for n in part):
+                found.append(sorted(part))
+
+    for name in flow.nodes:
+        if name not in index:
+            visit(name)
+    return found
 
 
 def _loop_has_menu(flow: Flow, start: str) -> bool:

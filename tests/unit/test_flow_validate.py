@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hotline_core.yamlpos import ConfigFileError
 from ivr_flows.model import Flow
@@ -129,3 +130,56 @@ def test_shipped_flows_are_valid_and_use_real_queues() -> None:
 def test_published_schema_matches_the_model() -> None:
     published = json.loads((ROOT / "ivr_flows" / "flow.schema.json").read_text())
     assert published == Flow.model_json_schema(), "regenerate: hotline flows schema > ivr_flows/flow.schema.json"
+
+
+SILENT_LOOP = """\
+flow: main
+start: hello
+nodes:
+  hello:
+    type: play
+    prompt: beep
+    next: check
+  check:
+    type: branch
+    rules:
+      - when: {tiers: [highend]}
+        goto: agent
+    else: hello
+  agent:
+    type: transfer
+    service: general
+"""
+
+
+def test_a_loop_that_never_asks_the_caller_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, SILENT_LOOP)
+    assert any("nodes check > hello > check can loop without the caller pressing anything" in p for p in found), found
+
+
+def test_a_flow_too_big_to_be_a_menu_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    (tmp_path / "main.yaml").write_text("flow: main\n" + "# padding\n" * 120_000)
+    with pytest.raises(ConfigFileError) as info:
+        load_flows(tmp_path)
+    assert "a flow file is at most 1048576" in str(info.value)
+
+
+def test_the_engine_ends_a_loop_the_validator_could_not_see_with_a_goodbye() -> None:
+    from datetime import UTC, datetime
+
+    from ivr_flows.engine import Caller, PlayPrompt, run
+
+    flow = Flow.model_validate(yaml.safe_load(SILENT_LOOP))
+    walk = run({"main": flow}, "main", Caller({"tier": "normal"}, datetime(2026, 11, 30, tzinfo=UTC)))
+    played = []
+    try:
+        action = next(walk)
+        while True:
+            if isinstance(action, PlayPrompt):
+                played.append(action.prompt)
+            action = walk.send(None)
+    except StopIteration as stop:
+        outcome = stop.value
+    assert outcome.kind == "hangup"
+    assert "without asking or ending" in outcome.reason
+    assert played[-1] == "vm-goodbye"
