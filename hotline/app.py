@@ -208,7 +208,8 @@ async def records_schema_known(settings: Settings) -> bool:
     return True
 
 
-def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine[Any, Any, None]]:
+def records_tasks(services: Services, pool: asyncpg.Pool[Any],
+                  post_call: PostCallSms) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
     store = RecordStore(pool)
     now = clock(settings)
@@ -219,7 +220,14 @@ def records_tasks(services: Services, pool: asyncpg.Pool[Any]) -> list[Coroutine
     ]
     if settings.queue_log_file is not None:
         seating = Seating(Roster(services.redis, settings.redis_prefix), services.policy, now)
-        work.append(QueueLogReader(store, settings.queue_log_file, settings.queue_log_source, seating).run())
+
+        async def calls_ended(uniqueids: list[str]) -> None:
+            # As if AMI had said so: queued once per call whichever of the two gets there first.
+            for uniqueid in uniqueids:
+                await post_call.on_event({"Event": "AgentComplete", "Uniqueid": uniqueid})
+
+        work.append(QueueLogReader(store, settings.queue_log_file, settings.queue_log_source, seating,
+                                   completed=calls_ended, completed_within_s=settings.sms_retry_window_s).run())
     return work
 
 
@@ -337,7 +345,8 @@ def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:
     reports = f"{base}/sms/dlr?id={{id}}&status=%d&token={settings.sms_report_token}"
     gateway = KannelGateway(session, settings.sms_gateway_url, settings.sms_username, settings.sms_password,
                             reports, sender=settings.sms_sender)
-    return SmsWorker(services.redis, gateway, settings.redis_prefix, metrics=services.metrics)
+    return SmsWorker(services.redis, gateway, settings.redis_prefix, metrics=services.metrics,
+                     retry_window_s=settings.sms_retry_window_s)
 
 
 def call_entry(services: Services) -> CallEntry:
@@ -377,7 +386,7 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
             log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
         pool = await stack.enter_async_context(records_pool(settings)) if settings.database_url else None
         if pool is not None:
-            tasks += [asyncio.create_task(work) for work in records_tasks(services, pool)]
+            tasks += [asyncio.create_task(work) for work in records_tasks(services, pool, post_call)]
         live = monitor(services, bridge, pool)
         tasks.append(asyncio.create_task(live.run()))
         board = Board(live, services.metrics, settings.metrics_token, multiprocess_dir,

@@ -8,7 +8,7 @@ from typing import Any
 
 from hotline.app import Services
 from hotline.cli.common import CliError, redis_services
-from hotline.sms.worker import status_counts
+from hotline.sms.worker import requeue_dead, status_counts
 from hotline_core.numbers import NumberPlan, mask_number, normalize_number
 from hotline_core.settings import Settings
 
@@ -17,6 +17,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     sms = commands.add_parser("sms", help="SMS to callers").add_subparsers(dest="action", required=True)
     sms.add_parser("status", help="pending, sent, delivered, failed and dead-letter counts", parents=[common])
     sms.add_parser("dead", help="list the dead letters (jobs that kept failing)", parents=[common])
+    requeue = sms.add_parser("requeue", help="send dead letters back to be sent (after a long outage)",
+                             parents=[common])
+    requeue.add_argument("entries", nargs="*", metavar="ENTRY_ID", help="dead-letter ids (default: --all)")
+    requeue.add_argument("--all", action="store_true", help="every dead letter")
     opt = sms.add_parser("optout", help="numbers that get no post-call SMS", parents=[common])
     opt.add_argument("change", choices=["add", "remove", "list"])
     opt.add_argument("number", nargs="?")
@@ -36,6 +40,12 @@ async def sms_commands(args: argparse.Namespace, services: Services) -> int:
     if args.action == "status":
         counts = await status_counts(redis, services.settings.redis_prefix)
         print("  ".join(f"{name} {value}" for name, value in counts.items()))
+        return 0
+    if args.action == "requeue":
+        if not args.entries and not args.all:
+            raise CliError("name the dead letters to requeue (hotline sms dead lists them), or --all")
+        moved = await requeue_dead(redis, services.settings.redis_prefix, None if args.all else args.entries)
+        print(f"{moved} SMS back in the queue")
         return 0
     if args.action == "dead":
         entries: Any = await redis.xrange(keys.sms_dead)

@@ -23,6 +23,8 @@ from hotline.records.store import RecordStore
 log = structlog.get_logger("records.queue_log")
 
 CHUNK_BYTES = 1 << 20
+COMPLETIONS = frozenset({"COMPLETECALLER", "COMPLETEAGENT"})
+CallsEnded = Callable[[list[str]], Awaitable[None]]  # uniqueids of calls an agent finished
 
 
 def _read(path: Path, offset: int, size: int) -> bytes:
@@ -33,8 +35,12 @@ def _read(path: Path, offset: int, size: int) -> bytes:
 
 class QueueLogReader:
     def __init__(self, store: RecordStore, path: Path, source: str, desks: Callable[[], Awaitable[DeskOf]],
-                 poll_s: float = 0.5):
+                 poll_s: float = 0.5, completed: CallsEnded | None = None, completed_within_s: float = 6 * 3600):
         self._store = store
+        # Told of calls an agent finished (COMPLETECALLER/COMPLETEAGENT) in the last hours: the
+        # post-call SMS of a call that ended while no `hotline serve` heard AMI is sent from here.
+        self._completed = completed
+        self._completed_within = completed_within_s
         self._path = path
         self._source = source
         self._desks = desks
@@ -90,4 +96,9 @@ class QueueLogReader:
             log.warning("queue_log line skipped", file=f"{self._path}@{bad.offset}", reason=bad.reason)
         stored = await self._store.add_queue_log(self._source, file_key, parsed.rows, offset + parsed.consumed,
                                                  len(parsed.bad), await self._desks())
+        if stored and self._completed is not None:
+            recent = time.time() - self._completed_within
+            ended = sorted({r.callid for r in parsed.rows if r.event in COMPLETIONS and r.at >= recent})
+            if ended:
+                await self._completed(ended)
         return len(parsed.rows) if stored else 0

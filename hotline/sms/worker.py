@@ -2,8 +2,9 @@
 
 - A job is acknowledged only once the gateway took it (or it went to the dead letters).
 - A worker that dies leaves its jobs pending; another claims them after `claim_idle_s`.
-- A failed send stays pending and is retried with growing delays; after `max_attempts` the job
-  goes to the dead-letter stream, visible in `hotline sms status`.
+- A failed send stays pending and is retried with doubling delays (at most 5 minutes apart) for
+  `retry_window_s` (6 hours), then the job goes to the dead letters (`hotline sms dead`), from
+  where `hotline sms requeue` sends it back; a refusal that no retry can cure goes there at once.
 - Each job's state is kept by its stream id; a job already sent is never sent again, and a
   retry after a lost gateway reply first looks for a delivery report for that id.
 """
@@ -60,7 +61,8 @@ def retry_delay(attempt: int, base_s: float, cap_s: float = 300.0) -> float:
 
 class SmsWorker:
     def __init__(self, redis: Redis, gateway: SmsGateway, prefix: str, consumer: str | None = None,
-                 max_attempts: int = 5, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
+                 max_attempts: int = 1000, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
+                 retry_window_s: float = 6 * 3600,
                  state_ttl_s: int = 7 * 86400, concurrency: int = 16, metrics: Metrics | None = None):
         self._redis = redis
         self._metrics = metrics or Metrics()
@@ -68,6 +70,7 @@ class SmsWorker:
         self.keys = RedisKeys(prefix)
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._max_attempts = max_attempts
+        self._retry_window = retry_window_s  # a gateway away for hours still gets the SMS out
         self._retry_base = retry_base_s
         self._claim_idle_ms = int(claim_idle_s * 1000)
         self._state_ttl = state_ttl_s
@@ -96,12 +99,18 @@ class SmsWorker:
         claimed = await self._redis.xautoclaim(self.keys.sms_jobs, GROUP, self.consumer, self._claim_idle_ms,
                                                "0-0", count=count)
         batch = [(job_id, fields) for job_id, fields in claimed[1] if fields]
+        # This worker's own jobs waiting for a retry: each goes when its delay has passed (_process
+        # checks), not when it has been idle long enough for a dead worker's jobs to be claimed.
+        mine: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.sms_jobs: "0"}, count=count)
+        for _stream, entries in mine or []:
+            batch.extend((job_id, fields) for job_id, fields in entries if fields)
         reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.sms_jobs: ">"}, count=count,
                                                   block=block_ms or None)
         for _stream, entries in reply or []:
             batch.extend(entries)
+        unique = dict(batch)  # a job may come by two of these ways; it is processed once
         # A batch goes to the gateway concurrently: each send waits on the network, not on the CPU.
-        done = await asyncio.gather(*(self._bounded(job_id, fields) for job_id, fields in batch))
+        done = await asyncio.gather(*(self._bounded(job_id, fields) for job_id, fields in unique.items()))
         return sum(done)
 
     async def _bounded(self, job_id: str, fields: dict[str, Any]) -> int:
@@ -118,9 +127,12 @@ class SmsWorker:
             return 0  # backing off; it stays pending
         to, text = fields.get("number", ""), fields.get("text", "")
         attempts = int(await self._redis.hincrby(state_key, "attempts", 1))
-        if attempts == 1 and fields.get("uniqueid"):
+        if attempts == 1:
             # Delivery reports name only the job; the call it belongs to is kept with its state.
-            await self._redis.hset(state_key, "uniqueid", str(fields["uniqueid"]))
+            first: dict[Any, Any] = {"first_try": f"{time.time():.3f}"}
+            if fields.get("uniqueid"):
+                first["uniqueid"] = str(fields["uniqueid"])
+            await self._redis.hset(state_key, mapping=first)
         await self._redis.expire(state_key, self._state_ttl)
         try:
             await self._gateway.send(job_id, to, text)
@@ -132,7 +144,9 @@ class SmsWorker:
 
     async def _failed(self, job_id: str, fields: dict[str, Any], attempts: int, exc: GatewayError) -> int:
         state_key = self.keys.sms_state(job_id)
-        if exc.retryable and attempts < self._max_attempts:
+        first_try = float(await self._redis.hget(state_key, "first_try") or time.time())
+        in_window = time.time() - first_try < self._retry_window
+        if exc.retryable and in_window and attempts < self._max_attempts:
             delay = retry_delay(attempts, self._retry_base)
             # Through `advance`: a report that already came in (the reply, not the SMS, was lost)
             # keeps its status, and the next attempt sees it and sends nothing.
@@ -201,3 +215,21 @@ async def status_counts(redis: Redis, prefix: str) -> dict[str, int]:
         waiting, lag = 0, await redis.xlen(keys.sms_jobs) if await redis.exists(keys.sms_jobs) else 0
     return {"pending": waiting + lag, "sent": counts.get("sent", 0), "delivered": counts.get("delivered", 0),
             "failed": counts.get("failed", 0), "dead": counts.get("dead", 0)}
+
+
+async def requeue_dead(redis: Redis, prefix: str, entry_ids: list[str] | None = None) -> int:
+    """Send dead letters back to the jobs stream (all, or the given ones) as new jobs: for after
+    an outage longer than the retry window. Each moves in one transaction: never in both places."""
+    keys = RedisKeys(prefix)
+    entries: Any = await redis.xrange(keys.sms_dead)
+    moved = 0
+    for entry_id, fields in entries:
+        if entry_ids is not None and entry_id not in entry_ids:
+            continue
+        job: dict[Any, Any] = {k: fields[k] for k in ("kind", "uniqueid", "number", "text") if k in fields}
+        async with redis.pipeline(transaction=True) as tx:
+            tx.xadd(keys.sms_jobs, job)
+            tx.xdel(keys.sms_dead, entry_id)
+            await tx.execute()
+        moved += 1
+    return moved

@@ -5,6 +5,7 @@ database away."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hotline.records.recorder import OutboxRecorder
 from hotline.records.report import Period, build_report, fetch_counts
 from hotline.records.store import RecordStore
 from hotline.records.why import find_call, story_json
+from hotline.sms.postcall import PostCallSms
 from hotline_core.calls import CallRecord, CallRecords, fact_fields
 from hotline_core.db import SchemaError, check_schema, current_version, expected_version, migrate, partitions, prune
 from hotline_core.keys import RedisKeys
@@ -285,3 +287,34 @@ async def test_the_hourly_rollup_follows_late_writes_and_policy_changes(store: R
     assert (await tier_row("highend", relaxed))["service_level"] == 1.0
     by_agent = await tier_row("highend", relaxed, ("tier", "agent"))  # agents: from the calls themselves
     assert by_agent["agent"] in ("agent2", "agent4")
+
+
+async def test_a_call_that_ended_while_no_bridge_listened_still_gets_its_post_call_sms(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]], redis: Redis,
+        pipe: RedisPipe, policy: Policy) -> None:
+    """`hotline serve` was down when the agent hung up: AMI's AgentComplete was never heard. The
+    queue_log reader sees the completion and the SMS goes out, once however often it is read."""
+    _, pool = records_db
+    now = int(time.time())
+    uid = f"{now - 60}.1"
+    records = CallRecords(pipe, "rec", 600)
+    rural = {"number": "8613800000004", "tier": "rural", "name": "王", "label": "农村", "blacklist": False}
+    await records.write(CallRecord(uid, uid, "PJSIP/c", rural, now - 60.0, "ivr"))
+    post_call = PostCallSms(redis, "rec", policy, records)
+    old = f"{now - 90_000}.7"  # a day ago: too late to text anyone now
+
+    async def ended(uniqueids: list[str]) -> None:
+        for uniqueid in uniqueids:
+            await post_call.on_event({"Event": "AgentComplete", "Uniqueid": uniqueid})
+
+    path = tmp_path / "queue_log"
+    path.write_text(f"{now - 50}|{uid}|hotline-ordinary_easyown|NONE|ENTERQUEUE||8613800000004|1\n"
+                    f"{now - 48}|{uid}|hotline-ordinary_easyown|agent1|CONNECT|2|x|1\n"
+                    f"{now - 10}|{uid}|hotline-ordinary_easyown|agent1|COMPLETEAGENT|2|38|1\n"
+                    f"{now - 90_000}|{old}|hotline-ordinary_easyown|agent1|COMPLETEAGENT|2|38|1\n")
+    reader = QueueLogReader(store, path, "ast1", desks, completed=ended)
+    await read_all(reader)
+    await pool.execute("DELETE FROM ingest_checkpoints")
+    await read_all(QueueLogReader(store, path, "ast1", desks, completed=ended))  # read again: no second SMS
+    jobs = await redis.xrange(RedisKeys("rec").sms_jobs)
+    assert [(f["kind"], f["uniqueid"], f["number"]) for _, f in jobs] == [("post_call", uid, "8613800000004")]

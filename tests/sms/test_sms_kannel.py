@@ -19,7 +19,7 @@ from harness.procs import free_tcp_port
 from hotline.sms.gateway import GatewayError, KannelGateway
 from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
 from hotline.sms.reports import report_routes
-from hotline.sms.worker import GROUP, SmsWorker, status_counts
+from hotline.sms.worker import GROUP, SmsWorker, requeue_dead, status_counts
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
 from hotline_core.calls import CallRecords
@@ -217,3 +217,46 @@ async def test_a_work_order_reply_reaches_the_customer_once_though_the_gateway_w
     await asyncio.sleep(1.0)  # time for a second copy to arrive, if one were sent
     assert delivered(kannel.delivered_log) == [
         ("8613800000004", f"您的工单{order['id']}已处理:已退还十元 如有疑问请致电10086。")]
+
+
+async def test_a_retry_goes_when_its_delay_has_passed_not_when_a_dead_worker_would_be_claimed(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    kannel.stop("smsbox")
+    await enqueue(redis)
+    # claim_idle_s is the default 30 s: the job must not wait for it.
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1", retry_base_s=0.2)
+    await worker.ensure_group()
+    assert await worker.step() == 0
+    await asyncio.to_thread(kannel.start_smsbox)
+    started = asyncio.get_running_loop().time()
+    while (await status_counts(redis, PREFIX))["sent"] < 1:
+        assert asyncio.get_running_loop().time() - started < 10, "the retry waited for the claim timeout"
+        await worker.step()
+        await asyncio.sleep(0.2)
+
+
+async def test_an_outage_longer_than_the_window_ends_in_the_dead_letters_and_requeue_sends_them(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    kannel.stop("smsbox")
+    await enqueue(redis, 2)
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1", retry_base_s=0.2,
+                       retry_window_s=1.0)
+    await worker.ensure_group()
+    for _ in range(20):
+        await worker.step()
+        if (await status_counts(redis, PREFIX))["dead"] == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert (await status_counts(redis, PREFIX))["dead"] == 2
+    await asyncio.to_thread(kannel.start_smsbox)
+    assert await requeue_dead(redis, PREFIX) == 2
+    assert await redis.xlen(RedisKeys(PREFIX).sms_dead) == 0
+    for _ in range(30):
+        await worker.step()
+        if (await status_counts(redis, PREFIX))["sent"] == 2:
+            break
+        await asyncio.sleep(0.2)
+    await until(lambda: _delivered_count(kannel, 2))
+    assert len(delivered(kannel.delivered_log)) == 2
