@@ -56,6 +56,7 @@ bench: deps venv asterisk-root
 	@$(PY) -m bench.bench_agi
 	@$(PY) -m bench.bench_e2e
 	@$(PY) -m bench.bench_sms
+	@$(PY) -m bench.bench_records
 
 clean: down
 	rm -rf .run
