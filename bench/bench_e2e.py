@@ -46,7 +46,7 @@ def run_rate(sip_port: int, exten: str, rate: int, seconds: float, workdir: Path
     done = subprocess.run(
         [require_sipp(), "-sf", str(workdir / "caller.xml"), "-inf", str(workdir / "callers.csv"),
          "-s", exten, "-r", str(rate), "-m", str(total), "-l", str(max(50, rate * 4)),
-         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", "34000",
+         "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", "34000",
          "-nostdin", "-timeout", f"{int(seconds * 4) + 30}s", "-timeout_error",
          "-trace_stat", "-stf", str(stats), "-recv_timeout", "10000", f"127.0.0.1:{sip_port}"],
         cwd=workdir, capture_output=True, text=True, check=False,

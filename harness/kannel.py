@@ -79,7 +79,8 @@ bearerbox-port = {self.box_port}
 sendsms-port = {self.sendsms_port}
 sendsms-interface = 127.0.0.1
 log-file = "{logs}/smsbox.log"
-log-level = 1
+# Warnings only: at info level smsbox logs every number and text it sends.
+log-level = 2
 mo-recode = true
 
 group = sendsms-user

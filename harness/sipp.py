@@ -41,7 +41,8 @@ class SippAgent:
 
     def start(self) -> None:
         self.process.start([
-            require_sipp(), "-sn", "uas", "-i", "127.0.0.1", "-p", str(self.sip_port),
+            # -ci: SIPp's control socket on loopback too (by default on every address).
+            require_sipp(), "-sn", "uas", "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(self.sip_port),
             "-mi", "127.0.0.1", "-mp", str(self.media_port), "-nostdin",
             "-trace_err", "-error_file", str(self.run_dir / f"sipp-{self.name}-errors.log"),
         ])
@@ -207,7 +208,7 @@ async def place_call(
         scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms, gap_ms))
         proc = await asyncio.create_subprocess_exec(
             require_sipp(), "-sf", str(scenario), "-s", exten, "-key", "cid", caller,
-            "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(local_port),
+            "-m", "1", "-l", "1", "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(local_port),
             "-mi", "127.0.0.1", "-mp", str(media_port), "-nostdin",
             "-timeout", f"{int(limit_s)}s", "-timeout_error", "-trace_err",
             "-error_file", str(Path(tmp) / "errors.log"), f"127.0.0.1:{sip_port}",

@@ -66,7 +66,7 @@ def to_table(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]],
         if value is None:
             return "-"
         if isinstance(value, bool):
-            return "BELOW" if value else ""
+            return "YES" if value else ""  # the columns that are flags (below target, overdue) stand out
         if key in percent:
             return f"{value:.1%}"
         if isinstance(value, float):

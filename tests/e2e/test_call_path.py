@@ -192,3 +192,11 @@ async def test_a_caller_waiting_in_the_queue_survives_a_restart_of_the_bridge(st
         assert (await call).returncode == 0
     finally:
         await pause_all(client, False)
+
+
+def test_the_softphones_listen_on_loopback_only(stack: Stack) -> None:
+    """SIPp's control socket too: one datagram from elsewhere must not be able to stop an agent."""
+    sockets = subprocess.run(["ss", "-Hulpn"], capture_output=True, text=True, check=True).stdout.splitlines()
+    sipp = [line.split()[3] for line in sockets if '"sipp"' in line]
+    assert sipp, "no SIPp sockets seen"
+    assert all(address.startswith("127.") for address in sipp), sipp
