@@ -155,7 +155,13 @@ async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None
                 await pubsub.subscribe(channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await flows.reload_async()
+                        accepted = await flows.reload_async()
+                        # The asker names a channel for the answers (`hotline flows reload` waits on it).
+                        reply_to = str(message.get("data", ""))
+                        if reply_to.startswith(channel + ":reply:"):
+                            answer = f"reloaded {flows.current.version}" if accepted else (
+                                f"refused; still serving {flows.current.version}")
+                            await redis.publish(reply_to, answer)
         except (RedisError, OSError) as exc:
             log.warning("flow reload channel lost; retrying", error=str(exc))
             await asyncio.sleep(2.0)

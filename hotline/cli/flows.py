@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from hotline.app import flow_queues, flows_dir, open_services
@@ -139,7 +140,24 @@ async def simulate_call(args: argparse.Namespace, settings: Settings, flows: Flo
 
 
 async def reload(settings: Settings) -> int:
+    """Ask every running instance to reload and wait for each one's answer: exit 1 when any
+    refused the files (it keeps serving the version it had) or none answered."""
     async with open_services(settings) as services:
-        receivers = await services.redis.publish(services.keys.flows_reload, "reload")
-    print(f"reload requested; {receivers} running instance(s) heard it")
-    return 0
+        reply_to = f"{services.keys.flows_reload}:reply:{uuid.uuid4().hex}"
+        async with services.redis.pubsub() as pubsub:
+            await pubsub.subscribe(reply_to)
+            receivers = int(await services.redis.publish(services.keys.flows_reload, reply_to))
+            answers: list[str] = []
+            deadline = asyncio.get_running_loop().time() + 10.0
+            while len(answers) < receivers and asyncio.get_running_loop().time() < deadline:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None:
+                    answers.append(str(message["data"]))
+    refused = [a for a in answers if a.startswith("refused")]
+    print(f"reload requested; {receivers} running instance(s) heard it, {len(answers)} answered: "
+          + ("; ".join(sorted(set(answers))) or "-"))
+    if refused:
+        print("hotline: the flows were refused (see the instance's log, or hotline flows validate); "
+              "the running version keeps serving", file=sys.stderr)
+        return 1
+    return 0 if receivers and len(answers) == receivers else 1

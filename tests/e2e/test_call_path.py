@@ -144,12 +144,13 @@ async def test_hot_reload_between_two_calls(stack: Stack, ami: Ami) -> None:
     original = flow_file.read_text()
     try:
         flow_file.write_text(original.replace('"5": complaints', '"5": nowhere'))
-        assert "1 running instance(s) heard it" in await _reload(stack)
+        refused = await _reload(stack, expect=1)  # the engineer hears of the refusal in the exit code
+        assert "1 running instance(s) heard it, 1 answered: refused; still serving" in refused
         await _until(lambda: stack.bridge.log_lines("flow reload refused; the running version keeps serving"))
 
         flow_file.write_text(original.replace('"5": complaints', '"5": orders').replace('"4": orders',
                                                                                      '"4": complaints'))
-        await _reload(stack)
+        assert "1 answered: reloaded" in await _reload(stack)
         await _until(lambda: stack.bridge.log_lines("flows reloaded"))
         second = await stack.call("13800000006", digits="5", wait_ms=400, talk_ms=1500)
         assert second.returncode == 0, second.output
@@ -161,12 +162,12 @@ async def test_hot_reload_between_two_calls(stack: Stack, ami: Ami) -> None:
         await _reload(stack)
 
 
-async def _reload(stack: Stack) -> str:
+async def _reload(stack: Stack, expect: int = 0) -> str:
     """`hotline flows reload`, as an engineer runs it."""
     proc = await asyncio.create_subprocess_exec(HOTLINE, "flows", "reload", env=stack.bridge.env,
                                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = await proc.communicate()
-    assert proc.returncode == 0, out
+    assert proc.returncode == expect, out
     return out.decode()
 
 
