@@ -82,13 +82,14 @@ def parse_agent(fields: dict[str, str]) -> Agent:
 
 
 def _share(fields: dict[str, str], column: str) -> float:
-    """0.96, 96 or 96% all mean 96 percent."""
-    text = fields.get(column, "").strip().removesuffix("%")
+    """0.96, 96 or 96% all mean 96 percent; with a % sign it is always a percentage (1% is 0.01)."""
+    raw = fields.get(column, "").strip()
+    text = raw.removesuffix("%")
     try:
         value = float(text)
     except ValueError:
         raise RosterError(f"{column} {fields.get(column)!r} is not a number") from None
-    if value > 1:
+    if raw.endswith("%") or value > 1:
         value /= 100
     if not 0 <= value <= 1:
         raise RosterError(f"{column} {fields.get(column)!r} is not a share between 0 and 100%")
@@ -97,15 +98,22 @@ def _share(fields: dict[str, str], column: str) -> float:
 
 def parse_roster(text: str) -> tuple[list[Agent], list[str]]:
     """All agents of a CSV roster, or the problems ('line N: reason') if any row is bad."""
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        return [], [f"line {line}: a NUL character (not a text file?)"]
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         return [], [f"line 1: required column {missing[0]!r} is missing"]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        return [], [f"line 1: column {twice[0]!r} appears twice"]
     reader.fieldnames = header
     agents: list[Agent] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    interfaces: dict[str, str] = {}
     for row in reader:
         line = reader.line_num
         try:
@@ -116,7 +124,12 @@ def parse_roster(text: str) -> tuple[list[Agent], list[str]]:
         if agent.agent_id in seen:
             problems.append(f"line {line}: agent {agent.agent_id} already on line {seen[agent.agent_id]}")
             continue
+        if agent.interface in interfaces:
+            problems.append(f"line {line}: interface {agent.interface} is already {interfaces[agent.interface]}'s "
+                            "(one phone rings for one agent)")
+            continue
         seen[agent.agent_id] = line
+        interfaces[agent.interface] = agent.agent_id
         agents.append(agent)
     return agents, problems
 

@@ -16,12 +16,17 @@ from hotline.web.auth import Sessions
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 
+NEWLINE = b"\n"
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     agents = commands.add_parser("agents", help="agent roster and virtual desks").add_subparsers(
         dest="action", required=True)
-    a_imp = agents.add_parser("import", help="replace the roster from CSV", parents=[common])
+    a_imp = agents.add_parser("import", help="replace the roster from CSV (all or nothing)", parents=[common])
     a_imp.add_argument("file", type=Path)
+    a_imp.add_argument("--encoding", default="utf-8", help="file encoding, e.g. gbk (default utf-8)")
+    a_imp.add_argument("--allow-shrink", action="store_true",
+                       help="allow a roster with under half of today's agents (default: refused)")
     agents.add_parser("list", help="the roster", parents=[common])
     a_set = agents.add_parser("set", help="change an agent, e.g. agents set agent1 satisfaction=97%",
                               parents=[common])
@@ -51,15 +56,31 @@ async def agent_commands(args: argparse.Namespace, services: Services) -> int:
     roster = Roster(services.redis, services.settings.redis_prefix)
     if args.action == "import":
         try:
-            text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"hotline: cannot read {args.file}: {exc}", file=sys.stderr)
+            data = await asyncio.to_thread(Path(args.file).read_bytes)
+        except OSError as exc:
+            print(f"hotline: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        try:
+            text = data.decode(args.encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            line = data[: exc.start].count(NEWLINE) + 1 if isinstance(exc, UnicodeDecodeError) else 0
+            where = f" (line {line})" if line else ""
+            print(f"{args.file}{where}: not {args.encoding} text; save it as UTF-8 or name its encoding "
+                  "with --encoding (e.g. gbk)", file=sys.stderr)
             return 2
         agents, problems = parse_roster(text)
         for problem in problems:
             print(f"{args.file}:{problem.removeprefix('line ')}", file=sys.stderr)
         if problems:
             print(f"{args.file}: REFUSED, nothing changed: {len(problems)} bad row(s)")
+            return 1
+        if not agents:
+            print(f"{args.file}: REFUSED, nothing changed: no agents in the file (the roster would be emptied)")
+            return 1
+        current = len(await roster.all())
+        if len(agents) < current / 2 and not args.allow_shrink:
+            print(f"{args.file}: REFUSED, nothing changed: {len(agents)} agents would replace {current} "
+                  "(under half: a truncated file?); --allow-shrink if that is meant")
             return 1
         await roster.replace_all(agents)
         print(f"{args.file}: {len(agents)} agents imported")

@@ -135,3 +135,30 @@ def run_configured(settings: Path, *args: str) -> subprocess.CompletedProcess[st
     """The CLI with nothing but HOTLINE_CONFIG set, as `.run/env` leaves it."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")} | {"HOTLINE_CONFIG": str(settings)}
     return subprocess.run([HOTLINE, *args], capture_output=True, text=True, env=environ, timeout=60, check=False)
+
+
+async def test_a_roster_import_that_would_empty_or_gut_the_roster_is_refused(redis_server: RedisServer, redis: object,
+                                                                              tmp_path: Path) -> None:
+    head = "agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution\n"
+    full = tmp_path / "agents.csv"
+    full.write_text(head + "".join(f"a{i},甲,PJSIP/a{i},,2022-01-01,99%,95%\n" for i in range(6)), encoding="utf-8")
+    assert run(redis_server.url, "agents", "import", str(full)).returncode == 0
+    empty = tmp_path / "empty.csv"
+    empty.write_text(head)
+    done = run(redis_server.url, "agents", "import", str(empty))
+    assert done.returncode == 1
+    assert "no agents in the file" in done.stdout
+    short = tmp_path / "short.csv"
+    short.write_text(head + "a0,甲,PJSIP/a0,,2022-01-01,99%,95%\n", encoding="utf-8")
+    done = run(redis_server.url, "agents", "import", str(short))
+    assert done.returncode == 1
+    assert "1 agents would replace 6" in done.stdout
+    assert run(redis_server.url, "agents", "import", str(short), "--allow-shrink").returncode == 0
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes((head + "a0,王芳,PJSIP/a0,,2022-01-01,99%,95%\n").encode("gbk"))
+    done = run(redis_server.url, "agents", "import", str(gbk))
+    assert done.returncode == 2
+    assert "(line 2): not utf-8 text; save it as UTF-8 or name its encoding with --encoding" in done.stderr
+    assert run(redis_server.url, "agents", "import", str(gbk), "--encoding", "gbk").returncode == 0
+    listed = run(redis_server.url, "agents", "list").stdout
+    assert "王芳" in listed

@@ -77,3 +77,21 @@ def test_queue_membership_follows_the_chain_and_the_season(policy: Policy) -> No
     assert {september["hotline-campus"][f"PJSIP/{a}"] for a in campus_desk} == {0}
     assert 1 in september["hotline-campus"].values()
     assert set(november["hotline-ordinary_easyown"].values()) == {0}
+
+
+ROSTER_HEAD = "agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution\n"
+
+
+def test_a_percent_sign_means_percent() -> None:
+    agents, problems = parse_roster(ROSTER_HEAD + "a1,甲,PJSIP/a1,,2022-01-01,1%,0.9\n")
+    assert problems == []
+    assert agents[0].satisfaction == 0.01  # not 100%: an unqualified agent stays unqualified
+
+
+def test_rosters_that_would_mislead_are_refused_with_their_line() -> None:
+    assert parse_roster(ROSTER_HEAD + "a1,甲,PJSIP/a1,,2022-01-01,99%,95%\na2,乙,PJSIP/a1,,2022-01-01,99%,95%\n")[1] == [
+        "line 3: interface PJSIP/a1 is already a1's (one phone rings for one agent)"]
+    assert parse_roster(ROSTER_HEAD.replace("skills", "name") + "a1,甲,PJSIP/a1,x,2022-01-01,99%,95%\n")[1] == [
+        "line 1: column 'name' appears twice"]
+    assert parse_roster(ROSTER_HEAD + "a1,甲\x00,PJSIP/a1,,2022-01-01,99%,95%\n")[1] == [
+        "line 2: a NUL character (not a text file?)"]
