@@ -117,6 +117,21 @@ def _decode(data: bytes, encoding: str) -> _Text:
     return _Text(lines, bad, data.endswith(b"\n"))
 
 
+def _utf8_named_otherwise(data: bytes, encoding: str) -> str | None:
+    """A file that is UTF-8 with non-ASCII text, imported as another encoding, would decode into
+    plausible-looking nonsense (mojibake) in names and greetings: say so instead of storing it."""
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig") or data.isascii():
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None  # not UTF-8: the named encoding may well be right
+    sample = next((c for c in text if ord(c) > 127), "")
+    line = text[: text.index(sample)].count("\n") + 1 if sample else 1
+    return (f"the file is UTF-8 (line {line} has {sample!r}), not {encoding}: importing it as {encoding} would "
+            f"store garbled text; leave out --encoding")
+
+
 def data_lines(data: bytes) -> int:
     """An upper bound on the rows in `data`, cheap enough to size the buckets before parsing."""
     return data.count(b"\n") + 1
@@ -130,6 +145,10 @@ def parse_table(
     Header problems make the file unusable; row problems are collected with their line numbers
     and the row left out."""
     result = ParsedTable(buckets=[{} for _ in range(buckets)])
+    mistaken = _utf8_named_otherwise(data, encoding)
+    if mistaken:
+        result.header_error = RowError(1, mistaken)
+        return result
     text = _decode(data, encoding)
     reader = csv.reader(text.lines, strict=True)
     try:

@@ -139,3 +139,12 @@ def test_error_list_is_capped_but_count_is_exact(policy: Policy) -> None:
     parsed = parse(policy, "highend", "number\n" + "bad\n" * 1500)
     assert parsed.rejected == 1500
     assert len(parsed.errors) == 1000
+
+
+def test_a_utf8_file_imported_as_gbk_is_refused_not_garbled(policy: Policy) -> None:
+    data = "number,name\n13800000001,王\n".encode()
+    parsed = parse_table(data, TABLES["rural"], row_context(policy), 1, "gbk")
+    assert parsed.header_error is not None
+    assert parsed.header_error.reason == ("the file is UTF-8 (line 2 has '王'), not gbk: importing it as gbk would "
+                                          "store garbled text; leave out --encoding")
+    assert not parsed.buckets[0]
