@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from ami_bridge.client import AmiClient
 from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
@@ -40,6 +41,19 @@ AMI_USER, AMI_SECRET = "hotline", "e2e-secret"
 METRICS_TOKEN = "e2e-metrics"
 SUPERVISOR = ("boss", "boss-secret-1")
 HANDLER = ("h1", "handler-secret-1")
+
+
+# Debian's chromium, headless, with nothing that reaches beyond this machine.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield chromium
+        await chromium.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

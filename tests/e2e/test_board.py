@@ -9,32 +9,27 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from ami_bridge.client import AmiClient
 from tests.e2e.conftest import HOTLINE, METRICS_TOKEN, ROOT, SUPERVISOR, Events, Stack, pause_all
-from tests.e2e.test_sms import CHROMIUM_FLAGS
 
 Ami = tuple[AmiClient, Events]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture
-async def board(stack: Stack) -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        page = await (await browser.new_context(viewport={"width": 1100, "height": 900})).new_page()
-        await page.goto(f"http://127.0.0.1:{stack.bridge.http_port}/board")  # sends us to sign in first
-        await page.fill("input[name=user]", SUPERVISOR[0])
-        await page.fill("input[name=secret]", SUPERVISOR[1])
-        await page.click("button[type=submit]")
-        await page.wait_for_selector("tr[data-level=gotone_vip]")
-        yield page
-        await browser.close()
+async def board(stack: Stack, browser: Browser) -> Page:
+    page = await (await browser.new_context(viewport={"width": 1100, "height": 900})).new_page()
+    await page.goto(f"http://127.0.0.1:{stack.bridge.http_port}/board")  # sends us to sign in first
+    await page.fill("input[name=user]", SUPERVISOR[0])
+    await page.fill("input[name=secret]", SUPERVISOR[1])
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("tr[data-level=gotone_vip]")
+    return page
 
 
 async def metrics(stack: Stack) -> dict[str, float]:

@@ -4,10 +4,8 @@ thank-you SMS through real Kannel with its delivery report."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from redis.asyncio import Redis
 
 from ami_bridge.client import AmiClient
@@ -20,18 +18,6 @@ KEYS = RedisKeys("hl")
 GREETING = "尊敬的王站长,你好,有什么可以帮到您"
 THANKS = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
-
-
 async def signed_in_page(browser: Browser, base: str, agent: str) -> Page:
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{base}/agent")

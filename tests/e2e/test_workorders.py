@@ -8,26 +8,16 @@ import asyncio
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator
 
-import pytest
 from openpyxl import load_workbook
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from ami_bridge.client import AmiClient
 from tests.e2e.conftest import HANDLER, HOTLINE, ROOT, Events, Stack
-from tests.e2e.test_sms import CHROMIUM_FLAGS, signed_in_page
+from tests.e2e.test_sms import signed_in_page
 
 Ami = tuple[AmiClient, Events]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
 
 
 def hotline(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
