@@ -52,7 +52,7 @@ from hotline_core.metrics import Metrics
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy, load_policy
 from hotline_core.redispipe import RedisPipe
-from hotline_core.settings import Settings
+from hotline_core.settings import Settings, redacted_url
 from ivr_flows.validate import queue_names, shipped_flows
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
@@ -407,7 +407,7 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
         if settings.sms_gateway_url:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             tasks.append(asyncio.create_task(sms_worker(services, session).run()))
-        log.info("hotline serving", redis=_safe_url(settings.redis_url), policy=str(settings.policy_file),
+        log.info("hotline serving", redis=redacted_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http)
         try:
             await stop.wait()
@@ -421,11 +421,3 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
             if stuck:
                 log.warning("tasks still stopping; leaving them", tasks=sorted(repr(t.get_coro()) for t in stuck))
             await server.stop(STOP_GRACE_S)
-
-
-def _safe_url(url: str) -> str:
-    # Never log a Redis password.
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest

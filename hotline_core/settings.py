@@ -133,3 +133,11 @@ def load_settings(
             message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(Problem(source, key, message))
         raise ConfigFileError(problems) from None
+
+
+def redacted_url(url: str) -> str:
+    """A URL fit for a log line or an error message: any password in it replaced."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

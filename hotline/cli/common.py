@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from hotline.app import Services, open_services
 from hotline_core.policy import Policy
-from hotline_core.settings import Settings, load_settings
+from hotline_core.settings import Settings, load_settings, redacted_url
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -68,7 +68,8 @@ async def redis_services(settings: Settings, policy: Policy | None = None) -> As
         try:
             yield services
         except RedisConnectionError as exc:
-            raise CliError(f"cannot reach Redis at {settings.redis_url}: {exc}", EXIT_UNAVAILABLE) from None
+            where = redacted_url(settings.redis_url)
+            raise CliError(f"cannot reach Redis at {where}: {exc}", EXIT_UNAVAILABLE) from None
         except RedisError as exc:
             raise CliError(f"Redis error: {exc}", EXIT_UNAVAILABLE) from None
 

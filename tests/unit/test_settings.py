@@ -38,3 +38,11 @@ def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError) as info:
         load_settings({}, config_file=config)
     assert f"{config}: redis_uri: unknown setting" in str(info.value)
+
+
+def test_a_url_shown_to_anyone_carries_no_password() -> None:
+    from hotline_core.settings import redacted_url
+
+    assert redacted_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://***@127.0.0.1:6379/0"
+    assert redacted_url("postgresql://hotline:pw@127.0.0.1:5440/hotline") == "postgresql://***@127.0.0.1:5440/hotline"
+    assert redacted_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
