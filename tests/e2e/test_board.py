@@ -63,9 +63,11 @@ async def test_the_board_and_metrics_follow_real_calls(stack: Stack, ami: Ami, b
         async def one_waiting() -> bool:
             return await cell(board, "gotone_vip", 2) == "1" and (await metrics(stack)).get(waiting_metric) == 1.0
 
+        async def desk_paused() -> bool:  # agent1, the VIP desk, is paused
+            return await board.inner_text("tr[data-desk=vip_desk] td:nth-child(4)") == "1"
+
         await until(one_waiting, "the waiting VIP caller on the board and in /metrics", within=3)
-        paused = int(await board.inner_text("tr[data-desk=vip_desk] td:nth-child(4)"))
-        assert paused == 1  # agent1, the VIP desk, is paused
+        await until(desk_paused, "the paused VIP desk agent on the board", within=3)
     finally:
         await pause_all(client, False)
     await events.wait("AgentConnect", within=10, CallerIDNum="13800000005")
