@@ -30,7 +30,7 @@ from hotline.monitor.board import Board
 from hotline.monitor.service import Monitor, Sources, TodayFigures
 from hotline.records.ingest import QueueLogReader
 from hotline.records.recorder import OutboxRecorder
-from hotline.records.report import Period, build_report, fetch_counts
+from hotline.records.report import figures_by_level
 from hotline.records.service import keep_partitions
 from hotline.records.store import RecordStore
 from hotline.sms.gateway import KannelGateway
@@ -278,9 +278,7 @@ def monitor(services: Services, bridge: AmiBridge, pool: asyncpg.Pool[Any] | Non
     now = clock(settings)
 
     async def tables() -> dict[str, datetime | None]:
-        stats = await services.store.stats()
-        return {s.table: datetime.fromisoformat(s.imported_at.replace("Z", "+00:00")) if s.imported_at else None
-                for s in stats}
+        return {s.table: s.imported for s in await services.store.stats()}
 
     async def sms_dead() -> int:
         return int(await services.redis.xlen(services.keys.sms_dead))
@@ -294,10 +292,8 @@ def monitor(services: Services, bridge: AmiBridge, pool: asyncpg.Pool[Any] | Non
         records_pool_ = pool
 
         async def today_by_level() -> dict[str, dict[str, Any]]:
-            day = now().astimezone(policy.zone).date()
             async with records_pool_.acquire() as conn:
-                counted = await fetch_counts(conn, policy, Period.days(day, day, policy), ("level",))
-            return {row["level"]: row for row in build_report(counted, ("level",), policy)}
+                return await figures_by_level(conn, policy, now().astimezone(policy.zone).date())
 
         async def postgres_ping() -> bool:
             return bool(await records_pool_.fetchval("SELECT true"))

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -49,6 +50,11 @@ class TableStats:
     @property
     def bytes_per_row(self) -> float:
         return self.memory_bytes / self.rows if self.rows else 0.0
+
+    @property
+    def imported(self) -> datetime | None:
+        """`imported_at` (stored as `...Z`) as an aware time; None if never imported."""
+        return datetime.fromisoformat(self.imported_at.replace("Z", "+00:00")) if self.imported_at else None
 
 
 class TierStore:

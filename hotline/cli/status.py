@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import json
 import time
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -21,7 +20,7 @@ from hotline.app import Services, clock
 from hotline.cli.common import redis_services
 from hotline.monitor.alarms import Conditions, candidates
 from hotline.monitor.snapshot import build_snapshot, status_text
-from hotline.records.report import Period, build_report, fetch_counts
+from hotline.records.report import figures_by_level
 from hotline_core.settings import Settings
 
 
@@ -60,19 +59,16 @@ async def _today(settings: Settings, services: Services) -> dict[str, dict[str, 
     except (OSError, TimeoutError, asyncpg.PostgresError):
         return None
     try:
-        counted = await fetch_counts(conn, policy, Period.days(day, day, policy), ("level",))
+        return await figures_by_level(conn, policy, day)
     finally:
         await conn.close()
-    return {row["level"]: row for row in build_report(counted, ("level",), policy)}
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with redis_services(settings) as services:
         model = await _queues(settings)
         today = await _today(settings, services)
-        stats = await services.store.stats()
-        tables = {s.table: datetime.fromisoformat(s.imported_at.replace("Z", "+00:00")) if s.imported_at else None
-                  for s in stats}
+        tables = {s.table: s.imported for s in await services.store.stats()}
         dead = int(await services.redis.xlen(services.keys.sms_dead))
         now = clock(settings)()
         ami_up = None if not settings.ami_secret else model is not None

@@ -230,3 +230,9 @@ def build_report(counted: list[dict[str, Any]], by: Sequence[str], policy: Polic
         row.update(figures(counts, policy, str(key[by.index("level")]) if "level" in by else None))
         out.append(row)
     return out
+
+
+async def figures_by_level(conn: Conn, policy: Policy, day: date) -> dict[str, dict[str, Any]]:
+    """One day's figures per level, every level present (the live board, `hotline status`)."""
+    counted = await fetch_counts(conn, policy, Period.days(day, day, policy), ("level",))
+    return {row["level"]: row for row in build_report(counted, ("level",), policy)}
