@@ -22,3 +22,27 @@ async def every(interval_s: float, work: Callable[[], Awaitable[None]], what: st
         except Exception as exc:  # any failure: the next round retries, the service goes on
             log.warning(f"{what} failed; will retry", error=f"{type(exc).__name__}: {exc}")
         await asyncio.sleep(interval_s)
+
+
+async def keep_stepping(step: Callable[[], Awaitable[int]], failing: str, recovered: str, idle_s: float = 0.0,
+                        retry_s: float = 2.0, **context: object) -> None:
+    """Forever: `step()` (it returns how much it did; nothing: wait `idle_s`). While it fails the
+    failure is said once, not once per retry, and its end once; cancellation ends it."""
+    log = structlog.get_logger("upkeep")
+    trouble = ""
+    while True:
+        try:
+            done = await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure: what it works on stays where it is, and we retry
+            if str(exc) != trouble:
+                log.warning(failing, error=f"{type(exc).__name__}: {exc}", **context)
+                trouble = str(exc)
+            await asyncio.sleep(retry_s)
+            continue
+        if trouble:
+            log.info(recovered, **context)
+            trouble = ""
+        if not done and idle_s:
+            await asyncio.sleep(idle_s)

@@ -19,6 +19,7 @@ import structlog
 from ami_bridge.seating import DeskOf
 from hotline.records.queue_log import parse_chunk
 from hotline.records.store import RecordStore
+from hotline_core.loops import keep_stepping
 
 log = structlog.get_logger("records.queue_log")
 
@@ -48,24 +49,8 @@ class QueueLogReader:
 
     async def run(self) -> None:
         """Forever; a database or file that is away is waited for, and said once."""
-        trouble = ""
-        while True:
-            try:
-                read = await self.step()
-                if trouble:
-                    log.info("queue_log reading again", source=self._source)
-                    trouble = ""
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure: the file stays where it is, and we retry
-                if str(exc) != trouble:
-                    log.warning("queue_log not read; retrying", source=self._source,
-                                error=f"{type(exc).__name__}: {exc}")
-                    trouble = str(exc)
-                await asyncio.sleep(2.0)
-                continue
-            if read == 0:
-                await asyncio.sleep(self._poll_s)
+        await keep_stepping(self.step, "queue_log not read; retrying", "queue_log reading again",
+                            idle_s=self._poll_s, source=self._source)
 
     async def step(self) -> int:
         """Read what is new (up to a chunk) and commit it; returns the lines stored."""

@@ -8,7 +8,6 @@ Writes are upserts by the call's uniqueid: a fact read twice changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from typing import Any
@@ -20,6 +19,7 @@ from redis.exceptions import ResponseError
 from hotline.records.facts import BadFact, Fact, read_fact
 from hotline.records.store import RecordStore
 from hotline_core.keys import RedisKeys
+from hotline_core.loops import keep_stepping
 
 log = structlog.get_logger("records.outbox")
 
@@ -43,21 +43,12 @@ class OutboxRecorder:
                 raise
 
     async def run(self) -> None:
-        trouble = ""
-        while True:
-            try:
-                await self.ensure_group()
-                written = await self.step(block_ms=1000)
-                if trouble and written:
-                    log.info("records outbox flowing again")
-                    trouble = ""
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis or the database away: the facts wait in Redis
-                if str(exc) != trouble:
-                    log.warning("records not written; retrying", error=f"{type(exc).__name__}: {exc}")
-                    trouble = str(exc)
-                await asyncio.sleep(2.0)
+        """Forever; Redis or the database away: the facts wait in Redis, the trouble is said once."""
+        async def step() -> int:
+            await self.ensure_group()
+            return await self.step(block_ms=1000)
+
+        await keep_stepping(step, "records not written; retrying", "records outbox flowing again")
 
     async def step(self, block_ms: int = 0) -> int:
         """Write one batch: this consumer's unacknowledged entries first (a failed write), then
