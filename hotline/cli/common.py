@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -77,16 +77,29 @@ async def redis_services(settings: Settings, policy: Policy | None = None) -> As
 @asynccontextmanager
 async def records_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection[Any]]:
     """One connection to the records database; not configured or away: a clear line and code."""
+    async with _records(settings, lambda url: asyncpg.connect(url, timeout=5)) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def records_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[Any]]:
+    """A small pool on the records database (for code written against a pool), same errors."""
+    async with _records(settings, lambda url: asyncpg.create_pool(url, min_size=1, max_size=2, timeout=5)) as pool:
+        yield pool
+
+
+@asynccontextmanager
+async def _records(settings: Settings, opening: Callable[[str], Awaitable[Any]]) -> AsyncIterator[Any]:
     if not settings.database_url:
         raise CliError("no records database configured: set HOTLINE_DATABASE_URL (or database_url)")
     try:
-        conn = await asyncpg.connect(settings.database_url, timeout=5)
+        opened = await opening(settings.database_url)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         raise CliError(f"cannot reach the records database: {type(exc).__name__}: {exc}", EXIT_UNAVAILABLE) from None
     try:
-        yield conn
+        yield opened
     finally:
-        await conn.close()
+        await opened.close()
 
 
 def emit(data: bytes, output: Path | None, count: int, noun: str) -> None:

@@ -11,10 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from hotline.app import Services, clock
-from hotline.cli.common import EXIT_REFUSED, CliError, emit, redis_services
+from hotline.cli.common import EXIT_REFUSED, CliError, emit, records_pool, redis_services
 from hotline.workorders.rules import SPECIAL_CUSTOMERS, STATUSES, Filters, WorkOrderError
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders, as_json
@@ -50,25 +48,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.database_url:
-        raise CliError("no records database configured: set HOTLINE_DATABASE_URL (or database_url)")
     return asyncio.run(_run(args, settings))
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    async with redis_services(settings) as services:
+    async with records_pool(settings) as pool, redis_services(settings) as services:
+        service = WorkOrderService(WorkOrders(pool), services.records, services.policy,
+                                   NumberPlan(settings.country_code, settings.region), clock(settings), None)
         try:
-            pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2, timeout=5)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            raise CliError(f"cannot reach the records database: {type(exc).__name__}: {exc}", 3) from None
-        try:
-            service = WorkOrderService(WorkOrders(pool), services.records, services.policy,
-                                       NumberPlan(settings.country_code, settings.region), clock(settings), None)
             return await _act(args, service, services)
         except WorkOrderError as exc:
             raise CliError(str(exc), EXIT_REFUSED if exc.forbidden else 2) from None
-        finally:
-            await pool.close()
 
 
 async def _act(args: argparse.Namespace, service: WorkOrderService, services: Services) -> int:
