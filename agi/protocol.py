@@ -144,6 +144,8 @@ class AgiParser:
         self._buffer += data
 
     def next_event(self) -> Event | _NeedData:
+        if self._state is _State.ENVIRONMENT and (block := self._environment_block()) is not None:
+            return block
         while True:
             if self._state is _State.CLOSED:
                 return NEED_DATA
@@ -182,6 +184,22 @@ class AgiParser:
         del self._buffer[: end + 1]
         # Caller names come from SIP headers: not always UTF-8. Keep going, mark what was lost.
         return raw.rstrip(b"\r").decode("utf-8", errors="replace")
+
+    def _environment_block(self) -> Environment | None:
+        """The rest of the environment in one pass once its end is in the buffer (Asterisk
+        writes the block at once): one decode and split instead of a round per line, which
+        was a tenth of a call entry's CPU. Lines are checked as the line-by-line path does."""
+        end = self._buffer.find(b"\n\n")
+        if end < 0 or self._buffer.startswith(b"\n") or self._buffer.find(b"\r") >= 0:
+            # Not all here yet, the block ends at once, or CR line ends: the line-by-line path.
+            return None
+        lines = bytes(self._buffer[:end]).decode("utf-8", errors="replace").split("\n")
+        del self._buffer[: end + 2]
+        for line in lines:
+            if len(line) > self.max_line:
+                raise RemoteProtocolError(f"line longer than {self.max_line} bytes")
+            self._environment_line(line)
+        return self._environment_line("")
 
     def _environment_line(self, line: str) -> Environment | None:
         if line == "":
@@ -236,10 +254,15 @@ class AgiParser:
     # -- output --------------------------------------------------------------------------
     def command(self, *words: str) -> bytes:
         """Bytes for one AGI command; the first word(s) verbatim, the rest quoted as arguments."""
+        return self.formatted(format_command(*words))
+
+    def formatted(self, line: bytes) -> bytes:
+        """Account for a command already formatted by `format_command` (kept and reused by a
+        caller that sends the same command often); returns it to write."""
         if self._state is not _State.COMMANDS:
             raise LocalProtocolError(f"cannot send a command while in state {self._state.value}")
         self.pending += 1
-        return format_command(*words)
+        return line
 
 
 def quote(argument: str) -> str:

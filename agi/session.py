@@ -23,6 +23,7 @@ from agi.protocol import (
     Hangup,
     Response,
     Trying,
+    format_command,
 )
 
 
@@ -151,11 +152,15 @@ class AgiSession(asyncio.Protocol):
         One at a time because Asterisk 22's res_agi reads a command only when the socket turns
         readable: commands written together stall after the first (measured; see the README).
         A dead channel (511) or a closed socket raises ChannelGone; 510 and 520 are returned."""
+        return await self.run_lines([format_command(*command) for command in commands])
+
+    async def run_lines(self, lines: Sequence[bytes]) -> list[Response | CommandFailed]:
+        """`run` for commands already formatted (see `AgiParser.formatted`)."""
         replies: list[Response | CommandFailed] = []
-        for command in commands:
+        for line in lines:
             if self._transport is None:
                 raise ChannelGone("connection lost before a command could be sent")
-            self._transport.write(self.parser.command(*command))
+            self._transport.write(self.parser.formatted(line))
             replies.append(await self._reply())
         return replies
 

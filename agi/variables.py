@@ -59,3 +59,25 @@ def set_commands(pairs: list[tuple[str, str]]) -> list[tuple[str, ...]]:
 def one_by_one(pairs: list[tuple[str, str]]) -> list[tuple[str, ...]]:
     """A SET VARIABLE per pair: the fallback when MSet is too long or refused."""
     return [("SET VARIABLE", name, value) for name, value in pairs]
+
+
+class ContractLines:
+    """The formatted AGI lines that set a set of contract values, kept per distinct set.
+
+    Callers share a handful of value sets (one per tier, brand and level; a personal greeting
+    adds one per named subscriber), and escaping and formatting an MSet cost more than the
+    rest of the entry's own work, so each set is formatted once. Bounded: past `limit` sets
+    the cache starts over rather than grows."""
+
+    def __init__(self, limit: int = 4096):
+        self._limit = limit
+        self._lines: dict[tuple[tuple[str, str], ...], list[bytes]] = {}
+
+    def lines(self, pairs: list[tuple[str, str]]) -> list[bytes]:
+        key = tuple(pairs)
+        found = self._lines.get(key)
+        if found is None:
+            if len(self._lines) >= self._limit:
+                self._lines.clear()
+            found = self._lines[key] = [format_command(*command) for command in set_commands(pairs)]
+        return found

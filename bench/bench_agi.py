@@ -36,7 +36,11 @@ from tier_lookup.tables import RowContext
 
 HERE = Path(__file__).resolve().parent
 # AGI commands each server sends per call: hotline one EXEC MSet; the peers one SET VARIABLE per variable.
-EXPECTED = {"hotline": 1, "hotline-2w": 1, "panoramisk": 11, "pyst2": 11}
+EXPECTED = {"hotline": 1, "hotline-2w": 1, "panoramisk": 11, "pyst2": 11, "floor": 1}
+# CPU per entry: this many entries at this concurrency, CPU read from /proc before and after.
+CPU_ENTRIES = 20_000
+CPU_CONCURRENCY = 50
+CPU_SERVERS = ("floor", "hotline", "hotline-2w", "panoramisk")
 
 
 @dataclass
@@ -140,6 +144,28 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], name: str) -> None:
     raise SystemExit(f"{name} did not listen on {port}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its live children (a `--workers N` serve forks), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    for one in pids:
+        # Fields after the command name (which may hold spaces) start at state, field 3.
+        fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def cpu_per_entry(pid: int, port: int, envs: list[bytes], expected: int) -> tuple[float, Run]:
+    """Microseconds of the server's CPU per call entry over CPU_ENTRIES entries."""
+    before = cpu_seconds(pid)
+    run = uvloop.run(load(port, envs, CPU_CONCURRENCY, 3600, expected, max_calls=CPU_ENTRIES))
+    used = cpu_seconds(pid) - before
+    return used / max(1, len(run.latencies)) * 1e6, run
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -166,6 +192,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--soak", type=int, default=100_000, help="entries for the memory check")
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU-per-entry table")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the CPU table")
     args = parser.parse_args()
     callers = [str(13_900_000_000 + i) for i in range(1000)]
     envs = [environment("entry", c, f"1732262400.{i}") for i, c in enumerate(callers)]
@@ -194,17 +222,40 @@ def main() -> int:
                     redis.url,
                 ],
                 "pyst2": [sys.executable, str(HERE / "peers" / "pyst2_peer.py"), str(ports["pyst2"]), redis.url],
+                "floor": [sys.executable, str(HERE / "peers" / "floor_peer.py"), str(ports["floor"])],
             }
             for name, command in commands.items():
                 own_env = {**env, "HOTLINE_HTTP_PORT": http_ports.get(name, "0")}
                 proc = subprocess.Popen(command, env=own_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(proc)
                 wait_port(ports[name], proc, name)
+            pids = {name: proc.pid for name, proc in zip(commands, procs, strict=True)}
+            for name in ("hotline", "hotline-2w", "panoramisk", "floor"):  # warm-up: connections, scripts, caches
+                uvloop.run(load(ports[name], envs, 20, 0.5, EXPECTED[name]))
+            print(f"CPU per entry ({CPU_ENTRIES:,} entries at concurrency {CPU_CONCURRENCY}, utime+stime of the "
+                  f"server process from /proc; median of {args.rounds} interleaved rounds):")
+            samples: dict[str, list[tuple[float, Run]]] = {name: [] for name in CPU_SERVERS}
+            for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every server
+                for name in CPU_SERVERS:
+                    samples[name].append(cpu_per_entry(pids[name], ports[name], envs, EXPECTED[name]))
+            cpu: dict[str, float] = {}
+            for name in CPU_SERVERS:
+                ordered = sorted(samples[name], key=lambda sample: sample[0])
+                cpu[name], run = ordered[len(ordered) // 2]
+                spread = f"{ordered[0][0]:.0f}-{ordered[-1][0]:.0f}"
+                print(f"  {name:<11} {cpu[name]:7.1f} us per entry (rounds {spread})  {run.rate:,.0f} entries/s, "
+                      f"p50 {run.pct(0.5):.2f} ms, failures {sum(r.failures for _, r in ordered)}", flush=True)
+            print(f"ratio: hotline / panoramisk = {cpu['hotline'] / cpu['panoramisk']:.2f} (goal <= 0.33); "
+                  f"hotline / floor = {cpu['hotline'] / cpu['floor']:.2f}; "
+                  f"panoramisk / floor = {cpu['panoramisk'] / cpu['floor']:.2f}")
+            one = uvloop.run(load(ports["hotline"], envs, 1, args.seconds, EXPECTED["hotline"]))
+            print(f"latency a caller adds at concurrency 1: hotline p50 {one.pct(0.5):.2f} ms (goal < 1 ms), "
+                  f"p99 {one.pct(0.99):.2f} ms", flush=True)
+            if args.cpu_only:
+                return 0
             results: dict[tuple[str, int], Run] = {}
             plan = [("hotline", c) for c in (1, 100, 1000)] + [("hotline-2w", c) for c in (100, 1000)]
             plan += [("panoramisk", c) for c in (1, 100, 1000)] + [("pyst2", 1), ("pyst2", 100)]
-            for name in ("hotline", "hotline-2w", "panoramisk"):  # warm-up: connections, scripts, caches
-                uvloop.run(load(ports[name], envs, 20, 0.5, EXPECTED[name]))
             for name, concurrency in plan:
                 run = uvloop.run(load(ports[name], envs, concurrency, args.seconds, EXPECTED[name]))
                 results[(name, concurrency)] = run

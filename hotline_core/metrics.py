@@ -35,8 +35,21 @@ class Metrics:
                                    registry=r)
         self.sms = Counter("hotline_sms", "SMS jobs by what became of them (queued, sent, delivered, failed, dead)",
                            ["status"], registry=r)
+        self._entry_children: dict[tuple[str, str], Counter] = {}
         self.ami_up = Gauge("hotline_ami_link_up", "1 while the AMI bridge is logged in to Asterisk", registry=r,
                             multiprocess_mode="livemax")
+
+    def count_entry(self, tier: str, level: str, lookup_s: float, degraded: bool) -> None:
+        """One call entry: its tier and level, its lookup time, whether it was degraded.
+        The labelled child is kept per (tier, level): looking it up through `labels()` at every
+        entry cost as much as the counting itself."""
+        child = self._entry_children.get((tier, level))
+        if child is None:
+            child = self._entry_children[(tier, level)] = self.call_entries.labels(tier, level)
+        child.inc()
+        self.lookup_seconds.observe(lookup_s)
+        if degraded:
+            self.degraded_lookups.inc()
 
     def total(self, sample: str) -> float:
         """A counter's total over all its labels, in this process (for alarms on rates)."""

@@ -190,7 +190,7 @@ class RedisPipe:
         """Run a server-side script by its SHA1, loading it once if Redis does not know it."""
         command = ("EVALSHA", sha, str(len(keys)), *keys, *args)
         try:
-            return await self.execute(*command)
+            return await self.execute_nowait(*command)  # no coroutine of its own: a lookup per call
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise

@@ -84,10 +84,96 @@ def _qualifies(tier: str, row: Mapping[str, str], at: datetime, policy: Policy) 
     return newsub_active(activated_at, at, policy)
 
 
-def skill_chain_at(chain: tuple[str, ...], at: datetime, policy: Policy) -> tuple[str, ...]:
-    """The level's chain with the desks that are closed this month (seasonal desks) left out."""
-    month = at.astimezone(policy.zone).month
-    return tuple(desk for desk in chain if policy.desks[desk].open_in(month))
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What a caller's tier, brand, local month and name decide: everything of an identity but
+    the number and the rows, shared by every caller with the same four."""
+
+    tier: str
+    label: str
+    brand: str
+    brand_label: str
+    level: str
+    level_label: str
+    queue_priority: int
+    priority_access: bool
+    skill_chain: tuple[str, ...]
+    queue: str
+    max_wait_s: int
+    greeting: str
+    access_rule: str
+    closed_desks: tuple[str, ...]
+
+
+def winner(rows: Mapping[str, Mapping[str, str]], policy: Policy, at: datetime) -> tuple[str, str, str]:
+    """The winning tier by precedence, the brand, and the name in the winning tier's row."""
+    tier = NORMAL
+    for candidate in policy.tiers.precedence:
+        row = rows.get(candidate)
+        if row is not None and _qualifies(candidate, row, at, policy):
+            tier = candidate
+            break
+    brand = rows.get("brand", {}).get("brand", "unknown")
+    if brand not in policy.brands:
+        brand = "unknown"
+    return tier, brand, rows.get(tier, {}).get("name", "")
+
+
+def service_for(policy: Policy, tier: str, brand: str, month: int, name: str) -> Service:
+    """Level, priority, skill chain (seasonal desks of `month` applied) and greeting."""
+    rule_index, rule = matching_rule(policy, tier, brand)
+    level = policy.level(rule.level)
+    chain = tuple(desk for desk in level.skill_chain if policy.desks[desk].open_in(month))
+    fields = {
+        "name": name,
+        "label": policy.tier_label(tier),
+        "brand_label": policy.brands[brand].label,
+        "level_label": level.label,
+    }
+    template = policy.greetings.get(tier)
+    return Service(
+        tier=tier,
+        label=fields["label"],
+        brand=brand,
+        brand_label=fields["brand_label"],
+        level=level.name,
+        level_label=level.label,
+        queue_priority=level.queue_priority,
+        priority_access=level.priority_access,
+        skill_chain=chain,
+        queue=policy.queue(level.name),
+        max_wait_s=level.max_wait_seconds,
+        greeting=render_template(template, fields) if template else "",
+        access_rule=f"access_rules[{rule_index}]: tier {rule.tier}, brand {rule.brand} -> {rule.level}",
+        closed_desks=tuple(desk for desk in level.skill_chain if desk not in chain),
+    )
+
+
+def identity_of(number: str | None, rows: Mapping[str, Mapping[str, str]], service: Service, name: str,
+                degraded: bool) -> Identity:
+    return Identity(
+        number=number,
+        tier=service.tier,
+        label=service.label,
+        brand=service.brand,
+        brand_label=service.brand_label,
+        level=service.level,
+        level_label=service.level_label,
+        queue_priority=service.queue_priority,
+        priority_access=service.priority_access,
+        skill_chain=service.skill_chain,
+        queue=service.queue,
+        max_wait_s=service.max_wait_s,
+        greeting=service.greeting,
+        name=name,
+        matched=tuple(sorted(rows)),
+        redlist="redlist" in rows,
+        blacklist="blacklist" in rows,
+        degraded=degraded,
+        access_rule=service.access_rule,
+        closed_desks=service.closed_desks,
+        rows={table: dict(row) for table, row in rows.items()},
+    )
 
 
 def resolve_identity(
@@ -102,48 +188,31 @@ def resolve_identity(
     `rows` maps each table holding the number (tier tables, brand, red/black list) to its stored
     values. `at` must be timezone-aware.
     """
-    tier = NORMAL
-    for candidate in policy.tiers.precedence:
-        row = rows.get(candidate)
-        if row is not None and _qualifies(candidate, row, at, policy):
-            tier = candidate
-            break
-    brand = rows.get("brand", {}).get("brand", "unknown")
-    if brand not in policy.brands:
-        brand = "unknown"
-    rule_index, rule = matching_rule(policy, tier, brand)
-    level = policy.level(rule.level)
-    chain = skill_chain_at(level.skill_chain, at, policy)
-    fields = {
-        "name": rows.get(tier, {}).get("name", ""),
-        "label": policy.tier_label(tier),
-        "brand_label": policy.brands[brand].label,
-        "level_label": level.label,
-    }
-    template = policy.greetings.get(tier)
-    return Identity(
-        number=number,
-        tier=tier,
-        label=fields["label"],
-        brand=brand,
-        brand_label=fields["brand_label"],
-        level=level.name,
-        level_label=level.label,
-        queue_priority=level.queue_priority,
-        priority_access=level.priority_access,
-        skill_chain=chain,
-        queue=policy.queue(level.name),
-        max_wait_s=level.max_wait_seconds,
-        greeting=render_template(template, fields) if template else "",
-        name=fields["name"],
-        matched=tuple(sorted(rows)),
-        redlist="redlist" in rows,
-        blacklist="blacklist" in rows,
-        degraded=degraded,
-        access_rule=f"access_rules[{rule_index}]: tier {rule.tier}, brand {rule.brand} -> {rule.level}",
-        closed_desks=tuple(desk for desk in level.skill_chain if desk not in chain),
-        rows={table: dict(row) for table, row in rows.items()},
-    )
+    tier, brand, name = winner(rows, policy, at)
+    service = service_for(policy, tier, brand, at.astimezone(policy.zone).month, name)
+    return identity_of(number, rows, service, name, degraded)
+
+
+class IdentityResolver:
+    """`resolve_identity` for the call path: the service of each (tier, brand, month, name) is
+    derived once and kept, since deriving it was most of the decision's cost and callers share
+    a few. Bounded: past `limit` kept services it starts over rather than grows."""
+
+    def __init__(self, policy: Policy, limit: int = 4096):
+        self.policy = policy
+        self._limit = limit
+        self._services: dict[tuple[str, str, int, str], Service] = {}
+
+    def resolve(self, number: str | None, rows: Mapping[str, Mapping[str, str]], at: datetime,
+                degraded: bool = False) -> Identity:
+        tier, brand, name = winner(rows, self.policy, at)
+        key = (tier, brand, at.astimezone(self.policy.zone).month, name)
+        service = self._services.get(key)
+        if service is None:
+            if len(self._services) >= self._limit:
+                self._services.clear()
+            service = self._services[key] = service_for(self.policy, *key)
+        return identity_of(number, rows, service, name, degraded)
 
 
 def unidentified(policy: Policy, at: datetime, number: str | None = None, degraded: bool = False) -> Identity:

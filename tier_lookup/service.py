@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from hotline_core.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
 from hotline_core.policy import Policy
 from hotline_core.redispipe import ReplyError
-from tier_lookup.identity import Identity, resolve_identity, unidentified
+from tier_lookup.identity import Identity, IdentityResolver
 from tier_lookup.reader import RowSource
 
 log = structlog.get_logger("tier_lookup")
@@ -32,6 +32,7 @@ class TierLookup:
     ):
         self.store = store
         self.policy = policy
+        self._resolver = IdentityResolver(policy)
         self.budget_s = budget_s
         self.plan = plan
         self._clock = clock
@@ -44,8 +45,9 @@ class TierLookup:
         set: a lookup must never hold a caller in silence or fail the call."""
         when = at or self._clock()
         number = normalize_number(caller, self.plan)
+        resolve = self._resolver.resolve
         if number is None:
-            return unidentified(self.policy, when)
+            return resolve(None, {}, when)
         try:
             # The row source bounds its own wait by the budget (the call path's Redis pipe fails
             # a command after it without a timer per call); see hotline_core.redispipe.
@@ -53,9 +55,9 @@ class TierLookup:
         except TimeoutError:
             log.warning("tier lookup timed out; caller served as normal", caller=number,
                         budget_ms=round(self.budget_s * 1000))
-            return unidentified(self.policy, when, number, degraded=True)
+            return resolve(number, {}, when, degraded=True)
         except (RedisError, ReplyError, OSError, ValueError, IndexError) as exc:
             log.warning("tier lookup failed; caller served as normal", caller=number,
                         error=f"{type(exc).__name__}: {exc}")
-            return unidentified(self.policy, when, number, degraded=True)
-        return resolve_identity(number, rows, self.policy, when)
+            return resolve(number, {}, when, degraded=True)
+        return resolve(number, rows, when)

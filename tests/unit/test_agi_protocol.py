@@ -123,6 +123,42 @@ def test_environment_lines_without_separator_are_kept_aside() -> None:
     assert env.malformed == ("garbage line", "agi_x:novalue")
 
 
+def one_line_at_a_time(block: bytes) -> Environment:
+    parser = AgiParser()
+    events = []
+    for line in block.splitlines(keepends=True):
+        parser.receive_data(line)
+        events += [e for e in iter(parser.next_event, NEED_DATA)]
+    [env] = events
+    assert isinstance(env, Environment)
+    return env
+
+
+@pytest.mark.parametrize("block", [ENV, b"agi_network_script: entry\ngarbage\nagi_x:novalue\n\n",
+                                   b"agi_a: 1\nagi_a: 2\n\n"])
+def test_a_whole_environment_block_parses_as_it_does_line_by_line(block: bytes) -> None:
+    parser = AgiParser()
+    parser.receive_data(block + b"200 result=1\n")
+    whole = parser.next_event()
+    assert whole == one_line_at_a_time(block)
+    parser.command("NOOP")
+    assert parser.next_event() == Response("1")  # what followed the block is still there
+
+
+def test_a_long_line_inside_a_whole_block_is_refused() -> None:
+    parser = AgiParser()
+    parser.receive_data(b"agi_callerid: " + b"x" * 17000 + b"\n\n")
+    with pytest.raises(RemoteProtocolError, match="line longer than 16384 bytes"):
+        parser.next_event()
+
+
+def test_too_large_a_whole_block_is_refused() -> None:
+    parser = AgiParser()
+    parser.receive_data(b"".join(f"agi_v{i}: {'x' * 200}\n".encode() for i in range(200)) + b"\n")
+    with pytest.raises(RemoteProtocolError, match="environment block longer than 32768 bytes"):
+        parser.next_event()
+
+
 def test_crlf_line_ends_are_accepted() -> None:
     parser = AgiParser()
     parser.receive_data(b"agi_network_script: entry\r\n\r\n")
@@ -212,3 +248,18 @@ def split_like_asterisk(line: str) -> list[str]:
 def test_values_arrive_intact_through_the_splitter(value: str) -> None:
     line = format_command("SET VARIABLE", "HOTLINE_X", value).decode().rstrip("\n")
     assert split_like_asterisk(line) == ["SET", "VARIABLE", "HOTLINE_X", value]
+
+
+def test_contract_lines_are_formatted_once_per_value_set_and_bounded() -> None:
+    from agi.variables import ContractLines, set_commands
+
+    lines = ContractLines(limit=2)
+    gold = [("HOTLINE_TIER", "highend"), ("HOTLINE_GREETING", "您好, ${X}")]
+    first = lines.lines(gold)
+    assert first == [format_command(*c) for c in set_commands(gold)]
+    assert lines.lines(list(gold)) is first  # the same values: the kept lines
+    for tier in ("a", "b", "c"):  # past the limit the cache starts over, answers stay right
+        assert lines.lines([("HOTLINE_TIER", tier)]) == [format_command("EXEC", "MSet", f"HOTLINE_TIER={tier}")]
+    assert lines.lines(gold) == first
+    huge = [(f"V{i}", "x" * 300) for i in range(11)]  # too long for one MSet: one SET VARIABLE each
+    assert len(lines.lines(huge)) == 11

@@ -6,7 +6,7 @@ import pytest
 
 from hotline_core.policy import Policy
 from tests.conftest import local
-from tier_lookup.identity import resolve_identity, unidentified
+from tier_lookup.identity import IdentityResolver, resolve_identity, unidentified
 from tier_lookup.tables import parse_activation
 
 NUMBER = "8613800138000"
@@ -133,3 +133,21 @@ def test_flags_and_json_shape(policy: Policy) -> None:
 def test_unidentified_caller_is_normal(policy: Policy) -> None:
     identity = unidentified(policy, local(policy, "2026-11-10T10:00"), degraded=True)
     assert (identity.tier, identity.brand, identity.number, identity.degraded) == ("normal", "unknown", None, True)
+
+
+def test_the_call_paths_resolver_decides_as_the_pure_function_does(policy: Policy) -> None:
+    """The resolver keeps what tier, brand, month and name decide; a kept decision must not leak
+    into a caller whose month, name, newsub window or flags differ. A limit of 2 makes it start
+    over several times on the way."""
+    resolver = IdentityResolver(policy, limit=2)
+    cases = []
+    for when in ("2026-09-10T10:00", "2026-11-10T10:00", "2026-11-30T23:59", "2026-12-01T00:00"):
+        for tables in (("campus",), ("newsub", "campus"), ("rural",), ("highend", "blacklist"), ()):
+            for brand in ("gotone", "easyown", None, "no-such-brand"):
+                found = rows(policy, *tables, brand=brand)
+                cases.append((found, local(policy, when)))
+    cases.append(({"rural": {"name": "李"}}, local(policy, "2026-11-10T10:00")))
+    for found, at in cases + cases[::-1]:
+        assert resolver.resolve(NUMBER, found, at) == resolve_identity(NUMBER, found, policy, at)
+    assert resolver.resolve(NUMBER, {}, local(policy, "2026-11-10T10:00"), degraded=True) == unidentified(
+        policy, local(policy, "2026-11-10T10:00"), NUMBER, degraded=True)
