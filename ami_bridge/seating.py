@@ -26,7 +26,7 @@ class Seating:
         self._desk_of: dict[str, str] = {}
         self._read_at = float("-inf")
         # An agent at no virtual desk answers as a member of the group everyone belongs to.
-        self._everyone = next((name for name, desk in policy.desks.items() if desk.everyone), None)
+        self._everyone = policy.everyone_group or None
 
     async def __call__(self) -> DeskOf:
         now = asyncio.get_running_loop().time()

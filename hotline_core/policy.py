@@ -207,6 +207,11 @@ class Policy(_Frozen):
     def tier_label(self, tier: str) -> str:
         return self.tiers.labels[tier]
 
+    @property
+    def everyone_group(self) -> str:
+        """The group every agent belongs to (the overflow of last resort); "" if none is named."""
+        return next((name for name, desk in self.desks.items() if desk.everyone), "")
+
 
 def _cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
     """Consistency rules a schema alone cannot express; each problem with its key path."""

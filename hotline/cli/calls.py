@@ -7,7 +7,6 @@ import asyncio
 import json
 
 from hotline.cli.common import EXIT_REFUSED, records_connection
-from hotline.records.report import everyone_group
 from hotline.records.why import find_call, story_json, story_text
 from hotline_core.numbers import NumberPlan, normalize_number
 from hotline_core.policy import load_policy
@@ -34,6 +33,6 @@ async def _why(args: argparse.Namespace, settings: Settings) -> int:
     if call is None:
         print(f"hotline: no call on record for {args.call!r}")
         return EXIT_REFUSED
-    story = story_json(call, policy.zone, everyone_group(policy))
+    story = story_json(call, policy.zone, policy.everyone_group)
     print(json.dumps(story, ensure_ascii=False) if args.json else story_text(story, policy.tiers.precedence))
     return 0

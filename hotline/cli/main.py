@@ -8,7 +8,22 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from hotline.cli import agents, asterisk, calls, db, flows, policy, report, serve, sms, status, tiers, users, workorders
+from hotline.cli import (
+    agents,
+    asterisk,
+    calls,
+    db,
+    flows,
+    policy,
+    report,
+    serve,
+    sms,
+    status,
+    tiers,
+    users,
+    whatif,
+    workorders,
+)
 from hotline.cli.common import EXIT_USAGE, CliError, common_options, settings_from
 from hotline_core.logs import configure_logging
 from hotline_core.settings import Settings
@@ -19,7 +34,7 @@ def command_groups() -> dict[str, ModuleType]:
     """Each group registers its own subcommands and runs them: `register(...)`, `run(args, settings)`."""
     return {"tiers": tiers, "serve": serve, "agents": agents, "sms": sms, "flows": flows, "asterisk": asterisk,
             "policy": policy, "db": db, "report": report, "calls": calls, "status": status, "users": users,
-            "workorders": workorders}
+            "workorders": workorders, "whatif": whatif}
 
 
 def build_parser() -> argparse.ArgumentParser:

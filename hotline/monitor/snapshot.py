@@ -81,7 +81,7 @@ def build_snapshot(policy: Policy, model: QueueModel, desk_of: DeskOf, today: Ma
             level.name, level.label, queue, model.waiting(queue), round(model.longest_wait(queue, epoch)),
             today_count("offered"), today_count("answered"), today_count("abandoned"), today_count("released"),
             sl, level.answer_rate_target, sl is not None and sl < level.answer_rate_target))
-    everyone = next((name for name, desk in policy.desks.items() if desk.everyone), "")
+    everyone = policy.everyone_group
     counts: dict[str, dict[str, int]] = {name: dict.fromkeys(AGENT_STATES, 0) for name in policy.desks}
     for interface, (status, paused) in model.agents().items():
         desk = desk_of(interface.split("/", 1)[-1]) or everyone

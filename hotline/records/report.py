@@ -105,7 +105,7 @@ def _policy_args(policy: Policy) -> list[Any]:
     fallback = access_level(policy, NORMAL, "unknown")
     return [[lv.name for lv in policy.levels], [lv.service_level_seconds for lv in policy.levels], fallback.name,
             policy.timezone, fallback.service_level_seconds, policy.reports.short_abandon_seconds,
-            everyone_group(policy)]
+            policy.everyone_group]
 
 
 def _positions(by: Sequence[str]) -> str:
@@ -154,11 +154,6 @@ async def fetch_counts(conn: Conn, policy: Policy, period: Period, by: Sequence[
         sql = rollup_report_sql(by)
     rows = await conn.fetch(sql, *_policy_args(policy), period.start, period.end)
     return [dict(row) for row in rows]
-
-
-def everyone_group(policy: Policy) -> str:
-    """The group every agent belongs to (the overflow of last resort)."""
-    return next((name for name, desk in policy.desks.items() if desk.everyone), "")
 
 
 def overflow_step(chain: Sequence[str], desk: str | None, everyone: str) -> int | None:
