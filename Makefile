@@ -57,6 +57,7 @@ bench: deps venv asterisk-root
 	@$(PY) -m bench.bench_e2e
 	@$(PY) -m bench.bench_sms
 	@$(PY) -m bench.bench_records
+	@$(PY) -m bench.bench_whatif
 
 clean: down
 	rm -rf .run

@@ -87,13 +87,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = compare((setup, traffic), (other, other_traffic), args.replications, args.seed)
         _print_comparison(result, args.format, _name(args, "a"), _name(args, "b"))
         if args.plot:
-            service_levels([(_name(args, "a"), result.a), (_name(args, "b"), result.b)], args.plot,
-                           f"what if: {_name(args, 'a')} vs {_name(args, 'b')}")
+            service_levels([("A: " + _name(args, "a"), result.a), ("B: " + _name(args, "b"), result.b)], args.plot,
+                           "service level within each level's threshold, A vs B on the same callers")
         return 0
     outcome = run_scenario(setup, traffic, args.replications, args.seed)
     _print_outcome(outcome, traffic, args.format)
     if args.plot:
-        service_levels([(setup.description, outcome)], args.plot, f"what if: {setup.description}")
+        service_levels([(setup.description, outcome)], args.plot, "service level within each level's threshold")
     return 0
 
 

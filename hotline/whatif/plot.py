@@ -40,9 +40,9 @@ def service_levels(outcomes: Sequence[tuple[str, Outcome]], path: Path, title: s
         axes.hlines(target, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1)
     axes.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
     axes.set_ylim(0, 1.05)
-    axes.set_ylabel("service level (answered within threshold / offered)")
-    axes.set_title(title + "  (dashed: target)")
-    axes.legend(loc="lower left")
+    axes.set_ylabel("service level")
+    axes.set_title(title + " (dashed: target)", fontsize="medium")
+    axes.legend(loc="lower left", fontsize="small")
     _save(figure, path)
 
 

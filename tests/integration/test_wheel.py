@@ -30,6 +30,7 @@ DATA_FILES = (
     "tier_lookup/lookup.lua",
     "ivr_flows/flows/hotline.yaml",
     "ivr_flows/flow.schema.json",
+    "hotline/whatif/traffic.schema.json",
     "asterisk_conf/queues.conf",
     "asterisk_conf/extensions.conf",
 )
