@@ -15,13 +15,13 @@ import asyncio
 import json
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ami_bridge.roster import Agent, Roster, parse_roster
 from hotline.cli.common import CliError, parse_at, records_connection, redis_services
 from hotline.records.demand import hourly_demand
 from hotline.records.report import Period, ReportError
-from hotline.whatif.plot import check_plot_path, service_levels, staffing_curve
 from hotline.whatif.run import Comparison, compare, staff
 from hotline.whatif.run import run as run_scenario
 from hotline.whatif.setup import Setup, setup_from_roster, setup_with_agents
@@ -58,6 +58,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # matplotlib is imported here, not with the CLI: it costs every `hotline` command (the
+    # service's start among them) half a second otherwise.
+    from hotline.whatif import plot
+
     if args.action == "schema":
         print(json.dumps(traffic_schema(), indent=2, ensure_ascii=False))
         return 0
@@ -65,14 +69,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError("--replications: between 2 and 1000 (an interval needs at least two)")
     if args.plot is not None:
         try:
-            check_plot_path(args.plot)
+            plot.check_plot_path(args.plot)
         except ValueError as exc:
             raise CliError(str(exc)) from None
     policy = load_policy(args.policy or settings.policy_file)
     on = parse_at(args.at, policy.zone).date()
     traffic = _traffic(args, settings, policy)
     if args.action == "staff":
-        return _staff(args, policy, traffic, on)
+        return _staff(args, policy, traffic, on, plot)
     setup = _setup(args.roster, args.agents, policy, on, settings)
     if args.compare_policy or args.compare_roster or args.compare_agents is not None:
         other_policy = load_policy(args.compare_policy) if args.compare_policy else policy
@@ -87,13 +91,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = compare((setup, traffic), (other, other_traffic), args.replications, args.seed)
         _print_comparison(result, args.format, _name(args, "a"), _name(args, "b"))
         if args.plot:
-            service_levels([("A: " + _name(args, "a"), result.a), ("B: " + _name(args, "b"), result.b)], args.plot,
+            plot.service_levels([("A: " + _name(args, "a"), result.a), ("B: " + _name(args, "b"), result.b)], args.plot,
                            "service level within each level's threshold, A vs B on the same callers")
         return 0
     outcome = run_scenario(setup, traffic, args.replications, args.seed)
     _print_outcome(outcome, traffic, args.format)
     if args.plot:
-        service_levels([(setup.description, outcome)], args.plot, "service level within each level's threshold")
+        plot.service_levels([(setup.description, outcome)], args.plot, "service level within each level's threshold")
     return 0
 
 
@@ -165,7 +169,7 @@ def _live_roster(settings: Settings) -> list[Agent]:
     return asyncio.run(read())
 
 
-def _staff(args: argparse.Namespace, policy: Policy, traffic: Traffic, on: date) -> int:
+def _staff(args: argparse.Namespace, policy: Policy, traffic: Traffic, on: date, plot: ModuleType) -> int:
     desks = {name: desk.size for name, desk in policy.desks.items() if desk.size and desk.open_in(on.month)}
     plan = staff(lambda n, layout: setup_with_agents(policy, n, on, layout), desks, traffic, args.replications,
                  args.seed, args.max_agents)
@@ -187,7 +191,7 @@ def _staff(args: argparse.Namespace, policy: Policy, traffic: Traffic, on: date)
                           "curve": [{"agents": n, "levels": [lv.to_json() for lv in o.levels]} for n, o in plan.curve]},
                          ensure_ascii=False, indent=2))
     if args.plot:
-        staffing_curve(plan.curve, args.plot, "service level against staffing", plan.total)
+        plot.staffing_curve(plan.curve, args.plot, "service level against staffing", plan.total)
     return 0 if plan.total is not None else 1
 
 
