@@ -23,12 +23,14 @@ def require_sipp() -> str:
 
 @dataclass
 class SippAgent:
-    """An agent's phone: answers every call and stays connected until the caller hangs up."""
+    """An agent's phone: answers every call and stays connected until the caller hangs up, or,
+    with `talk_ms`, hangs up itself that long after answering (a fixed talk time)."""
 
     name: str
     sip_port: int
     media_port: int
     run_dir: Path
+    talk_ms: int | None = None
 
     def __post_init__(self) -> None:
         # SIPp ignores SIGTERM; SIGINT ends it at once.
@@ -40,9 +42,14 @@ class SippAgent:
         return f"sip:{self.name}@127.0.0.1:{self.sip_port}"
 
     def start(self) -> None:
+        scenario = ["-sn", "uas"]
+        if self.talk_ms is not None:
+            path = self.run_dir / f"sipp-{self.name}-timed.xml"
+            path.write_text(timed_agent_scenario(self.talk_ms))
+            scenario = ["-sf", str(path)]
         self.process.start([
             # -ci: SIPp's control socket on loopback too (by default on every address).
-            require_sipp(), "-sn", "uas", "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(self.sip_port),
+            require_sipp(), *scenario, "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(self.sip_port),
             "-mi", "127.0.0.1", "-mp", str(self.media_port), "-nostdin",
             "-trace_err", "-error_file", str(self.run_dir / f"sipp-{self.name}-errors.log"),
         ])
@@ -151,14 +158,100 @@ Content-Length: 0
 """
 
 
+# A caller who stays until Asterisk hangs up (the agent ended the call) or, at `patience_ms`
+# after its digits, gives up and hangs up itself (an abandon, if still waiting in the queue).
+_WAIT_OR_GIVE_UP = """  <recv request="BYE" timeout="{patience_ms}" ontimeout="1"/>
+  <send next="2"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="1"/>
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} BYE
+Contact: <sip:[cid]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+  <label id="2"/>
+</scenario>
+"""
+
+# An agent's phone that answers and hangs up `talk_ms` later. The BYE goes to the INVITE's
+# Contact (SIPp's [next_url] is empty here: the last message received, the ACK, has none), from the To it answered (with the tag it gave) to the caller's From.
+_TIMED_AGENT = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="timed agent">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="their_contact"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=agent 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE [$their_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$our_to];tag=[pid]SIPpTag01[call_number]
+To: [$their_from]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def timed_agent_scenario(talk_ms: int) -> str:
+    return _TIMED_AGENT.format(talk_ms=talk_ms)
+
+
 def load_scenario() -> str:
     """A caller for load runs: number from an injection file, hung up by Asterisk."""
     return _HEAD.replace("[cid]", "[field0]") + _HUNG_UP_BY_ASTERISK
 
 
-def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int, gap_ms: int = 0) -> str:
+def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int, gap_ms: int = 0,
+                    patience_ms: int | None = None) -> str:
     """A caller that waits `wait_ms` after answer, sends `digits` (SIP INFO or RFC 4733 RTP
-    events from SIPp's recorded packets) `gap_ms` apart, stays `talk_ms`, then hangs up.
+    events from SIPp's recorded packets) `gap_ms` apart, stays `talk_ms`, then hangs up; or,
+    with `patience_ms`, stays until Asterisk hangs up or that long, whichever comes first.
 
     Digits for different menus need a gap: a digit that arrives between two AGI commands is
     not kept by Asterisk."""
@@ -179,7 +272,10 @@ def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int, gap_ms: 
             if not pcap.exists():
                 raise ValueError(f"no recorded RFC 4733 packet for {digit!r} (SIPp ships 0-9)")
             parts.append(_RFC4733.format(pcap=pcap))
-    parts.append(_TAIL.format(talk_ms=talk_ms, cseq=cseq))
+    if patience_ms is not None:
+        parts.append(_WAIT_OR_GIVE_UP.format(patience_ms=patience_ms, cseq=cseq))
+    else:
+        parts.append(_TAIL.format(talk_ms=talk_ms, cseq=cseq))
     return "".join(parts)
 
 
@@ -201,11 +297,12 @@ async def place_call(
     gap_ms: int = 0,
     exten: str = "10086",
     limit_s: float = 60.0,
+    patience_ms: int | None = None,
 ) -> CallResult:
     """Place one call with SIPp and wait for it to end."""
     with tempfile.TemporaryDirectory(prefix="hotline-sipp-") as tmp:
         scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms, gap_ms))
+        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms, gap_ms, patience_ms))
         proc = await asyncio.create_subprocess_exec(
             require_sipp(), "-sf", str(scenario), "-s", exten, "-key", "cid", caller,
             "-m", "1", "-l", "1", "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(local_port),

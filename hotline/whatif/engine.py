@@ -33,6 +33,7 @@ from hotline.whatif.traffic import Arrivals, Distribution, Traffic
 
 WAITING, SERVED, GONE = 0, 1, 2
 _DONE, _ABANDON, _RELEASE = 0, 1, 2
+Caller = tuple[float, str, float, float]  # arrival (s into the period), level, handle time, patience
 
 
 @dataclass(slots=True)
@@ -76,10 +77,10 @@ def sampler(dist: Distribution, rng: random.Random) -> float:
     return rng.choice(dist.values)
 
 
-def draw_callers(traffic: Traffic, seed: int, replication: int) -> list[tuple[float, str, float, float]]:
+def draw_callers(traffic: Traffic, seed: int, replication: int) -> list[Caller]:
     """(arrival, level, handle time, patience) of every caller of one replication, by arrival.
     Patience is infinite for a stream without one."""
-    out: list[tuple[float, str, float, float]] = []
+    out: list[Caller] = []
     period = traffic.period_s
     for index, stream in enumerate(traffic.streams):
         rng = random.Random(f"{seed}:{replication}:{index}:{stream.source}")
@@ -88,8 +89,7 @@ def draw_callers(traffic: Traffic, seed: int, replication: int) -> list[tuple[fl
     return out
 
 
-def _stream_callers(traffic: Traffic, stream: Arrivals, rng: random.Random,
-                    period: float) -> list[tuple[float, str, float, float]]:
+def _stream_callers(traffic: Traffic, stream: Arrivals, rng: random.Random, period: float) -> list[Caller]:
     callers = []
     t = 0.0
     while t < period:
@@ -109,7 +109,10 @@ def _stream_callers(traffic: Traffic, stream: Arrivals, rng: random.Random,
     return callers
 
 
-def simulate(setup: Setup, traffic: Traffic, seed: int, replication: int) -> Replication:
+def simulate(setup: Setup, traffic: Traffic, seed: int, replication: int,
+             callers: list[Caller] | None = None) -> Replication:
+    """One replication; `callers` (by arrival) replaces the ones the traffic would draw, to
+    replay a known sequence (the check against real Asterisk does)."""
     levels = [q.level for q in setup.queues]
     index_of = {name: i for i, name in enumerate(levels)}
     specs = setup.queues
@@ -188,7 +191,8 @@ def simulate(setup: Setup, traffic: Traffic, seed: int, replication: int) -> Rep
             else:
                 give_up(ref, kind, now)  # type: ignore[arg-type]
 
-    callers = draw_callers(traffic, seed, replication)
+    if callers is None:
+        callers = draw_callers(traffic, seed, replication)
     for arrival, level, handle, patience in callers:
         run_events_until(arrival)
         li = index_of[level]
