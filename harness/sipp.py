@@ -190,7 +190,8 @@ Content-Length: 0
 """
 
 # An agent's phone that answers and hangs up `talk_ms` later. The BYE goes to the INVITE's
-# Contact (SIPp's [next_url] is empty here: the last message received, the ACK, has none), from the To it answered (with the tag it gave) to the caller's From.
+# Contact (SIPp's [next_url] is empty here: the last message received, the ACK, has none),
+# from the To it answered (with the tag it gave) to the caller's From.
 _TIMED_AGENT = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="timed agent">
