@@ -162,3 +162,21 @@ async def test_a_roster_import_that_would_empty_or_gut_the_roster_is_refused(red
     assert run(redis_server.url, "agents", "import", str(gbk), "--encoding", "gbk").returncode == 0
     listed = run(redis_server.url, "agents", "list").stdout
     assert "王芳" in listed
+
+
+def test_whatif_reads_the_live_roster(redis_server: RedisServer, redis: object) -> None:
+    """Without --roster or --agents, a what-if runs on the roster the hotline is using."""
+    demo = Path(__file__).resolve().parents[2] / "demo"
+    imported = run(redis_server.url, "agents", "import", str(demo / "agents.csv"))
+    assert imported.returncode == 0, imported.stderr
+    done = run(redis_server.url, "whatif", "--traffic", str(demo / "whatif" / "demo-hour.yaml"), "--replications", "3",
+               "--format", "json-full")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert sum(desk["agents"] for desk in result["desks"]) == 4
+    assert {level["level"] for level in result["levels"]} == {"gotone_vip", "highend_easyown", "campus",
+                                                              "ordinary_easyown"}
+    empty = run(redis_server.url, "whatif", "--traffic", str(demo / "whatif" / "demo-hour.yaml"),
+                env={"HOTLINE_REDIS_PREFIX": "no-roster-here"})
+    assert empty.returncode == 2
+    assert "the roster is empty" in empty.stderr
