@@ -263,7 +263,9 @@ async def web_server(services: Services, sessions: Sessions, pages: list[web.Rou
     if settings.sms_report_token:
         app.add_routes(report_routes(services.redis, settings.redis_prefix, settings.sms_report_token,
                                      services.metrics))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    # aiohttp starts its keep-alive timer at connect and closes a connection still waiting for a
+    # complete request when it fires, however slowly bytes arrive: that is the header deadline.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=settings.http_idle_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=settings.workers > 1)

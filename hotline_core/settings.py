@@ -50,6 +50,9 @@ class Settings(BaseModel):
     desk_reconcile_s: float = Field(default=10.0, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8088, ge=0, le=65535)
+    # A connection must have sent a whole request head this soon after connecting (or after its
+    # last answer): a client that drips header bytes cannot hold a connection for longer.
+    http_idle_timeout_s: float = Field(default=10.0, gt=0, le=600)
     sms_gateway_url: str = ""  # Kannel's sendsms URL; empty: no SMS worker in this instance
     sms_username: str = ""
     sms_password: str = ""

@@ -179,3 +179,41 @@ async def test_counters_are_summed_across_workers(redis_server: RedisServer, rec
         assert seen == {20.0}
     finally:
         serve.stop()
+
+
+async def test_slow_header_clients_are_cut_off_and_sign_in_still_answers(tmp_path: Path, redis_server: RedisServer,
+                                                                         records_url: str) -> None:
+    """200 clients dripping a request head a byte at a time: each is closed at the idle timeout
+    (2 s here), while a real client's sign-in page answers at once."""
+    serve = Serve(tmp_path, redis_server.url, records_url)
+    serve.env["HOTLINE_HTTP_IDLE_TIMEOUT_S"] = "2"
+    await serve.start()
+    try:
+        async def drip() -> float:
+            reader, writer = await asyncio.open_connection("127.0.0.1", serve.http_port)
+            began = time.monotonic()
+            try:
+                for byte in b"GET /login HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+                    if reader.at_eof():
+                        break
+                await asyncio.wait_for(reader.read(), 5)
+            except (ConnectionError, TimeoutError):
+                pass
+            finally:
+                writer.close()
+            return time.monotonic() - began
+
+        dripping = [asyncio.create_task(drip()) for _ in range(200)]
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as session:
+            started = time.monotonic()
+            status, text = await get(session, f"{serve.base}/login")
+            assert status == 200, text
+            assert time.monotonic() - started < 1.0
+        held = await asyncio.gather(*dripping)
+        assert max(held) < 4.0, f"a slow client held its connection {max(held):.1f} s"
+    finally:
+        serve.stop()
