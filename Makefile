@@ -58,6 +58,7 @@ bench: deps venv asterisk-root
 	@$(PY) -m bench.bench_sms
 	@$(PY) -m bench.bench_records
 	@$(PY) -m bench.bench_whatif
+	@$(PY) -m bench.bench_hardening
 
 clean: down
 	rm -rf .run

@@ -8,6 +8,7 @@ and the session cookie is SameSite=Strict and HttpOnly.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -104,6 +105,10 @@ class SignIn:
         self._limits = limits
         self._secure = secure_cookie
         self._page = resources.files("hotline.web").joinpath("login.html").read_text(encoding="utf-8")
+        # Counters known to be over their limit, until when (loop time): a flood of refused
+        # sign-ins is then answered without a Redis round trip or a log line each, so it takes
+        # less of the event loop the call path shares. A limit only ends by its window expiring.
+        self._limited: dict[str, float] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/login", self._form), web.post("/login", self._sign_in),
@@ -115,13 +120,23 @@ class SignIn:
         return web.Response(text=self._page.replace("@@NEXT@@", quote(target, safe="/?=&")),
                             content_type="text/html")
 
-    async def _too_many(self, counters: list[tuple[str, int]]) -> int:
-        """Seconds until signing in may be tried again (0: now)."""
+    async def _too_many(self, counters: list[tuple[str, int]]) -> tuple[int, bool]:
+        """Seconds until signing in may be tried again (0: now), and whether that was known here
+        already (then it need not be logged again)."""
+        now = asyncio.get_running_loop().time()
+        for key, _limit in counters:
+            until = self._limited.get(key, 0.0)
+            if until > now:
+                return max(1, int(until - now)), True
         for key, limit in counters:
             failures = await self._redis.get(key)
             if failures is not None and int(failures) >= limit:
-                return max(1, int(await self._redis.ttl(key)))
-        return 0
+                wait = max(1, int(await self._redis.ttl(key)))
+                if len(self._limited) >= 10_000:  # many addresses: forget the ended limits first
+                    self._limited = {k: t for k, t in self._limited.items() if t > now}
+                self._limited[key] = now + wait
+                return wait, False
+        return 0, False
 
     async def _sign_in(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -129,9 +144,10 @@ class SignIn:
         address = request.remote or "?"
         counters = [(self._keys.sign_in_failures(f"user:{user}"), self._limits.per_user),
                     (self._keys.sign_in_failures(f"addr:{address}"), self._limits.per_address)]
-        wait = await self._too_many(counters)
+        wait, known = await self._too_many(counters)
         if wait:
-            log.warning("sign-in refused: too many failures", user=user[:32], retry_after_s=wait)
+            if not known:
+                log.warning("sign-in refused: too many failures", user=user[:32], retry_after_s=wait)
             return web.Response(status=429, text="too many refused sign-ins; try again later\n",
                                 headers={"Retry-After": str(wait)})
         signed = await self._sessions.sign_in(user, str(form.get("secret", ""))[:256])
