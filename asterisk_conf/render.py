@@ -57,6 +57,10 @@ def _announcements(announce: Announcements) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                       r"[A-Za-z0-9])?)*\.?$")
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     etc_dir: str = "/etc/asterisk-hotline"
@@ -67,6 +71,10 @@ class Deployment:
     caller_dtmf_mode: str = "rfc4733"
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Several `hotline serve` instances: a DNS name whose _agi._tcp SRV records list them;
+    # Asterisk then reaches them by hagi://, in the records' priority and weight order, the next
+    # one when one does not answer. Empty: the one agi://agi_host:agi_port.
+    agi_srv: str = ""
     ami_bind: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = "hotline"
@@ -106,6 +114,10 @@ def values(deployment: Deployment) -> dict[str, str]:
     if not deployment.ami_secret:
         raise RenderError("the AMI secret is empty: set HOTLINE_AMI_SECRET (or --set AMI_SECRET=...)")
     out = {k.upper(): str(v) for k, v in asdict(deployment).items() if k not in ("agents", "level_queues")}
+    if deployment.agi_srv and not _DNS_NAME.match(deployment.agi_srv):
+        raise RenderError(f"AGI_SRV {deployment.agi_srv!r} is not a DNS name (e.g. hotline-agi.example.net)")
+    out["AGI_URL"] = (f"hagi://{deployment.agi_srv}" if deployment.agi_srv
+                      else f"agi://{deployment.agi_host}:{deployment.agi_port}")
     out["AGENT_ENDPOINTS"], out["QUEUE_MEMBERS"] = _agent_blocks(deployment.agents)
     out["LEVEL_QUEUES"] = "\n".join(
         f"[{q.name}](queue-common)\nweight = {q.weight}\nmaxlen = {q.maxlen}\nservicelevel = {q.servicelevel}\n"

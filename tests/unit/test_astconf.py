@@ -106,3 +106,14 @@ def test_files_with_secrets_are_written_for_their_owner_only(tmp_path: object) -
     assert (target / "manager.conf").stat().st_mode & 0o777 == 0o600
     assert (target / "pjsip.conf").stat().st_mode & 0o777 == 0o600
     assert (target / "extensions.conf").stat().st_mode & 0o777 == 0o644
+
+
+def test_several_instances_by_srv_records() -> None:
+    """AGI_SRV: Asterisk reaches the instances listed under _agi._tcp.NAME (hagi://)."""
+    dialplan = rendered(agi_srv="agi.hotline.test")["extensions.conf"]
+    assert "AGI(hagi://agi.hotline.test/ivr,${CHANNEL(linkedid)})" in dialplan
+    assert "agi://127.0.0.1" not in dialplan
+    assert deployment_from({"AGI_SRV": "agi.hotline.test", "AMI_SECRET": "x"}, ()).agi_srv == "agi.hotline.test"
+    for bad in ("agi hotline", "a/b", "x" * 300, "-lead.example"):
+        with pytest.raises(RenderError, match="not a DNS name"):
+            rendered(agi_srv=bad)
