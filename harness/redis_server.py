@@ -29,6 +29,7 @@ class RedisServer:
     port: int = 0
     persist: bool = False
     binary: str = "redis-server"
+    extra: tuple[str, ...] = ()  # more options, e.g. --replicaof HOST PORT
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -44,7 +45,7 @@ class RedisServer:
         return [
             self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes",
             "--dir", str(self.data_dir), "--pidfile", str(self.pid_file), "--logfile", str(self.data_dir / "redis.log"),
-            "--daemonize", "no", *persistence, *TUNING,
+            "--daemonize", "no", *persistence, *TUNING, *self.extra,
         ]
 
     def start(self, timeout: float = 10.0) -> RedisServer:

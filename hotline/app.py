@@ -16,6 +16,8 @@ import asyncpg
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+from redis.connection import parse_url
 from redis.exceptions import RedisError
 
 from agi.entry import CallEntry, EntryRoute
@@ -81,15 +83,41 @@ def clock(settings: Settings) -> Callable[[], datetime]:
 
 
 def redis_client(settings: Settings) -> Redis:
+    """The Redis client for everything but the call path's pipe. With sentinels it follows the
+    primary: redis-py asks them at each connect and drops a connection that meets READONLY."""
     budget = settings.lookup_budget_ms / 1000
     # Connect quickly or not at all: a caller is waiting. Bulk commands (imports) may take
     # longer than the lookup budget, so no socket read timeout is set here; the call path
     # bounds its own waits.
+    if settings.redis_sentinels:
+        options = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
+        asking = max(budget, 0.5)
+        sentinel = Sentinel(list(settings.redis_sentinels),  # type: ignore[no-untyped-call]
+                            sentinel_kwargs={"socket_connect_timeout": asking, "socket_timeout": asking})
+        primary: Redis = sentinel.master_for(settings.redis_service, decode_responses=True,
+                                             socket_connect_timeout=asking, password=options.get("password"),
+                                             username=options.get("username"), db=options.get("db", 0))
+        return primary
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=max(budget, 0.5),
     )
+
+
+def primary_locator(settings: Settings) -> Callable[[], Awaitable[tuple[str, int]]] | None:
+    """Where the call path's pipe connects: with sentinels, wherever they say the primary is."""
+    if not settings.redis_sentinels:
+        return None
+    budget = settings.lookup_budget_ms / 1000
+    sentinel = Sentinel(list(settings.redis_sentinels),  # type: ignore[no-untyped-call]
+                        sentinel_kwargs={"socket_connect_timeout": budget, "socket_timeout": budget})
+
+    async def locate() -> tuple[str, int]:
+        host, port = await sentinel.discover_master(settings.redis_service)
+        return str(host), int(port)
+
+    return locate
 
 
 @asynccontextmanager
@@ -99,7 +127,7 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
     async with AsyncExitStack() as stack:
         redis = redis_client(settings)
         stack.push_async_callback(redis.aclose)
-        pipe = RedisPipe(settings.redis_url, timeout_s=budget)
+        pipe = RedisPipe(settings.redis_url, timeout_s=budget, locate=primary_locator(settings))
         stack.push_async_callback(pipe.close)
         store = TierStore(redis, settings.redis_prefix)
         lookup = TierLookup(

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import hiredis
 from redis.connection import parse_url
+from redis.exceptions import RedisError
 
 
 class PipeError(ConnectionError):
@@ -107,6 +109,10 @@ class _Resp(asyncio.Protocol):
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(ReplyError(str(reply)))
+                if str(reply).startswith("READONLY") and self.transport is not None:
+                    # A former primary, now a replica (a failover happened): reconnect, which
+                    # asks where the primary is now.
+                    self.transport.abort()
             else:
                 future.set_result(reply)
 
@@ -124,7 +130,11 @@ class RedisPipe:
     """`timeout_s` bounds the connect and every command: past it the command fails with
     TimeoutError (its late reply, if any, is discarded)."""
 
-    def __init__(self, url: str, timeout_s: float):
+    def __init__(self, url: str, timeout_s: float,
+                 locate: Callable[[], Awaitable[tuple[str, int]]] | None = None):
+        """`locate`, when given, names the address to connect to at each (re)connect: with
+        Sentinel, the current primary's (the url's host and port are then not used)."""
+        self._locate = locate
         options = parse_url(url)  # type: ignore[no-untyped-call]
         self._host = options.get("host", "127.0.0.1")
         self._port = int(options.get("port", 6379))
@@ -158,8 +168,9 @@ class RedisPipe:
                 if self._path:
                     _, proto = await loop.create_unix_connection(self._protocol, self._path)
                 else:
-                    _, proto = await loop.create_connection(self._protocol, self._host, self._port)
-        except (OSError, TimeoutError) as exc:
+                    host, port = await self._locate() if self._locate else (self._host, self._port)
+                    _, proto = await loop.create_connection(self._protocol, host, port)
+        except (OSError, TimeoutError, RedisError) as exc:  # RedisError: no sentinel knows a primary
             raise PipeError(f"cannot connect to Redis: {exc or 'timed out'}") from None
         for command in self._setup:
             await proto.send(pack_command(command))

@@ -23,6 +23,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis with Sentinel: the sentinels as "host:port,host:port,..." and the service they watch.
+    # The primary's address then comes from them (redis_url still gives the password and db).
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_service: str = Field(default="hotline", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     redis_prefix: str = Field(default="hl", pattern=r"^[A-Za-z0-9_:.-]+$")
     policy_file: Path = DEFAULT_POLICY_FILE
     lookup_budget_ms: int = Field(default=200, ge=1, le=10_000)
@@ -73,6 +77,21 @@ class Settings(BaseModel):
     frozen_time: datetime | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        out = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"sentinel {item!r}: expected HOST:PORT (several separated by commas)")
+            out.append((host, int(port)))
+        return tuple(out)
 
     @field_validator("sound_dirs", mode="before")
     @classmethod
