@@ -29,8 +29,8 @@ async def test_lookups_survive_the_loss_of_the_primary(tmp_path: Path) -> None:
     try:
         table = tmp_path / "highend.csv"
         table.write_text("number,arpu\n13800000001,500\n")
-        imported = subprocess.run([HOTLINE, "tiers", "import", "highend", str(table)], env=env, capture_output=True,
-                                  text=True, timeout=60, check=False)
+        imported = await asyncio.to_thread(subprocess.run, [HOTLINE, "tiers", "import", "highend", str(table)],
+                                           env=env, capture_output=True, text=True, timeout=60, check=False)
         assert imported.returncode == 0, imported.stderr
         serve.start([HOTLINE, "serve"], env=env)
         deadline = time.monotonic() + 20
