@@ -348,9 +348,16 @@ async def readiness(services: Services, flows: FlowRegistry) -> list[str]:
     return missing
 
 
+def sms_once(services: Services) -> OnceQueue:
+    """Once-only SMS jobs, accepted when the configured replicas hold them."""
+    settings = services.settings
+    return OnceQueue(services.redis, settings.redis_prefix, replicas=settings.redis_wait_replicas,
+                     wait_ms=settings.redis_wait_ms)
+
+
 def work_orders(services: Services, pool: asyncpg.Pool[Any]) -> WorkOrderService:
     settings = services.settings
-    once = OnceQueue(services.redis, settings.redis_prefix)
+    once = sms_once(services)
 
     async def send_reply(marker: str, number: str, text: str) -> str | None:
         return await once.add(services.keys.sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
@@ -407,7 +414,7 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
         await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         tasks = [asyncio.create_task(watch_reloads(services.redis, services.keys.flows_reload, flows))]
         post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records,
-                                metrics=services.metrics)
+                                metrics=services.metrics, once=sms_once(services))
         sessions = Sessions(services.redis, settings.redis_prefix)
         screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
         tasks.append(asyncio.create_task(screens.fan_out()))

@@ -27,6 +27,10 @@ class Settings(BaseModel):
     # The primary's address then comes from them (redis_url still gives the password and db).
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_service: str = Field(default="hotline", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # An SMS job is accepted once this many replicas hold it (WAIT, at most redis_wait_ms): with
+    # a replica, a failover right after the hand-over cannot lose it. 0: no wait (one Redis).
+    redis_wait_replicas: int = Field(default=0, ge=0, le=5)
+    redis_wait_ms: int = Field(default=100, ge=1, le=5000)
     redis_prefix: str = Field(default="hl", pattern=r"^[A-Za-z0-9_:.-]+$")
     policy_file: Path = DEFAULT_POLICY_FILE
     lookup_budget_ms: int = Field(default=200, ge=1, le=10_000)

@@ -38,13 +38,13 @@ def post_call_text(record: CallRecord, policy: Policy, opted_out: bool) -> str |
 
 class PostCallSms:
     def __init__(self, redis: Redis, prefix: str, policy: Policy, records: CallRecords, ttl_s: int = 7 * 86400,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, once: OnceQueue | None = None):
         self._redis = redis
         self._metrics = metrics or Metrics()
         self._keys = RedisKeys(prefix)
         self._policy = policy
         self._records = records
-        self._once = OnceQueue(redis, prefix, ttl_s)
+        self._once = once or OnceQueue(redis, prefix, ttl_s)
 
     async def on_event(self, event: Mapping[str, Any]) -> str | None:
         """Handle an AMI event; returns the new job id when one was queued."""
