@@ -9,6 +9,7 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # t
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)          # SIPp: the softphones
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)  # the sid root that runs Asterisk
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)               # SRV records for hagi:// (several instances)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)  # Redis failover, tested on loopback
 [ -x /usr/sbin/bearerbox ] || need+=(kannel)                  # the SMS gateway
 [ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)  # its fake SMSC, for tests and make up
 command -v chromium >/dev/null 2>&1 || need+=(chromium)        # the agent screen's browser test
