@@ -75,6 +75,9 @@ class Deployment:
     # Asterisk then reaches them by hagi://, in the records' priority and weight order, the next
     # one when one does not answer. Empty: the one agi://agi_host:agi_port.
     agi_srv: str = ""
+    # Several Asterisk servers: each its own name, which prefixes its channels' uniqueids
+    # (NAME-1732262400.17), so two servers' calls never share an id in the call records.
+    system_name: str = ""
     ami_bind: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = "hotline"
@@ -116,6 +119,10 @@ def values(deployment: Deployment) -> dict[str, str]:
     out = {k.upper(): str(v) for k, v in asdict(deployment).items() if k not in ("agents", "level_queues")}
     if deployment.agi_srv and not _DNS_NAME.match(deployment.agi_srv):
         raise RenderError(f"AGI_SRV {deployment.agi_srv!r} is not a DNS name (e.g. hotline-agi.example.net)")
+    if deployment.system_name and not _NAME.match(deployment.system_name):
+        raise RenderError(f"SYSTEM_NAME {deployment.system_name!r}: lower-case letters, digits, - or _")
+    out["SYSTEM_NAME_LINE"] = (f"systemname = {deployment.system_name}" if deployment.system_name
+                               else "; systemname: not set (one Asterisk; uniqueids are epoch.sequence)")
     out["AGI_URL"] = (f"hagi://{deployment.agi_srv}" if deployment.agi_srv
                       else f"agi://{deployment.agi_host}:{deployment.agi_port}")
     out["AGENT_ENDPOINTS"], out["QUEUE_MEMBERS"] = _agent_blocks(deployment.agents)

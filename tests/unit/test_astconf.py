@@ -117,3 +117,10 @@ def test_several_instances_by_srv_records() -> None:
     for bad in ("agi hotline", "a/b", "x" * 300, "-lead.example"):
         with pytest.raises(RenderError, match="not a DNS name"):
             rendered(agi_srv=bad)
+
+
+def test_a_system_name_for_several_asterisk_servers() -> None:
+    assert "systemname = ast-a" in rendered(system_name="ast-a")["asterisk.conf"]
+    assert "systemname =" not in rendered()["asterisk.conf"]
+    with pytest.raises(RenderError, match="SYSTEM_NAME"):
+        rendered(system_name="A B")

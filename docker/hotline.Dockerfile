@@ -1,0 +1,28 @@
+# hotline: the wheel and its dependencies, built in one stage and installed into a clean one, so
+# the running image has no compiler, no pip cache and no source tree.
+#   docker build -f docker/hotline.Dockerfile -t hotline .
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY hotline ./hotline
+COPY hotline_core ./hotline_core
+COPY agi ./agi
+COPY ami_bridge ./ami_bridge
+COPY ivr_flows ./ivr_flows
+COPY tier_lookup ./tier_lookup
+COPY asterisk_conf ./asterisk_conf
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels hotline \
+    && rm -rf /wheels \
+    && useradd --system --home-dir /var/lib/hotline --create-home hotline
+USER hotline
+# FastAGI and HTTP listen on every address inside the container; the compose file publishes
+# them on the host's loopback only.
+ENV HOTLINE_AGI_HOST=0.0.0.0 HOTLINE_HTTP_HOST=0.0.0.0 HOTLINE_LOG_FORMAT=json
+EXPOSE 4573 8088
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8088/healthz').status != 200)"
+ENTRYPOINT ["hotline"]
+CMD ["serve"]
