@@ -83,6 +83,7 @@ class Bridge:
     http_port: int = field(default_factory=free_tcp_port)
     database_url: str = ""
     queue_log: Path | None = None
+    source: str = "e2e"  # the queue_log's name in the call records (one per Asterisk)
 
     @property
     def env(self) -> dict[str, str]:
@@ -98,7 +99,7 @@ class Bridge:
         if self.database_url:
             env["HOTLINE_DATABASE_URL"] = self.database_url
         if self.queue_log is not None:
-            env.update({"HOTLINE_QUEUE_LOG_FILE": str(self.queue_log), "HOTLINE_QUEUE_LOG_SOURCE": "e2e"})
+            env.update({"HOTLINE_QUEUE_LOG_FILE": str(self.queue_log), "HOTLINE_QUEUE_LOG_SOURCE": self.source})
         if self.kannel is not None:
             env.update({"HOTLINE_SMS_GATEWAY_URL": self.kannel.sendsms_url, "HOTLINE_SMS_USERNAME": self.kannel.username,
                         "HOTLINE_SMS_PASSWORD": self.kannel.password, "HOTLINE_SMS_REPORT_TOKEN": "e2e-report"})

@@ -1,0 +1,146 @@
+"""Two Asterisk servers, each with its own `hotline serve` bridging it over AMI, one roster, one
+records database; FastAGI by SRV records across both instances.
+
+Calls through both servers are each recorded once (the servers' system names keep their
+uniqueids apart); with one Asterisk stopped the other keeps answering; when it returns, its
+bridge logs in again and staffs its queues, and its calls are answered and recorded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
+from harness.asterisk import Asterisk, default_root, ensure_root
+from harness.dns_server import DnsServer, Srv
+from harness.postgres_server import PostgresServer
+from harness.procs import free_tcp_port, free_udp_port
+from harness.redis_server import RedisServer
+from harness.sipp import SippAgent, place_call
+from hotline_core.policy import load_policy
+from tests.e2e.conftest import AMI_SECRET, AMI_USER, HOTLINE, Bridge, load_demo, wait_until
+
+NAME = "agi.two.test"
+
+
+@dataclass
+class Side:
+    asterisk: Asterisk
+    bridge: Bridge
+    sip_port: int
+
+
+@dataclass
+class Two:
+    a: Side
+    b: Side
+    postgres: PostgresServer
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
+    run_dir = tmp_path_factory.mktemp("two")
+    root = ensure_root(default_root())
+    redis = RedisServer(run_dir / "redis").start()
+    load_demo(redis.url)
+    pg_dir = Path(tempfile.mkdtemp(prefix="hotline-two-pg-"))
+    pg_dir.chmod(0o755)
+    postgres = PostgresServer(pg_dir / "cluster").start()
+    subprocess.run([HOTLINE, "db", "migrate"], env={**os.environ, "HOTLINE_DATABASE_URL": postgres.url()},
+                   check=True, capture_output=True)
+    agents = [SippAgent(f"agent{i}", free_udp_port(), 44000 + 4 * i, run_dir) for i in (1, 2, 3)]
+    sides = {}
+    for side in ("a", "b"):
+        side_dir = run_dir / side
+        side_dir.mkdir()
+        bridge = Bridge(free_tcp_port(), redis.url, side_dir, ami_port=free_tcp_port(), database_url=postgres.url(),
+                        source=f"asterisk-{side}")
+        sip_port = free_udp_port()
+        rtp = 22000 + (sip_port % 40) * 100
+        deployment = Deployment(
+            sip_port=sip_port, agi_srv=NAME, system_name=f"asterisk-{side}", ami_port=bridge.ami_port,
+            ami_username=AMI_USER, ami_secret=AMI_SECRET, rtp_start=rtp, rtp_end=rtp + 99, queue_timeout=30,
+            agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", a.contact) for a in agents),
+            level_queues=level_queues(load_policy()))
+        asterisk = Asterisk(root, f"two-{side}-{os.getpid()}", deployment, side_dir)
+        bridge.queue_log = asterisk.queue_log
+        sides[side] = Side(asterisk, bridge, sip_port)
+    dns = DnsServer(NAME, [Srv("127.0.0.1", sides[s].bridge.port, 0, 50) for s in ("a", "b")], run_dir)
+    started = []
+    try:
+        dns.start()
+        started.append(dns.stop)
+        dns.serve_root(root)
+        for agent in agents:
+            agent.start()
+            started.append(agent.stop)
+        for side in sides.values():
+            side.asterisk.start()
+            started.append(lambda side=side: side.asterisk.stop(remove_files=True))  # type: ignore[misc]
+            side.bridge.start()
+            started.append(side.bridge.stop)
+        for side in sides.values():
+            wait_until(lambda side=side: side.bridge.applied_since(0), "each bridge to staff its Asterisk's queues")  # type: ignore[misc]
+        yield Two(sides["a"], sides["b"], postgres)
+    finally:
+        for stop in reversed(started):
+            stop()
+        redis.stop()
+        postgres.remove()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+async def call(side: Side, caller: str, media: int) -> int:
+    result = await place_call(caller, side.sip_port, free_udp_port(), media, digits="0", wait_ms=300, talk_ms=1500)
+    return result.returncode
+
+
+async def recorded(two: Two, since: float, count: int) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(two.postgres.url())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            rows = await conn.fetch("SELECT call_id, queue_outcome FROM calls WHERE started_at >= to_timestamp($1) "
+                                    "AND queue_outcome IS NOT NULL", since)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return list(rows)
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+async def test_calls_through_both_servers_are_recorded_once(two: Two) -> None:
+    began = time.time() - 1
+    results = await asyncio.gather(*(call(side, f"1390001{i:04d}", 45000 + 8 * i + (4 if side is two.b else 0))
+                                     for i in range(3) for side in (two.a, two.b)))
+    assert results == [0] * 6
+    rows = await recorded(two, began, 6)
+    ids = [row["call_id"] for row in rows]
+    assert len(ids) == 6
+    assert len(set(ids)) == 6  # each call once
+    assert sorted(i.split("-")[1] for i in ids) == ["a"] * 3 + ["b"] * 3  # asterisk-a-..., asterisk-b-...
+    assert all(row["queue_outcome"] == "answered" for row in rows)
+
+
+async def test_one_asterisk_stopped_the_other_serves_and_the_bridge_restaffs_on_return(two: Two) -> None:
+    two.a.asterisk.stop()
+    began = time.time() - 1
+    assert await asyncio.gather(*(call(two.b, f"1390002{i:04d}", 46000 + 4 * i) for i in range(2))) == [0, 0]
+    mark = two.a.bridge.log_mark()
+    two.a.asterisk.start()
+    wait_until(lambda: two.a.bridge.applied_since(mark), "bridge A to log in again and staff its queues", 40)
+    assert await call(two.a, "13900030001", 46100) == 0
+    rows = await recorded(two, began, 3)
+    assert sorted(row["call_id"].split("-")[1] for row in rows) == ["a", "b", "b"]
+    assert all(row["queue_outcome"] == "answered" for row in rows)
