@@ -59,6 +59,7 @@ bench: deps venv asterisk-root
 	@$(PY) -m bench.bench_records
 	@$(PY) -m bench.bench_whatif
 	@$(PY) -m bench.bench_hardening
+	@$(PY) -m bench.bench_failover
 
 clean: down
 	rm -rf .run
