@@ -82,6 +82,12 @@ def clock(settings: Settings) -> Callable[[], datetime]:
     return lambda: datetime.now(UTC)
 
 
+def sentinels(settings: Settings, timeout_s: float) -> Sentinel:
+    """The configured sentinels, each asked within `timeout_s`."""
+    return Sentinel(list(settings.redis_sentinels),  # type: ignore[no-untyped-call]
+                    sentinel_kwargs={"socket_connect_timeout": timeout_s, "socket_timeout": timeout_s})
+
+
 def redis_client(settings: Settings) -> Redis:
     """The Redis client for everything but the call path's pipe. With sentinels it follows the
     primary: redis-py asks them at each connect and drops a connection that meets READONLY."""
@@ -92,9 +98,7 @@ def redis_client(settings: Settings) -> Redis:
     if settings.redis_sentinels:
         options = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
         asking = max(budget, 0.5)
-        sentinel = Sentinel(list(settings.redis_sentinels),  # type: ignore[no-untyped-call]
-                            sentinel_kwargs={"socket_connect_timeout": asking, "socket_timeout": asking})
-        primary: Redis = sentinel.master_for(settings.redis_service, decode_responses=True,
+        primary: Redis = sentinels(settings, asking).master_for(settings.redis_service, decode_responses=True,
                                              socket_connect_timeout=asking, password=options.get("password"),
                                              username=options.get("username"), db=options.get("db", 0))
         return primary
@@ -109,9 +113,7 @@ def primary_locator(settings: Settings) -> Callable[[], Awaitable[tuple[str, int
     """Where the call path's pipe connects: with sentinels, wherever they say the primary is."""
     if not settings.redis_sentinels:
         return None
-    budget = settings.lookup_budget_ms / 1000
-    sentinel = Sentinel(list(settings.redis_sentinels),  # type: ignore[no-untyped-call]
-                        sentinel_kwargs={"socket_connect_timeout": budget, "socket_timeout": budget})
+    sentinel = sentinels(settings, settings.lookup_budget_ms / 1000)
 
     async def locate() -> tuple[str, int]:
         host, port = await sentinel.discover_master(settings.redis_service)

@@ -252,17 +252,23 @@ def e2e_policy(run_dir: Path) -> Path:
     return path
 
 
+def records_database(prefix: str) -> tuple[Path, PostgresServer]:
+    """A PostgreSQL cluster of its own, migrated; in a directory the postgres user can reach."""
+    pg_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    pg_dir.chmod(0o755)
+    postgres = PostgresServer(pg_dir / "cluster").start()
+    subprocess.run([HOTLINE, "db", "migrate"], env={**os.environ, "HOTLINE_DATABASE_URL": postgres.url()},
+                   check=True, capture_output=True)
+    return pg_dir, postgres
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("stack")
     root = ensure_root(default_root())
     redis = RedisServer(run_dir / "redis").start()
     load_demo(redis.url)
-    pg_dir = Path(tempfile.mkdtemp(prefix="hotline-e2e-pg-"))
-    pg_dir.chmod(0o755)
-    postgres = PostgresServer(pg_dir / "cluster").start()
-    subprocess.run([HOTLINE, "db", "migrate"], env={**os.environ, "HOTLINE_DATABASE_URL": postgres.url()},
-                   check=True, capture_output=True)
+    pg_dir, postgres = records_database("hotline-e2e-pg-")
     policy = e2e_policy(run_dir)
     (run_dir / "kannel").mkdir()
     kannel = Kannel(run_dir / "kannel")

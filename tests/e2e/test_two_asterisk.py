@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -29,7 +26,7 @@ from harness.procs import free_tcp_port, free_udp_port
 from harness.redis_server import RedisServer
 from harness.sipp import SippAgent, place_call
 from hotline_core.policy import load_policy
-from tests.e2e.conftest import AMI_SECRET, AMI_USER, HOTLINE, Bridge, load_demo, wait_until
+from tests.e2e.conftest import AMI_SECRET, AMI_USER, Bridge, load_demo, records_database, wait_until
 
 NAME = "agi.two.test"
 
@@ -54,11 +51,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
     root = ensure_root(default_root())
     redis = RedisServer(run_dir / "redis").start()
     load_demo(redis.url)
-    pg_dir = Path(tempfile.mkdtemp(prefix="hotline-two-pg-"))
-    pg_dir.chmod(0o755)
-    postgres = PostgresServer(pg_dir / "cluster").start()
-    subprocess.run([HOTLINE, "db", "migrate"], env={**os.environ, "HOTLINE_DATABASE_URL": postgres.url()},
-                   check=True, capture_output=True)
+    pg_dir, postgres = records_database("hotline-two-pg-")
     agents = [SippAgent(f"agent{i}", free_udp_port(), 44000 + 4 * i, run_dir) for i in (1, 2, 3)]
     sides = {}
     for side in ("a", "b"):
