@@ -36,7 +36,7 @@ from hotline.records.report import figures_by_level
 from hotline.records.service import keep_partitions
 from hotline.records.store import RecordStore
 from hotline.sms.gateway import KannelGateway
-from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
+from hotline.sms.jobs import OnceQueue, Replicas, SmsJobs, SmsRequest
 from hotline.sms.postcall import TRIGGERS, PostCallSms
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker
@@ -149,7 +149,7 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
 def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
     settings = services.settings
     entry = call_entry(services)
-    jobs = SmsJobs(services.pipe, settings.redis_prefix)
+    jobs = SmsJobs(services.pipe, settings.redis_prefix, sms_replicas(services))
 
     async def self_service_sms(uniqueid: str, number: str, text: str) -> str:
         return await jobs.add(SmsRequest("self_service", uniqueid, number, text))
@@ -350,11 +350,14 @@ async def readiness(services: Services, flows: FlowRegistry) -> list[str]:
     return missing
 
 
+def sms_replicas(services: Services) -> Replicas:
+    """SMS jobs count as accepted when this many replicas hold them (0: at once, one Redis)."""
+    return Replicas(services.redis, services.settings.redis_wait_replicas, services.settings.redis_wait_ms)
+
+
 def sms_once(services: Services) -> OnceQueue:
     """Once-only SMS jobs, accepted when the configured replicas hold them."""
-    settings = services.settings
-    return OnceQueue(services.redis, settings.redis_prefix, replicas=settings.redis_wait_replicas,
-                     wait_ms=settings.redis_wait_ms)
+    return OnceQueue(services.redis, services.settings.redis_prefix, replicas=sms_replicas(services))
 
 
 def work_orders(services: Services, pool: asyncpg.Pool[Any]) -> WorkOrderService:

@@ -7,10 +7,12 @@ The stream is the hand-over point: a request is accepted once XADD has answered,
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from hotline_core.keys import RedisKeys
 from hotline_core.redispipe import RedisPipe
@@ -26,17 +28,47 @@ class SmsRequest:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Replicas:
+    """How many replicas must hold a job before it counts as accepted (WAIT, at most `wait_ms`):
+    with Redis replicated (Sentinel), a failover right after the hand-over cannot lose it."""
+
+    redis: Redis
+    count: int = 0
+    wait_ms: int = 100
+
+    async def hand_over(self, queue: Callable[[Pipeline], Awaitable[object]]) -> object:
+        """Run what `queue` puts on a pipeline, then WAIT on the same connection (WAIT counts
+        the writes of the connection it is sent on); the first command's reply."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await queue(pipe)
+            pipe.wait(self.count, self.wait_ms)
+            reply, acked = await pipe.execute()
+        if reply and int(acked) < self.count:
+            log.warning("sms job on the primary only: no replica confirmed it in time", job=str(reply),
+                        replicas=int(acked), wanted=self.count, wait_ms=self.wait_ms)
+        return reply
+
+
 class SmsJobs:
-    def __init__(self, pipe: RedisPipe, prefix: str):
+    """Self-service SMS requests, on the call path's pipe; with `replicas`, handed over through
+    the service's client instead, so the WAIT does not hold the pipe's lookups back."""
+
+    def __init__(self, pipe: RedisPipe, prefix: str, replicas: Replicas | None = None):
         self._pipe = pipe
+        self._replicas = replicas if replicas and replicas.count else None
         self.stream = RedisKeys(prefix).sms_jobs
 
     async def add(self, request: SmsRequest) -> str:
         """Record the request; returns its stream id."""
-        entry_id: str = await self._pipe.execute(
-            "XADD", self.stream, "*", "kind", request.kind, "uniqueid", request.uniqueid, "number", request.number,
-            "text", request.text, "created", f"{time.time():.3f}",
-        )
+        fields = ("kind", request.kind, "uniqueid", request.uniqueid, "number", request.number, "text", request.text,
+                  "created", f"{time.time():.3f}")
+        if self._replicas is not None:
+            async def queue(pipe: Pipeline) -> object:
+                return pipe.execute_command("XADD", self.stream, "*", *fields)
+
+            return str(await self._replicas.hand_over(queue))
+        entry_id: str = await self._pipe.execute("XADD", self.stream, "*", *fields)
         return entry_id
 
 
@@ -57,29 +89,21 @@ class OnceQueue:
     """SMS jobs that must go out exactly once per marker (a call's thank-you, an order's reply),
     however often the event that asks for them repeats and however many instances hear it."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl_s: int = 7 * 86400, replicas: int = 0, wait_ms: int = 100):
-        """`replicas`: with Redis replicated (Sentinel), a job counts as accepted once this many
-        replicas hold it (WAIT, at most `wait_ms`), so a failover right after cannot lose it."""
-        self._redis = redis
+    def __init__(self, redis: Redis, prefix: str, ttl_s: int = 7 * 86400, replicas: Replicas | None = None):
         self._keys = RedisKeys(prefix)
         self._ttl = ttl_s
-        self._replicas = replicas
-        self._wait_ms = wait_ms
+        self._replicas = replicas if replicas and replicas.count else None
         self._script = redis.register_script(_QUEUE_ONCE)
 
     async def add(self, marker: str, request: SmsRequest) -> str | None:
         """The new job's id, or None when this marker already has its job."""
         keys = [marker, self._keys.sms_jobs]
         args: list[str | int] = [self._ttl, request.kind, request.uniqueid, request.number, request.text]
-        if not self._replicas:
+        if self._replicas is None:
             job_id = await self._script(keys=keys, args=args)
         else:
-            # WAIT counts this connection's writes: the script and the WAIT go down one connection.
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._script(keys=keys, args=args, client=pipe)
-                pipe.wait(self._replicas, self._wait_ms)
-                job_id, acked = await pipe.execute()
-            if job_id and int(acked) < self._replicas:
-                log.warning("sms job on the primary only: no replica confirmed it in time", job=str(job_id),
-                            replicas=int(acked), wanted=self._replicas, wait_ms=self._wait_ms)
+            async def queue(pipe: Pipeline) -> object:
+                return await self._script(keys=keys, args=args, client=pipe)
+
+            job_id = await self._replicas.hand_over(queue)
         return str(job_id) if job_id else None

@@ -13,9 +13,10 @@ from pathlib import Path
 from harness.agi_peer import environment, play
 from harness.procs import Managed, free_tcp_port, tcp_listening
 from harness.redis_sentinel import SERVICE, Sentinels
-from hotline.app import redis_client
-from hotline.sms.jobs import OnceQueue, SmsRequest
+from hotline.app import primary_locator, redis_client
+from hotline.sms.jobs import OnceQueue, Replicas, SmsJobs, SmsRequest
 from hotline_core.keys import RedisKeys
+from hotline_core.redispipe import RedisPipe
 from hotline_core.settings import load_settings
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
@@ -57,7 +58,10 @@ async def test_lookups_survive_the_loss_of_the_primary(tmp_path: Path) -> None:
         old_port = sentinels.primary.port
         settings = load_settings(env, {}, None)
         redis = redis_client(settings)
-        plain, waited = OnceQueue(redis, settings.redis_prefix), OnceQueue(redis, settings.redis_prefix, replicas=1)
+        plain = OnceQueue(redis, settings.redis_prefix)
+        waited = OnceQueue(redis, settings.redis_prefix, replicas=Replicas(redis, 1))
+        pipe = RedisPipe(settings.redis_url, 0.5, locate=primary_locator(settings))
+        self_service = SmsJobs(pipe, settings.redis_prefix, Replicas(redis, 1))
         accepted: list[str] = []
         for i in range(600):  # one entry every 25 ms for 15 s
             if i == 80:
@@ -72,6 +76,8 @@ async def test_lookups_survive_the_loss_of_the_primary(tmp_path: Path) -> None:
                         if queue is waited:
                             accepted.append(job)
                     costs[name] = (time.perf_counter() - t0) / 20 * 1000
+                for j in range(5):  # self-service requests, handed over the same way
+                    accepted.append(await self_service.add(SmsRequest("self_service", f"s{j}", "8613800000001", "账单")))
                 sentinels.kill_primary()
                 killed_at = time.monotonic() - began
             if killed_at and not switched_at and i % 8 == 0 and sentinels.master_port() not in (None, old_port):
@@ -102,8 +108,9 @@ async def test_lookups_survive_the_loss_of_the_primary(tmp_path: Path) -> None:
         assert set(accepted) <= set(ids)
         assert len(ids) == len(set(ids))
         print(f"SMS job hand-over: {costs['no wait']:.2f} ms without a wait, {costs['WAIT 1']:.2f} ms with WAIT 1; "
-              f"{len(accepted)} accepted with WAIT before the kill, all on the new primary")
+              f"{len(accepted)} accepted with WAIT before the kill (20 post-call, 5 self-service), all on the new primary")
         await redis.aclose()
+        await pipe.close()
     finally:
         serve.stop()
         sentinels.stop()
