@@ -9,12 +9,14 @@ bridge logs in again and staffs its queues, and its calls are answered and recor
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -137,3 +139,40 @@ async def test_one_asterisk_stopped_the_other_serves_and_the_bridge_restaffs_on_
     rows = await recorded(two, began, 3)
     assert sorted(row["call_id"].split("-")[1] for row in rows) == ["a", "b", "b"]
     assert all(row["queue_outcome"] == "answered" for row in rows)
+
+
+async def test_the_agents_screen_on_one_instance_shows_a_call_of_the_other_server(two: Two) -> None:
+    """Agents signed in on hotline serve B; the rural liaison calls Asterisk A (bridged by A):
+    the answering agent's page on B shows the card with the personal greeting."""
+    base = f"http://127.0.0.1:{two.b.bridge.http_port}"
+    sessions, streams = [], []
+    try:
+        for agent in ("agent1", "agent2", "agent3"):
+            session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            sessions.append(session)
+            async with session.post(f"{base}/agent/login", data={"agent_id": agent, "secret": f"{agent}-screen"},
+                                    allow_redirects=False) as reply:
+                assert reply.status == 303, await reply.text()
+            streams.append(await session.get(f"{base}/agent/events"))
+
+        async def first_card(stream: aiohttp.ClientResponse) -> dict[str, object]:
+            async for line in stream.content:
+                if line.startswith(b"data: "):
+                    card: dict[str, object] = json.loads(line[6:])
+                    if card.get("greeting"):
+                        return card
+            raise AssertionError("stream ended")
+
+        waiting = [asyncio.create_task(first_card(s)) for s in streams]
+        assert await call(two.a, "13800000004", 46200) == 0
+        done, pending = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        assert done, "no agent's page on instance B showed the call answered through Asterisk A"
+        card = done.pop().result()
+        assert card["greeting"] == "尊敬的王站长,你好,有什么可以帮到您"
+    finally:
+        for stream in streams:
+            stream.close()
+        for session in sessions:
+            await session.close()
