@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
-from harness.asterisk import Asterisk, default_root, ensure_root
+from harness.asterisk import Asterisk, default_root, ensure_root, srv_deployment
 from harness.dns_server import DnsServer, Srv
 from harness.postgres_server import PostgresServer
 from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening, udp_bound
 from harness.redis_sentinel import SERVICE, Sentinels
 from harness.sipp import SippAgent, place_call
-from hotline_core.policy import load_policy
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,23 +109,17 @@ def main() -> int:
         sip_ports: dict[str, int] = {}
         for side in ("a", "b"):
             ami_port, sip_port = free_tcp_port(), free_udp_port()
-            rtp = 23000 + (sip_port % 40) * 100
-            deployment = Deployment(
-                sip_port=sip_port, agi_srv=NAME, system_name=f"asterisk-{side}", ami_port=ami_port,
-                ami_secret=AMI_SECRET, rtp_start=rtp, rtp_end=rtp + 99, queue_timeout=30,
-                agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", a.contact) for a in agents),
-                level_queues=level_queues(load_policy()))
+            deployment = srv_deployment(sip_port, ami_port, AMI_SECRET, NAME, f"asterisk-{side}", agents, 23000)
             asterisks[side] = Asterisk(root, f"failover-{side}-{os.getpid()}", deployment, run_dir)
             serves[side] = Serve(side, {**base_env, "HOTLINE_AMI_PORT": str(ami_port),
                                         "HOTLINE_QUEUE_LOG_FILE": str(asterisks[side].queue_log),
                                         "HOTLINE_QUEUE_LOG_SOURCE": f"asterisk-{side}"}, run_dir)
             sip_ports[side] = sip_port
-        dns = DnsServer(NAME, [Srv("127.0.0.1", serves[s].agi_port, 0, 50) for s in ("a", "b")], run_dir)
+        dns = DnsServer(NAME, [Srv("127.0.0.1", serves[s].agi_port, 0, 50) for s in ("a", "b")], run_dir, root)
         started: list[object] = []
         try:
             dns.start()
             started.append(dns.stop)
-            dns.serve_root(root)
             for agent in agents:
                 agent.start()
                 started.append(agent.stop)
@@ -137,8 +129,8 @@ def main() -> int:
                 serves[side].start()
                 started.append(serves[side].process.stop)
             time.sleep(3)
-            calls = asyncio.run(run_faults(serves, asterisks, sentinels, sip_ports))
-            report(calls, serves)
+            calls, faults = asyncio.run(run_faults(serves, asterisks, sentinels, sip_ports))
+            report(calls, faults, serves)
         finally:
             for stop in reversed(started):
                 stop()  # type: ignore[operator]
@@ -148,12 +140,11 @@ def main() -> int:
     return 0
 
 
-FAULTS: list[tuple[str, float]] = []  # (name, epoch seconds): filled as the run goes
-
-
 async def run_faults(serves: dict[str, Serve], asterisks: dict[str, Asterisk], sentinels: Sentinels,
-                     sip_ports: dict[str, int]) -> list[Call]:
+                     sip_ports: dict[str, int]) -> tuple[list[Call], list[tuple[str, float]]]:
+    """Every call placed, and each fault's name and moment (epoch seconds)."""
     calls: list[Call] = []
+    faults: list[tuple[str, float]] = []
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
 
@@ -176,15 +167,15 @@ async def run_faults(serves: dict[str, Serve], asterisks: dict[str, Asterisk], s
     generator = asyncio.create_task(generate())
     loop = asyncio.get_running_loop()
     await asyncio.sleep(5)
-    FAULTS.append(("hotline serve A killed (kill -9), back after 5 s", time.time()))
+    faults.append(("hotline serve A killed (kill -9), back after 5 s", time.time()))
     serves["a"].kill()
     await asyncio.sleep(5)
     await loop.run_in_executor(None, serves["a"].start)
     await asyncio.sleep(WINDOW_S)
-    FAULTS.append(("Redis primary killed (kill -9), a sentinel promotes the replica", time.time()))
+    faults.append(("Redis primary killed (kill -9), a sentinel promotes the replica", time.time()))
     await loop.run_in_executor(None, sentinels.kill_primary)
     await asyncio.sleep(WINDOW_S + 5)
-    FAULTS.append(("Asterisk A stopped, back after 5 s", time.time()))
+    faults.append(("Asterisk A stopped, back after 5 s", time.time()))
     await loop.run_in_executor(None, asterisks["a"].stop)
     await asyncio.sleep(5)
     await loop.run_in_executor(None, asterisks["a"].start)
@@ -192,19 +183,19 @@ async def run_faults(serves: dict[str, Serve], asterisks: dict[str, Asterisk], s
     stop.set()
     await generator
     await asyncio.gather(*tasks)
-    return calls
+    return calls, faults
 
 
-def report(calls: list[Call], serves: dict[str, Serve]) -> None:
+def report(calls: list[Call], faults: list[tuple[str, float]], serves: dict[str, Serve]) -> None:
     entries = sorted(e for serve in serves.values() for e in serve.entries())
     # How long after a call starts its entry is logged, from the calm before the first fault:
     # the n-th call there is the n-th entry. Windows of entries are shifted by it.
-    calm = [c.at for c in calls if c.at < FAULTS[0][1]]
-    calm_entries = [t for t, _ in entries if t < FAULTS[0][1]]
+    calm = [c.at for c in calls if c.at < faults[0][1]]
+    calm_entries = [t for t, _ in entries if t < faults[0][1]]
     delays = sorted(e - c for c, e in zip(calm, calm_entries, strict=False))
     shift = delays[len(delays) // 2] if delays else 0.0
     print(f"(a call's entry follows its start by {shift * 1000:.0f} ms, median of the calm before the faults)")
-    for name, at in FAULTS:
+    for name, at in faults:
         offered = [c for c in calls if at <= c.at < at + WINDOW_S]
         failed = [c for c in offered if c.returncode != 0]
         window = [e for e in entries if at + shift <= e[0] < at + WINDOW_S + shift]

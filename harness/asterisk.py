@@ -8,11 +8,14 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from asterisk_conf.render import Deployment, load_templates, render, write
+from asterisk_conf.render import AgentEndpoint, Deployment, level_queues, load_templates, render, write
 from harness.procs import Managed, StackError, tcp_listening, udp_bound
+from harness.sipp import SippAgent
+from hotline_core.policy import load_policy
 
 ROOT_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "asterisk-root.sh"
 
@@ -22,6 +25,18 @@ def default_root() -> Path:
         return Path(os.environ["HOTLINE_ASTERISK_ROOT"])
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return cache / "hotline" / "asterisk-root"
+
+
+def srv_deployment(sip_port: int, ami_port: int, ami_secret: str, agi_srv: str, system_name: str = "",
+                   agents: Sequence[SippAgent] = (), rtp_base: int = 21000) -> Deployment:
+    """One of several Asterisk servers on loopback that reach `hotline serve` by SRV records of
+    `agi_srv`, with the shipped policy's level queues and the SIPp `agents` as endpoints. Its RTP
+    range follows from its SIP port, so servers of one run do not share one."""
+    rtp = rtp_base + (sip_port % 40) * 100
+    return Deployment(sip_port=sip_port, agi_srv=agi_srv, system_name=system_name, ami_port=ami_port,
+                      ami_secret=ami_secret, rtp_start=rtp, rtp_end=rtp + 99, queue_timeout=30,
+                      agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", a.contact) for a in agents),
+                      level_queues=level_queues(load_policy()))
 
 
 def ensure_root(root: Path) -> Path:

@@ -53,6 +53,7 @@ class DnsServer:
     name: str  # records are served for _agi._tcp.NAME
     records: list[Srv]
     run_dir: Path
+    root: Path | None = None  # a chroot whose resolver is pointed at this server while it runs
     address: str = field(default_factory=free_loopback_address)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,8 @@ class DnsServer:
                 raise StackError(f"dnsmasq did not answer on {self.address}:53: "
                                  f"{self.process.log_file.read_text()[-1000:]}")
             time.sleep(0.05)
+        if self.root is not None:
+            self._serve_root(self.root)
         return self
 
     def _answers(self) -> bool:
@@ -88,7 +91,7 @@ class DnsServer:
             except OSError:
                 return False
 
-    def serve_root(self, root: Path) -> None:
+    def _serve_root(self, root: Path) -> None:
         """Point the chroot's resolver at this server until `stop`."""
         self._resolv = root / "etc" / "resolv.conf"
         if self._resolv.is_symlink():

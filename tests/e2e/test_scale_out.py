@@ -21,13 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from asterisk_conf.render import Deployment, level_queues
-from harness.asterisk import Asterisk, default_root, ensure_root
+from harness.asterisk import Asterisk, default_root, ensure_root, srv_deployment
 from harness.dns_server import DnsServer, Srv
 from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
 from harness.redis_server import RedisServer
 from harness.sipp import place_call
-from hotline_core.policy import load_policy
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 NAME = "agi.hotline.test"
@@ -86,17 +84,14 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = ensure_root(default_root())
     redis = RedisServer(run_dir / "redis").start()
     a, b = Instance("a", redis.url, run_dir), Instance("b", redis.url, run_dir)
-    dns = DnsServer(NAME, [Srv("127.0.0.1", a.agi_port, 0), Srv("127.0.0.1", b.agi_port, 10)], run_dir)
+    dns = DnsServer(NAME, [Srv("127.0.0.1", a.agi_port, 0), Srv("127.0.0.1", b.agi_port, 10)], run_dir, root)
     sip_port = free_udp_port()
-    deployment = Deployment(sip_port=sip_port, agi_srv=NAME, ami_port=free_tcp_port(), ami_secret="scale-secret",
-                            rtp_start=21000 + (sip_port % 40) * 100, rtp_end=21000 + (sip_port % 40) * 100 + 99,
-                            queue_timeout=30, level_queues=level_queues(load_policy()))
-    asterisk = Asterisk(root, f"scale-{os.getpid()}", deployment, run_dir)
+    asterisk = Asterisk(root, f"scale-{os.getpid()}", srv_deployment(sip_port, free_tcp_port(), "scale-secret", NAME),
+                        run_dir)
     started = []
     try:
         dns.start()
         started.append(dns.stop)
-        dns.serve_root(root)
         for instance in (a, b):
             instance.start()
             started.append(instance.process.stop)

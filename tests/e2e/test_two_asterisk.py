@@ -20,15 +20,13 @@ import aiohttp
 import asyncpg
 import pytest
 
-from asterisk_conf.render import AgentEndpoint, Deployment, level_queues
-from harness.asterisk import Asterisk, default_root, ensure_root
+from harness.asterisk import Asterisk, default_root, ensure_root, srv_deployment
 from harness.dns_server import DnsServer, Srv
 from harness.postgres_server import PostgresServer
 from harness.procs import free_tcp_port, free_udp_port
 from harness.redis_server import RedisServer
 from harness.sipp import SippAgent, place_call
-from hotline_core.policy import load_policy
-from tests.e2e.conftest import AMI_SECRET, AMI_USER, Bridge, load_demo, records_database, wait_until
+from tests.e2e.conftest import AMI_SECRET, Bridge, load_demo, records_database, wait_until
 
 NAME = "agi.two.test"
 
@@ -62,21 +60,15 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
         bridge = Bridge(free_tcp_port(), redis.url, side_dir, ami_port=free_tcp_port(), database_url=postgres.url(),
                         source=f"asterisk-{side}")
         sip_port = free_udp_port()
-        rtp = 22000 + (sip_port % 40) * 100
-        deployment = Deployment(
-            sip_port=sip_port, agi_srv=NAME, system_name=f"asterisk-{side}", ami_port=bridge.ami_port,
-            ami_username=AMI_USER, ami_secret=AMI_SECRET, rtp_start=rtp, rtp_end=rtp + 99, queue_timeout=30,
-            agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", a.contact) for a in agents),
-            level_queues=level_queues(load_policy()))
+        deployment = srv_deployment(sip_port, bridge.ami_port, AMI_SECRET, NAME, f"asterisk-{side}", agents, 22000)
         asterisk = Asterisk(root, f"two-{side}-{os.getpid()}", deployment, side_dir)
         bridge.queue_log = asterisk.queue_log
         sides[side] = Side(asterisk, bridge, sip_port)
-    dns = DnsServer(NAME, [Srv("127.0.0.1", sides[s].bridge.port, 0, 50) for s in ("a", "b")], run_dir)
+    dns = DnsServer(NAME, [Srv("127.0.0.1", sides[s].bridge.port, 0, 50) for s in ("a", "b")], run_dir, root)
     started = []
     try:
         dns.start()
         started.append(dns.stop)
-        dns.serve_root(root)
         for agent in agents:
             agent.start()
             started.append(agent.stop)
