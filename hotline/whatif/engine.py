@@ -36,6 +36,11 @@ _DONE, _ABANDON, _RELEASE = 0, 1, 2
 Caller = tuple[float, str, float, float]  # arrival (s into the period), level, handle time, patience
 
 
+def ratio(part: float, whole: float) -> float:
+    """part / whole; NaN when there is no whole (a level nobody called)."""
+    return part / whole if whole else math.nan
+
+
 @dataclass(slots=True)
 class LevelTally:
     offered: int = 0
@@ -47,6 +52,14 @@ class LevelTally:
     abandoned: int = 0
     released: int = 0  # at the maximum wait, or refused by a full queue
     refused: int = 0  # of the released: the queue was full
+
+    @property
+    def service_level(self) -> float:
+        return ratio(self.in_sl, self.offered)
+
+    @property
+    def asa_s(self) -> float:
+        return ratio(self.wait_answered_s, self.answered)
 
 
 @dataclass(slots=True)

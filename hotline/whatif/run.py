@@ -52,17 +52,12 @@ def compare(a: tuple[Setup, Traffic], b: tuple[Setup, Traffic], count: int, seed
             continue
         pairs = [(ra.levels[spec.level], rb.levels[spec.level]) for ra, rb in zip(runs_a, runs_b, strict=True)]
 
-        sl = Estimate.of([_sl(tb.in_sl, tb.offered) - _sl(ta.in_sl, ta.offered) for ta, tb in pairs])
-        asa = Estimate.of([_sl(tb.wait_answered_s, tb.answered) - _sl(ta.wait_answered_s, ta.answered)
-                           for ta, tb in pairs])
+        sl = Estimate.of([tb.service_level - ta.service_level for ta, tb in pairs])
+        asa = Estimate.of([tb.asa_s - ta.asa_s for ta, tb in pairs])
         abandoned = Estimate.of([float(tb.abandoned - ta.abandoned) for ta, tb in pairs])
         differences.append(Difference(spec.level, sl, asa, abandoned))
     return Comparison(summarise(a[0], runs_a, a[1].levels), summarise(b[0], runs_b, b[1].levels),
                       tuple(differences))
-
-
-def _sl(part: float, whole: float) -> float:
-    return part / whole if whole else math.nan
 
 
 @dataclass(frozen=True, slots=True)

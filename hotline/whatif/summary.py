@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from hotline.whatif.engine import LevelTally, Replication
+from hotline.whatif.engine import LevelTally, Replication, ratio
 from hotline.whatif.setup import Setup
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom; past 30 the normal's is close.
@@ -50,10 +50,6 @@ class Estimate:
 
     def interval(self, digits: int = 4) -> list[float | None]:
         return [None if math.isnan(v) else round(v, digits) for v in (self.low, self.high)]
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +137,14 @@ def summarise(setup: Setup, runs: Sequence[Replication], called: Collection[str]
             level=spec.level,
             offered=est(lambda t: t.offered),
             answered=est(lambda t: t.answered),
-            service_level=est(lambda t: _ratio(t.in_sl, t.offered)).clipped(0, 1),
-            answer_rate=est(lambda t: _ratio(t.answered, t.offered)).clipped(0, 1),
-            asa_s=est(lambda t: _ratio(t.wait_answered_s, t.answered)).clipped(0, math.inf),
+            service_level=est(lambda t: t.service_level).clipped(0, 1),
+            answer_rate=est(lambda t: ratio(t.answered, t.offered)).clipped(0, 1),
+            asa_s=est(lambda t: t.asa_s).clipped(0, math.inf),
             abandoned=est(lambda t: t.abandoned).clipped(0, math.inf),
             released=est(lambda t: t.released).clipped(0, math.inf),
             refused=est(lambda t: t.refused).clipped(0, math.inf),
-            waited_share=est(lambda t: _ratio(t.waited, t.answered)).clipped(0, 1),
-            mean_wait_s=est(lambda t: _ratio(t.wait_all_s, t.offered)).clipped(0, math.inf),
+            waited_share=est(lambda t: ratio(t.waited, t.answered)).clipped(0, 1),
+            mean_wait_s=est(lambda t: ratio(t.wait_all_s, t.offered)).clipped(0, math.inf),
             sl_seconds=spec.sl_seconds,
             target=spec.target,
         ))
