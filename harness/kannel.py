@@ -82,6 +82,9 @@ log-file = "{logs}/smsbox.log"
 # Warnings only: at info level smsbox logs every number and text it sends.
 log-level = 2
 mo-recode = true
+# A delivery report that hotline cannot take (Redis switching primaries) is fetched again.
+http-request-retry = 10
+http-queue-delay = 1
 
 group = sendsms-user
 username = {self.username}

@@ -390,7 +390,8 @@ def sms_worker(services: Services, session: aiohttp.ClientSession) -> SmsWorker:
     gateway = KannelGateway(session, settings.sms_gateway_url, settings.sms_username, settings.sms_password,
                             reports, sender=settings.sms_sender)
     return SmsWorker(services.redis, gateway, settings.redis_prefix, metrics=services.metrics,
-                     retry_window_s=settings.sms_retry_window_s)
+                     retry_window_s=settings.sms_retry_window_s, replicas=sms_replicas(services),
+                     report_wait_s=settings.sms_report_wait_s)
 
 
 def call_entry(services: Services) -> CallEntry:

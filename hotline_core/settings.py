@@ -67,6 +67,9 @@ class Settings(BaseModel):
     sms_sender: str = "10086"
     sms_report_token: str = ""  # delivery reports must carry it
     sms_retry_window_s: float = Field(default=6 * 3600, gt=0)  # a failing SMS is retried this long
+    # An attempt whose outcome was lost (worker died mid-send, Redis failover) waits this long
+    # for the gateway's delivery report before the SMS is sent again.
+    sms_report_wait_s: float = Field(default=30.0, ge=0)
     sms_report_base: str = ""  # how the gateway reaches us, e.g. http://127.0.0.1:8088
     metrics_token: str = ""  # Prometheus scrapes /metrics with this bearer token; empty: /metrics off
     secure_cookie: bool = False  # sessions only over HTTPS (set behind a TLS terminator)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from redis.asyncio import Redis
@@ -28,7 +28,7 @@ class SmsRequest:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Replicas:
     """How many replicas must hold a job before it counts as accepted (WAIT, at most `wait_ms`):
     with Redis replicated (Sentinel), a failover right after the hand-over cannot lose it."""
@@ -36,18 +36,27 @@ class Replicas:
     redis: Redis
     count: int = 0
     wait_ms: int = 100
+    # No replica confirming (the replica is gone or became the primary): logged once per episode,
+    # not at every write.
+    short: bool = field(default=False, init=False)
 
     async def hand_over(self, queue: Callable[[Pipeline], Awaitable[object]]) -> object:
         """Run what `queue` puts on a pipeline, then WAIT on the same connection (WAIT counts
-        the writes of the connection it is sent on); the first command's reply."""
+        the writes of the connection it is sent on, and replication keeps their order, so every
+        earlier write is covered too); the first command's reply. No WAIT when `count` is 0."""
         async with self.redis.pipeline(transaction=False) as pipe:
             await queue(pipe)
+            if not self.count:
+                return (await pipe.execute())[0]
             pipe.wait(self.count, self.wait_ms)
-            reply, acked = await pipe.execute()
-        if reply and int(acked) < self.count:
-            log.warning("sms job on the primary only: no replica confirmed it in time", job=str(reply),
-                        replicas=int(acked), wanted=self.count, wait_ms=self.wait_ms)
-        return reply
+            *replies, acked = await pipe.execute()
+        if int(acked) < self.count and not self.short:
+            log.warning("sms writes on the primary only: no replica confirms them in time (logged once until "
+                        "one does)", replicas=int(acked), wanted=self.count, wait_ms=self.wait_ms)
+        elif int(acked) >= self.count and self.short:
+            log.info("sms writes confirmed by replicas again", replicas=int(acked))
+        self.short = int(acked) < self.count
+        return replies[0]
 
 
 class SmsJobs:

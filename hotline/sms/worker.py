@@ -7,6 +7,8 @@
   where `hotline sms requeue` sends it back; a refusal that no retry can cure goes there at once.
 - Each job's state is kept by its stream id; a job already sent is never sent again, and a
   retry after a lost gateway reply first looks for a delivery report for that id.
+- An attempt whose outcome was never recorded (the worker died mid-send, or a Redis failover
+  lost the mark) waits up to `report_wait_s` for the gateway's report before it is sent again.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from hotline.sms.gateway import GatewayError, SmsGateway
+from hotline.sms.jobs import Replicas
 from hotline_core.calls import OUTBOX_MAX, fact_fields
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
@@ -63,8 +67,13 @@ class SmsWorker:
     def __init__(self, redis: Redis, gateway: SmsGateway, prefix: str, consumer: str | None = None,
                  max_attempts: int = 1000, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
                  retry_window_s: float = 6 * 3600,
-                 state_ttl_s: int = 7 * 86400, concurrency: int = 16, metrics: Metrics | None = None):
+                 state_ttl_s: int = 7 * 86400, concurrency: int = 16, metrics: Metrics | None = None,
+                 replicas: Replicas | None = None, report_wait_s: float = 30.0):
         self._redis = redis
+        # With Redis replicated, an attempt's start and its outcome are on a replica before the
+        # worker goes on, so a failover neither forgets a job nor sends it twice (see in_doubt).
+        self._replicas = replicas or Replicas(redis)
+        self._report_wait = report_wait_s
         self._metrics = metrics or Metrics()
         self._gateway = gateway
         self.keys = RedisKeys(prefix)
@@ -125,15 +134,10 @@ class SmsWorker:
             return 0
         if float(state.get("next_try", 0)) > time.time():
             return 0  # backing off; it stays pending
+        if in_doubt(state, time.time(), self._report_wait):
+            return 0  # an attempt of unknown outcome: its delivery report may still say it went
         to, text = fields.get("number", ""), fields.get("text", "")
-        attempts = int(await self._redis.hincrby(state_key, "attempts", 1))
-        if attempts == 1:
-            # Delivery reports name only the job; the call it belongs to is kept with its state.
-            first: dict[Any, Any] = {"first_try": f"{time.time():.3f}"}
-            if fields.get("uniqueid"):
-                first["uniqueid"] = str(fields["uniqueid"])
-            await self._redis.hset(state_key, mapping=first)
-        await self._redis.expire(state_key, self._state_ttl)
+        attempts = await self._begin_attempt(state_key, fields)
         try:
             await self._gateway.send(job_id, to, text)
         except GatewayError as exc:
@@ -141,6 +145,22 @@ class SmsWorker:
         await self._done(job_id, "sent")
         log.info("sms sent", job=job_id, number=mask_number(to), attempts=attempts, kind=fields.get("kind"))
         return 1
+
+    async def _begin_attempt(self, state_key: str, fields: dict[str, Any]) -> int:
+        """Count the attempt and note when it began, on the replicas too before anything is sent:
+        after a failover the new primary then knows the job may have gone out."""
+        now = f"{time.time():.3f}"
+
+        async def queue(pipe: Pipeline) -> object:
+            pipe.hincrby(state_key, "attempts", 1)
+            # Delivery reports name only the job; the call it belongs to is kept with its state.
+            pipe.hsetnx(state_key, "first_try", now)
+            if fields.get("uniqueid"):
+                pipe.hsetnx(state_key, "uniqueid", str(fields["uniqueid"]))
+            pipe.hset(state_key, "attempt_at", now)
+            return pipe.expire(state_key, self._state_ttl)
+
+        return int(str(await self._replicas.hand_over(queue)))
 
     async def _failed(self, job_id: str, fields: dict[str, Any], attempts: int, exc: GatewayError) -> int:
         state_key = self.keys.sms_state(job_id)
@@ -151,7 +171,7 @@ class SmsWorker:
             # Through `advance`: a report that already came in (the reply, not the SMS, was lost)
             # keeps its status, and the next attempt sees it and sends nothing.
             await advance(self._redis, self.keys, job_id, "retrying")
-            await self._redis.hset(state_key, mapping={"error": str(exc)[:200],
+            await self._redis.hset(state_key, mapping={"error": str(exc)[:200], "failed_at": f"{time.time():.3f}",
                                                        "next_try": f"{time.time() + delay:.3f}"})
             log.warning("sms not sent; will retry", job=job_id, attempts=attempts, retry_in_s=delay, error=str(exc))
             return 0
@@ -170,7 +190,24 @@ class SmsWorker:
 
     async def _done(self, job_id: str, status: str) -> None:
         await advance(self._redis, self.keys, job_id, status, self._metrics)
-        await self._redis.xack(self.keys.sms_jobs, GROUP, job_id)
+
+        async def queue(pipe: Pipeline) -> object:
+            return pipe.xack(self.keys.sms_jobs, GROUP, job_id)
+
+        await self._replicas.hand_over(queue)  # the status and the ack, on the replicas too
+
+
+def in_doubt(state: dict[str, str], now: float, report_wait_s: float) -> bool:
+    """Whether an earlier attempt's outcome is unknown and still worth waiting for (pure): it
+    began (`attempt_at`) but neither "sent" nor a failure was recorded, because the worker died
+    mid-send or a failover lost the mark. The gateway's report (SMSC ack) normally follows a
+    send within a second; past `report_wait_s` without one the SMS is taken as never sent."""
+    started = float(state.get("attempt_at") or 0)
+    if not started or state.get("status", "retrying") != "retrying":
+        return False
+    if float(state.get("failed_at") or 0) >= started:
+        return False  # that attempt is known to have failed
+    return now - started < report_wait_s
 
 
 async def advance(redis: Redis, keys: RedisKeys, job_id: str, status: str, metrics: Metrics | None = None) -> str:
