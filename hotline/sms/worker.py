@@ -128,7 +128,7 @@ class SmsWorker:
 
     async def _process(self, job_id: str, fields: dict[str, Any]) -> int:
         state_key = self.keys.sms_state(job_id)
-        state = await self._redis.hgetall(state_key)
+        state: dict[str, str] = await self._redis.hgetall(state_key)  # type: ignore[assignment]  # decoded
         if state.get("status") in SENT_STATES or state.get("status") == "dead":
             await self._redis.xack(self.keys.sms_jobs, GROUP, job_id)  # done before; the ack was lost
             return 0
