@@ -4,9 +4,11 @@ Two Asterisk servers (chroot, their own system names), two `hotline serve` (each
 Asterisk over AMI, reading its queue_log into one PostgreSQL) reached by SRV records from a
 real dnsmasq, Redis with a replica and three sentinels, three SIPp agents. SIPp callers arrive
 steadily (one every 0.25 s, alternating between the Asterisk servers that answer SIP, as an
-SBC's health check would route them), each entering the IVR for two seconds. Three faults, one
+SBC's health check would route them), each entering the IVR for two seconds. Four faults, one
 after the other: `hotline serve` A killed (SIGKILL, back after 5 s), the Redis primary killed
-(SIGKILL; a sentinel promotes the replica), Asterisk A stopped (back after 5 s). For each, over
+(SIGKILL; a sentinel promotes the replica), Asterisk A taken out of service (`core stop
+gracefully`: new calls refused with 503, which the SBC sends to B; calls in progress end first;
+back after 5 s) and Asterisk A crashed (SIGKILL, back after 5 s). For each, over
 the 10 s from the fault: calls offered, served normally (their entry exact), degraded (served
 as `normal`: no tier lookup possible, or the AGI failed and the dialplan's fallback served
 them), failed (the caller got no answer), and the longest gap between two entries.
@@ -27,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from harness.asterisk import Asterisk, default_root, ensure_root, srv_deployment
@@ -86,6 +89,7 @@ class Call:
     returncode: int = -1
     ended: float = 0.0
     output: str = ""
+    rerouted: bool = False  # refused with 503 and placed again on the other server
 
 
 def main() -> int:
@@ -149,8 +153,15 @@ async def run_faults(serves: dict[str, Serve], asterisks: dict[str, Asterisk], s
     stop = asyncio.Event()
 
     async def one(call: Call, media: int) -> None:
-        result = await place_call(f"138000000{len(calls) % 10:02d}", sip_ports[call.server], free_udp_port(), media,
-                                  wait_ms=1800, talk_ms=200, limit_s=30)
+        caller = f"138000000{len(calls) % 10:02d}"
+        result = await place_call(caller, sip_ports[call.server], free_udp_port(), media, wait_ms=1800, talk_ms=200,
+                                  limit_s=30)
+        if result.returncode != 0 and "SIP/2.0 503" in result.output:
+            # What an SBC does with a 503 (a server going out of service): the next server.
+            call.rerouted = True
+            other = "b" if call.server == "a" else "a"
+            result = await place_call(caller, sip_ports[other], free_udp_port(), media, wait_ms=1800, talk_ms=200,
+                                      limit_s=30)
         call.returncode, call.ended, call.output = result.returncode, time.time(), result.output
 
     async def generate() -> None:
@@ -175,8 +186,14 @@ async def run_faults(serves: dict[str, Serve], asterisks: dict[str, Asterisk], s
     faults.append(("Redis primary killed (kill -9), a sentinel promotes the replica", time.time()))
     await loop.run_in_executor(None, sentinels.kill_primary)
     await asyncio.sleep(WINDOW_S + 5)
-    faults.append(("Asterisk A stopped, back after 5 s", time.time()))
-    await loop.run_in_executor(None, asterisks["a"].stop)
+    faults.append(("Asterisk A taken out of service (core stop gracefully), back 5 s after it stopped",
+                   time.time()))
+    await loop.run_in_executor(None, partial(asterisks["a"].stop, 30.0, gracefully=True))
+    await asyncio.sleep(5)
+    await loop.run_in_executor(None, asterisks["a"].start)
+    await asyncio.sleep(WINDOW_S + 5)
+    faults.append(("Asterisk A crashed (kill -9), back after 5 s", time.time()))
+    await loop.run_in_executor(None, asterisks["a"].kill)
     await asyncio.sleep(5)
     await loop.run_in_executor(None, asterisks["a"].start)
     await asyncio.sleep(WINDOW_S)
@@ -195,6 +212,10 @@ def report(calls: list[Call], faults: list[tuple[str, float]], serves: dict[str,
     delays = sorted(e - c for c, e in zip(calm, calm_entries, strict=False))
     shift = delays[len(delays) // 2] if delays else 0.0
     print(f"(a call's entry follows its start by {shift * 1000:.0f} ms, median of the calm before the faults)")
+    calm_failed = [c for c in calls if c.at < faults[0][1] and c.returncode != 0]
+    if calm_failed:
+        print(f"{len(calm_failed)} calls failed before any fault; the first one's SIPp output ends:\n"
+              f"{calm_failed[0].output[-1500:]}")
     for name, at in faults:
         offered = [c for c in calls if at <= c.at < at + WINDOW_S]
         failed = [c for c in offered if c.returncode != 0]
@@ -207,10 +228,12 @@ def report(calls: list[Call], faults: list[tuple[str, float]], serves: dict[str,
         print(f"{name}:\n  offered {len(offered)}, served normally {normal}, degraded {degraded}, failed {len(failed)}"
               f" (goal 0); longest gap between call entries {gap:.2f} s; calls already in progress that failed: "
               f"{len(in_flight)}", flush=True)
-        late = [c for c in failed if c.server == "a" and "stopped" in name]
-        if late:
-            print(f"  ({len(late)} of the failed were sent to Asterisk A while it was shutting down: the SBC's "
-                  "health check still saw its SIP port)")
+        rerouted = sum(1 for c in offered if c.rerouted)
+        if rerouted:
+            print(f"  ({rerouted} refused with 503 by Asterisk A while it shut down, placed again on B as an SBC "
+                  "does; counted by their second attempt)")
+        if "crashed" in name:
+            print("  (calls in progress on a crashed server are lost with it: their media and channels were there)")
 
 
 if __name__ == "__main__":

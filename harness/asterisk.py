@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -118,11 +119,18 @@ class Asterisk:
             return None
         return done.stdout if done.returncode == 0 else None
 
-    def stop(self, timeout: float = 10.0, remove_files: bool = False) -> None:
+    def stop(self, timeout: float = 10.0, remove_files: bool = False, gracefully: bool = False) -> None:
         """Stop Asterisk; with `remove_files`, keep its log beside the pid file and remove the
-        instance's directories from the root (test instances)."""
+        instance's directories from the root (test instances). `gracefully` is how an operator
+        takes a server out of service: new calls refused (503) while the calls in progress end,
+        for up to `timeout` seconds."""
         pid = self.process.running_pid()
-        if pid is not None:
+        if pid is not None and gracefully:
+            self.cli("core stop gracefully", timeout=2.0)  # returns once the stop has begun
+            deadline = time.monotonic() + timeout
+            while self.process.running_pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        elif pid is not None:
             self.cli("core stop now", timeout=5.0)
         self.process.stop(timeout)
         if remove_files:
@@ -130,6 +138,14 @@ class Asterisk:
                 shutil.copy(self.messages_log, self.run_dir / f"asterisk-{self.instance}-messages.log")
             shutil.rmtree(self._host(self.deployment.etc_dir), ignore_errors=True)
             shutil.rmtree(self._host(self.deployment.state_dir), ignore_errors=True)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing cleaned up (the next start finds the stale pid file)."""
+        pid = self.process.running_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.process.running_pid() is not None:
+                time.sleep(0.05)
 
     def restart(self) -> None:
         self.stop()

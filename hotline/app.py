@@ -123,7 +123,8 @@ def primary_locator(settings: Settings) -> Callable[[], Awaitable[tuple[str, int
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, policy: Policy | None = None) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, policy: Policy | None = None,
+                        multiprocess_dir: str | None = None) -> AsyncIterator[Services]:
     policy = policy or load_policy(settings.policy_file)
     budget = settings.lookup_budget_ms / 1000
     async with AsyncExitStack() as stack:
@@ -143,7 +144,7 @@ async def open_services(settings: Settings, policy: Policy | None = None) -> Asy
         records = CallRecords(pipe, settings.redis_prefix, settings.call_record_ttl_s,
                               outbox=bool(settings.database_url))
         yield Services(settings, policy, redis, pipe, store, lookup, records, RedisKeys(settings.redis_prefix),
-                       Metrics())
+                       Metrics(multiprocess_dir=multiprocess_dir))
 
 
 def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
@@ -398,9 +399,16 @@ def call_entry(services: Services) -> CallEntry:
     return CallEntry(services.lookup, services.records, services.metrics)
 
 
-async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None:
+# What one `hotline serve` process runs: everything, only the call path (FastAGI), or only the
+# pages with the AMI bridge and the background work (`separate_pages`).
+ROLES = ("all", "calls", "pages")
+
+
+async def serve(settings: Settings, multiprocess_dir: str | None = None, role: str = "all") -> None:
     """Run `hotline serve` until SIGINT or SIGTERM. Nothing about a call is kept in this process
     between calls, so any number of instances can serve one Asterisk."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     log = structlog.get_logger("hotline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -415,43 +423,19 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
-    async with open_services(settings) as services, AsyncExitStack() as stack:
-        server = build_agi_server(services, flows)
-        await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
+    async with open_services(settings, multiprocess_dir=multiprocess_dir) as services, AsyncExitStack() as stack:
         tasks = [asyncio.create_task(watch_reloads(services.redis, services.keys.flows_reload, flows))]
-        post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records,
-                                metrics=services.metrics, once=sms_once(services))
-        sessions = Sessions(services.redis, settings.redis_prefix)
-        screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
-        tasks.append(asyncio.create_task(screens.fan_out()))
-        bridge = ami_bridge(services, ((TRIGGERS, post_call.on_event), (SCREEN_EVENTS, screens.on_event)))
-        if settings.ami_secret:
-            tasks.append(asyncio.create_task(bridge.run()))
-        else:
-            log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
-        pool = await stack.enter_async_context(records_pool(settings)) if settings.database_url else None
-        if pool is not None:
-            tasks += [asyncio.create_task(work) for work in records_tasks(services, pool, post_call)]
-        live = monitor(services, bridge, pool)
-        tasks.append(asyncio.create_task(live.run()))
-        board = Board(live, services.metrics, settings.metrics_token, multiprocess_dir,
-                      lambda: readiness(services, flows))
-        pages = screens.routes() + board.routes()
-        if pool is not None:
-            orders = work_orders(services, pool)
-            pages += WorkOrderPages(orders, services.redis, settings.redis_prefix, services.records,
-                                    services.policy).routes()
-            tasks.append(asyncio.create_task(sweep_replies(orders)))
-        http = await stack.enter_async_context(web_server(services, sessions, pages))
-        if settings.sms_gateway_url:
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            tasks.append(asyncio.create_task(sms_worker(services, session).run()))
-        log.info("hotline serving", redis=redacted_url(settings.redis_url), policy=str(settings.policy_file),
+        server: FastAgiServer | None = None
+        if role in ("all", "calls"):
+            server = build_agi_server(services, flows)
+            await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
+        http = await serve_pages(services, flows, stack, tasks, multiprocess_dir) if role in ("all", "pages") else None
+        log.info("hotline serving", role=role, redis=redacted_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http)
         try:
             await stop.wait()
         finally:
-            log.info("hotline stopping")
+            log.info("hotline stopping", role=role)
             for task in tasks:
                 task.cancel()
             # Wait for them to finish cancelling, so nothing still runs on what the stack closes
@@ -459,4 +443,42 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None) -> None
             _done, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
             if stuck:
                 log.warning("tasks still stopping; leaving them", tasks=sorted(repr(t.get_coro()) for t in stuck))
-            await server.stop(STOP_GRACE_S)
+            if server is not None:
+                await server.stop(STOP_GRACE_S)
+
+
+async def serve_pages(services: Services, flows: FlowRegistry, stack: AsyncExitStack,
+                      tasks: list[asyncio.Task[Any]], multiprocess_dir: str | None) -> str:
+    """Start what is not the call path: the AMI bridge (queue membership, screens, post-call
+    SMS), the records, the live board, the pages and the SMS worker. Their tasks go into `tasks`,
+    what must be closed into `stack`; returns the pages' address."""
+    settings = services.settings
+    log = structlog.get_logger("hotline")
+    post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records,
+                            metrics=services.metrics, once=sms_once(services))
+    sessions = Sessions(services.redis, settings.redis_prefix)
+    screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
+    tasks.append(asyncio.create_task(screens.fan_out()))
+    bridge = ami_bridge(services, ((TRIGGERS, post_call.on_event), (SCREEN_EVENTS, screens.on_event)))
+    if settings.ami_secret:
+        tasks.append(asyncio.create_task(bridge.run()))
+    else:
+        log.warning("no AMI secret configured: queue membership is not managed (set HOTLINE_AMI_SECRET)")
+    pool = await stack.enter_async_context(records_pool(settings)) if settings.database_url else None
+    if pool is not None:
+        tasks += [asyncio.create_task(work) for work in records_tasks(services, pool, post_call)]
+    live = monitor(services, bridge, pool)
+    tasks.append(asyncio.create_task(live.run()))
+    board = Board(live, services.metrics, settings.metrics_token, multiprocess_dir,
+                  lambda: readiness(services, flows))
+    pages = screens.routes() + board.routes()
+    if pool is not None:
+        orders = work_orders(services, pool)
+        pages += WorkOrderPages(orders, services.redis, settings.redis_prefix, services.records,
+                                services.policy).routes()
+        tasks.append(asyncio.create_task(sweep_replies(orders)))
+    http: str = await stack.enter_async_context(web_server(services, sessions, pages))
+    if settings.sms_gateway_url:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        tasks.append(asyncio.create_task(sms_worker(services, session).run()))
+    return http

@@ -15,13 +15,16 @@ import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LOOKUP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, multiprocess_dir: str | None = None):
         self.registry = registry if registry is not None else CollectorRegistry()
+        # Set when several processes count (workers, a separate pages process): totals are theirs summed.
+        self.multiprocess_dir = multiprocess_dir
         r = self.registry
         self.call_entries = Counter("hotline_call_entries", "Call entries, by the tier fixed and the access level",
                                     ["tier", "level"], registry=r)
@@ -52,8 +55,12 @@ class Metrics:
             self.degraded_lookups.inc()
 
     def total(self, sample: str) -> float:
-        """A counter's total over all its labels, in this process (for alarms on rates)."""
-        return sum(s.value for metric in self.registry.collect() for s in metric.samples if s.name == sample)
+        """A counter's total over all its labels and every process counting (for alarms on rates)."""
+        registry = self.registry
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # registers itself
+        return sum(s.value for metric in registry.collect() for s in metric.samples if s.name == sample)
 
 
 def enable_multiprocess(directory: Path) -> None:

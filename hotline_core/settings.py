@@ -41,6 +41,9 @@ class Settings(BaseModel):
     agi_max_per_peer: int = Field(default=2048, ge=1)  # one address's share (an Asterisk, or a hostile peer)
     agi_environment_deadline_s: float = Field(default=5.0, gt=0)  # the environment block within this
     workers: int = Field(default=1, ge=1, le=64)
+    # The pages (sign-in, screens, board, work orders, delivery reports), the AMI bridge and the
+    # background work in a process of their own, so nothing done for a page delays a call entry.
+    separate_pages: bool = False
     call_record_ttl_s: int = Field(default=86_400, ge=60)
     flows_dir: Path | None = None  # None: the flows shipped in the ivr_flows package
     ivr_flow: str = Field(default="hotline", pattern=r"^[a-z][a-z0-9_]*$")

@@ -46,7 +46,8 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     cli = {"redis_url": args.redis_url, "policy_file": args.policy_file, "log_level": args.log_level,
            "log_format": args.log_format, "agi_host": getattr(args, "agi_host", None),
-           "agi_port": getattr(args, "agi_port", None), "workers": getattr(args, "workers", None)}
+           "agi_port": getattr(args, "agi_port", None), "workers": getattr(args, "workers", None),
+           "separate_pages": getattr(args, "separate_pages", None)}
     return load_settings(os.environ, cli, args.config)
 
 

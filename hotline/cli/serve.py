@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
@@ -29,6 +30,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     serve_cmd.add_argument("--agi-port", type=int, help="listen port (default 4573); also HOTLINE_AGI_PORT")
     serve_cmd.add_argument("--workers", type=int,
                            help="worker processes sharing the port (default 1); also HOTLINE_WORKERS")
+    serve_cmd.add_argument("--separate-pages", action="store_true", default=None,
+                           help="pages, AMI bridge and background work in a process of their own, the call "
+                                "path in the workers; also HOTLINE_SEPARATE_PAGES")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,20 +50,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: noise here
     multiprocess: Path | None = None
-    if settings.workers > 1:
-        # Each worker counts into files here; /metrics in any worker sums them all.
+    if settings.workers > 1 or settings.separate_pages:
+        # Each process counts into files here; /metrics and the alarms sum them all.
         multiprocess = Path(tempfile.mkdtemp(prefix="hotline-metrics-"))
         enable_multiprocess(multiprocess)
 
-    def work() -> None:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings, str(multiprocess) if multiprocess else None))
+    def work(role: str) -> Callable[[], None]:
+        def run_role() -> None:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(serve(settings, str(multiprocess) if multiprocess else None, role))
+
+        return run_role
 
     if multiprocess is None:
-        work()
+        work("all")()
         return 0
+    # Separate pages: one process for them, `workers` for the call path; otherwise every worker does all.
+    works = [work("pages")] + [work("calls")] * settings.workers if settings.separate_pages else \
+        [work("all")] * settings.workers
     try:
-        return run_workers(settings.workers, work,
-                           exited=lambda pid: mark_process_dead(pid, str(multiprocess)))  # type: ignore[no-untyped-call]
+        return run_workers(works, exited=lambda pid: mark_process_dead(pid, str(multiprocess)))  # type: ignore[no-untyped-call]
     finally:
         shutil.rmtree(multiprocess, ignore_errors=True)

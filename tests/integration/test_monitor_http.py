@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ import asyncpg
 import pytest
 
 from harness.agi_peer import environment, play
-from harness.procs import Managed, free_tcp_port, tcp_listening
+from harness.procs import Managed, alive, free_tcp_port, tcp_listening
 from harness.redis_server import RedisServer
+from tests.integration.test_workers import children_of
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 TOKEN = "scrape-me"
@@ -32,7 +34,7 @@ def cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 class Serve:
     def __init__(self, run_dir: Path, redis_url: str, database_url: str, workers: int = 1,
-                 frozen_time: str | None = None):
+                 frozen_time: str | None = None, separate_pages: bool = False):
         self.agi_port, self.http_port = free_tcp_port(), free_tcp_port()
         self.process = Managed("hotline serve", run_dir / f"serve-{self.http_port}.pid",
                                run_dir / f"serve-{self.http_port}.log")
@@ -41,6 +43,8 @@ class Serve:
                     "HOTLINE_METRICS_TOKEN": TOKEN, "HOTLINE_WORKERS": str(workers), "HOTLINE_LOG_FORMAT": "json"}
         if frozen_time:
             self.env["HOTLINE_FROZEN_TIME"] = frozen_time
+        if separate_pages:
+            self.env["HOTLINE_SEPARATE_PAGES"] = "true"
         self.base = f"http://127.0.0.1:{self.http_port}"
 
     async def start(self) -> None:
@@ -179,6 +183,46 @@ async def test_counters_are_summed_across_workers(redis_server: RedisServer, rec
         assert seen == {20.0}
     finally:
         serve.stop()
+
+
+async def test_separate_pages_count_the_call_path_and_die_with_their_parent(
+        redis_server: RedisServer, records_url: str, tmp_path: Path) -> None:
+    serve = Serve(tmp_path, redis_server.url, records_url, separate_pages=True)
+    await serve.start()
+    try:
+        parent = serve.process.running_pid()
+        assert parent is not None
+        processes = children_of(parent)
+        assert len(processes) == 2, "one for the pages, one for the call path"
+        # Each port is held by one of them only.
+        holders = {port: [pid for pid in processes if listens(pid, port)] for port in (serve.agi_port, serve.http_port)}
+        assert len(holders[serve.agi_port]) == 1
+        assert len(holders[serve.http_port]) == 1
+        assert holders[serve.agi_port] != holders[serve.http_port]
+        for i in range(12):
+            result = await play("127.0.0.1", serve.agi_port, environment("entry", f"1390000002{i:02d}", f"1796000200.{i}"))
+            assert result.variables()["HOTLINE_TIER"] == "normal"
+        async with aiohttp.ClientSession() as session:
+            samples = await scrape(session, serve.base)  # served by the pages process
+        assert samples['hotline_call_entries_total{level="ordinary_easyown",tier="normal"}'] == 12.0
+        os.kill(parent, signal.SIGKILL)  # the supervisor dies: no worker may keep the ports
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in processes):
+            assert time.monotonic() < deadline, "a worker outlived its parent"
+            await asyncio.sleep(0.05)
+        assert not tcp_listening(serve.agi_port)
+        assert not tcp_listening(serve.http_port)
+    finally:
+        serve.stop()
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a listening TCP socket on `port` (from /proc, no probe)."""
+    inodes = {line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+              if line.split()[3] == "0A" and int(line.split()[1].split(":")[1], 16) == port}
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd).removeprefix("socket:[").rstrip("]") in inodes for fd in fds.iterdir()
+               if os.readlink(fd).startswith("socket:"))
 
 
 async def test_slow_header_clients_are_cut_off_and_sign_in_still_answers(tmp_path: Path, redis_server: RedisServer,
