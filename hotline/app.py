@@ -457,6 +457,7 @@ async def serve_pages(services: Services, flows: FlowRegistry, stack: AsyncExitS
     post_call = PostCallSms(services.redis, settings.redis_prefix, services.policy, services.records,
                             metrics=services.metrics, once=sms_once(services))
     sessions = Sessions(services.redis, settings.redis_prefix)
+    stack.callback(sessions.close)
     screens = Screens(services.redis, settings.redis_prefix, services.records, sessions)
     tasks.append(asyncio.create_task(screens.fan_out()))
     bridge = ami_bridge(services, ((TRIGGERS, post_call.on_event), (SCREEN_EVENTS, screens.on_event)))

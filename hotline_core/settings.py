@@ -44,6 +44,9 @@ class Settings(BaseModel):
     # The pages (sign-in, screens, board, work orders, delivery reports), the AMI bridge and the
     # background work in a process of their own, so nothing done for a page delays a call entry.
     separate_pages: bool = False
+    # That process's nice level: on a busy box the call path gets the CPU first (a sign-in's
+    # password hash is tens of milliseconds of CPU; a call entry waits on none of it).
+    pages_nice: int = Field(default=10, ge=0, le=19)
     call_record_ttl_s: int = Field(default=86_400, ge=60)
     flows_dir: Path | None = None  # None: the flows shipped in the ivr_flows package
     ivr_flow: str = Field(default="hotline", pattern=r"^[a-z][a-z0-9_]*$")

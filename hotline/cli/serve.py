@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     def work(role: str) -> Callable[[], None]:
         def run_role() -> None:
+            if role == "pages":
+                os.nice(settings.pages_nice)  # threads started later (password hashing) inherit it
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(serve(settings, str(multiprocess) if multiprocess else None, role))
 
