@@ -45,31 +45,42 @@ def figures(run: Run) -> str:
             f"({len(run.latencies)} entries, {run.failures} failed)")
 
 
-async def sign_in_flood(base: str, agi_port: int) -> None:
+async def sign_in_flood(base: str, agi_port: int, rounds: int = 3) -> None:
     """Entries measured quiet, then while another process floods sign-in (in this process its
     HTTP work would delay the measuring loop itself and be counted against the server). The
     flooding client stands for remote attackers: at nice 19, so on this two-core box its own
-    CPU is not taken from the server it attacks."""
-    quiet = await load(agi_port, ENVS, 1, 3.0, 1)
-    flooder = await asyncio.create_subprocess_exec("nice", "-n", "19", sys.executable, "-m", "bench.bench_hardening",
-                                                   "--flood-client", base, stdout=asyncio.subprocess.PIPE)
-    during = await load(agi_port, ENVS, 1, 3.0, 1)
-    out, _ = await flooder.communicate()
-    statuses: dict[str, int] = json.loads(out)
-    ratio = during.pct(0.99) / quiet.pct(0.99)
-    print(f"sign-in flood: entries quiet {figures(quiet)}; during 400 wrong sign-ins 20 at a time "
-          f"{figures(during)}; p99 ratio {ratio:.2f} (goal <= 2)")
-    print(f"  the flood was answered: {', '.join(f'{n} x {status}' for status, n in sorted(statuses.items()))}")
+    CPU is not taken from the server it attacks. Each round floods from an address and ids of
+    its own (the previous round's are rate-limited by then); the median round is the figure."""
+    ratios: list[tuple[float, str]] = []
+    for round_ in range(rounds):
+        quiet = await load(agi_port, ENVS, 1, 3.0, 1)
+        flooder = await asyncio.create_subprocess_exec(
+            "nice", "-n", "19", sys.executable, "-m", "bench.bench_hardening", "--flood-client", base,
+            "--flood-from", f"127.0.0.{10 + round_}", stdout=asyncio.subprocess.PIPE)
+        during = await load(agi_port, ENVS, 1, 3.0, 1)
+        out, _ = await flooder.communicate()
+        statuses: dict[str, int] = json.loads(out)
+        ratio = during.pct(0.99) / quiet.pct(0.99)
+        answered = ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items()))
+        ratios.append((ratio, f"entries quiet {figures(quiet)}; during 400 wrong sign-ins 20 at a time "
+                              f"{figures(during)}; p99 ratio {ratio:.2f} (flood answered {answered})"))
+    for _, line in ratios:
+        print(f"  round: {line}")
+    ordered = sorted(ratios)
+    print(f"sign-in flood: p99 ratio, median of {rounds} rounds {ordered[len(ordered) // 2][0]:.2f} "
+          f"(rounds {', '.join(f'{r:.2f}' for r, _ in ratios)}; goal <= 2)")
 
 
-async def flood_client(base: str) -> dict[str, int]:
-    """400 wrong sign-ins, 20 at a time; how each was answered."""
+async def flood_client(base: str, source: str) -> dict[str, int]:
+    """400 wrong sign-ins from `source`, 20 at a time, for ids of that source's own; how each
+    was answered."""
     statuses: dict[str, int] = {}
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
         gate = asyncio.Semaphore(20)
 
         async def one(i: int) -> None:
-            async with gate, session.post(f"{base}/agent/login", data={"agent_id": f"agent{i % 3}",
+            async with gate, session.post(f"{base}/agent/login", data={"agent_id": f"{source}-agent{i % 3}",
                                                                       "secret": f"wrong-{i}"},
                                           allow_redirects=False) as reply:
                 statuses[str(reply.status)] = statuses.get(str(reply.status), 0) + 1
@@ -167,9 +178,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only-flood", action="store_true", help="only the sign-in flood, both ways")
     parser.add_argument("--flood-client", metavar="BASE_URL", help=argparse.SUPPRESS)  # the flood's own process
+    parser.add_argument("--flood-from", default="127.0.0.10", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.flood_client:
-        print(json.dumps(uvloop.run(flood_client(args.flood_client))))
+        print(json.dumps(uvloop.run(flood_client(args.flood_client, args.flood_from))))
         return 0
     with tempfile.TemporaryDirectory(prefix="hotline-bench-hard-") as tmp:
         redis = RedisServer(Path(tmp) / "redis").start()

@@ -219,6 +219,7 @@ def up() -> int:
         "sms_report_token": _secret("dlr-token"), "sound_dirs": sound_dirs_setting(default_root()),
         "metrics_token": _secret("metrics-token"),
         "database_url": database_url, "queue_log_file": str(_asterisk(ports).queue_log), "queue_log_source": "dev",
+        "separate_pages": True,  # as production runs it: the pages in a process of their own
     })
     serve = _serve(ports)
     serve.check_stale()

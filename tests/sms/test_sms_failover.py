@@ -7,41 +7,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from harness.kannel import Kannel, delivered
-from harness.procs import free_tcp_port
 from harness.redis_sentinel import SERVICE, Sentinels
 from hotline.app import redis_client
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import OnceQueue, Replicas, SmsRequest
-from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker, status_counts
 from hotline_core.keys import RedisKeys
 from hotline_core.settings import load_settings
+from tests.sms.reports_site import reports_site
 
 PREFIX = "smsfail"
 TOKEN = "dlr-token"
 JOBS = 150
-
-
-async def reports_site(redis: Redis) -> AsyncIterator[int]:
-    app = web.Application()
-    app.add_routes(report_routes(redis, PREFIX, TOKEN))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_tcp_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
 
 
 async def test_jobs_survive_the_loss_of_the_primary_and_go_out_once(tmp_path: Path) -> None:
@@ -51,7 +34,7 @@ async def test_jobs_survive_the_loss_of_the_primary_and_go_out_once(tmp_path: Pa
     env = {"HOTLINE_REDIS_URL": "redis://127.0.0.1:1/0", "HOTLINE_REDIS_SENTINELS": sentinels.setting,
            "HOTLINE_REDIS_SERVICE": SERVICE}
     redis = redis_client(load_settings(env, {}, None))
-    sites = reports_site(redis)
+    sites = reports_site(redis, PREFIX, TOKEN)
     worker_task: asyncio.Task[None] | None = None
     try:
         port = await anext(sites)

@@ -11,14 +11,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
 from harness.kannel import Kannel, delivered
-from harness.procs import free_tcp_port
 from hotline.sms.gateway import GatewayError, KannelGateway
 from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
-from hotline.sms.reports import report_routes
 from hotline.sms.worker import GROUP, SmsWorker, requeue_dead, status_counts
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
@@ -27,6 +24,7 @@ from hotline_core.keys import RedisKeys
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy
 from hotline_core.redispipe import RedisPipe
+from tests.sms.reports_site import reports_site
 
 TEXT = "尊敬的王站长,如有任何服务疑问,请及时与我们联系,10086将热忱提供支撑。感谢您对江西移动的支持。"
 PREFIX = "smstest"
@@ -43,14 +41,8 @@ def kannel(tmp_path: Path) -> Iterator[Kannel]:
 
 @pytest.fixture
 async def reports(redis: Redis) -> AsyncIterator[int]:
-    app = web.Application()
-    app.add_routes(report_routes(redis, PREFIX, TOKEN))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_tcp_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    async for port in reports_site(redis, PREFIX, TOKEN):
+        yield port
 
 
 @pytest.fixture
