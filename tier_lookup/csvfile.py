@@ -8,9 +8,10 @@ rare bad row does not need (the first line of a conflicting duplicate is found o
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from tier_lookup.layout import BUCKET_DIGITS
 from tier_lookup.tables import (
@@ -26,6 +27,8 @@ from tier_lookup.tables import (
 )
 
 MAX_REPORTED_ERRORS = 1000
+# A large file is read and parsed this much at a time (see `blocks`).
+BLOCK_BYTES = 2 << 20
 _CsvReader = Any  # csv's reader type is private; it has line_num and iterates rows
 
 
@@ -83,10 +86,11 @@ class _Text:
     ends_with_newline: bool
 
 
-def _decode(data: bytes, encoding: str) -> _Text:
-    """Decode the whole file at once (the fast, usual case); on a bad byte, pin it to its line."""
+def _decode(data: bytes, encoding: str, first: bool = True) -> _Text:
+    """Decode a block of whole lines at once (the fast, usual case); on a bad byte, pin it to its
+    line. Only the file's first block may start with a byte-order mark."""
     plain = encoding.replace("_", "-").lower()
-    first_encoding = "utf-8-sig" if plain in ("utf-8", "utf8") else encoding
+    first_encoding = "utf-8-sig" if plain in ("utf-8", "utf8") and first else encoding
     bad: dict[int, str] = {}
     try:
         text = data.decode(first_encoding)
@@ -117,9 +121,10 @@ def _decode(data: bytes, encoding: str) -> _Text:
     return _Text(lines, bad, data.endswith(b"\n"))
 
 
-def _utf8_named_otherwise(data: bytes, encoding: str) -> str | None:
+def _utf8_named_otherwise(data: bytes, encoding: str, lines_before: int = 0) -> str | None:
     """A file that is UTF-8 with non-ASCII text, imported as another encoding, would decode into
-    plausible-looking nonsense (mojibake) in names and greetings: say so instead of storing it."""
+    plausible-looking nonsense (mojibake) in names and greetings: say so instead of storing it.
+    `data` is the first block of the file with non-ASCII bytes, after `lines_before` lines."""
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8", "utf-8-sig") or data.isascii():
         return None
     try:
@@ -127,7 +132,7 @@ def _utf8_named_otherwise(data: bytes, encoding: str) -> str | None:
     except UnicodeDecodeError:
         return None  # not UTF-8: the named encoding may well be right
     sample = next((c for c in text if ord(c) > 127), "")
-    line = text[: text.index(sample)].count("\n") + 1 if sample else 1
+    line = lines_before + (text[: text.index(sample)].count("\n") + 1 if sample else 1)
     return (f"the file is UTF-8 (line {line} has {sample!r}), not {encoding}: importing it as {encoding} would "
             f"store garbled text; leave out --encoding")
 
@@ -137,86 +142,210 @@ def data_lines(data: bytes) -> int:
     return data.count(b"\n") + 1
 
 
-def parse_table(
-    data: bytes, spec: TableSpec, ctx: RowContext, buckets: int, encoding: str = "utf-8"
-) -> ParsedTable:
-    """Parse a whole CSV file's bytes into `buckets` groups (see tier_lookup.layout.bucket_of).
+def blocks(stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """A file in pieces of about `size` bytes, each ending at a line end (the last may not), so
+    that a large file is parsed a piece at a time: no piece splits a line or a character."""
+    rest = b""
+    while chunk := stream.read(size):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            rest = data  # one very long line: it is rejected whole once it ends
+            continue
+        yield data[:cut]
+        rest = data[cut:]
+    if rest:
+        yield rest
+
+
+# A row read from the file: its line, its normalised number and its encoded value.
+Row = tuple[int, str, str]
+
+
+class TableReader:
+    """Reads a tier-table CSV block by block (see `blocks`): the header from the first, then
+    each block's valid rows with their lines. Counts and located errors collect in `result`
+    (its buckets stay empty: where rows go is the caller's business).
 
     Header problems make the file unusable; row problems are collected with their line numbers
-    and the row left out."""
-    result = ParsedTable(buckets=[{} for _ in range(buckets)])
-    mistaken = _utf8_named_otherwise(data, encoding)
-    if mistaken:
-        result.header_error = RowError(1, mistaken)
-        return result
-    text = _decode(data, encoding)
-    reader = csv.reader(text.lines, strict=True)
-    try:
+    and the row left out. A broken quote ends the reading there, as it would end csv's."""
+
+    def __init__(self, spec: TableSpec, ctx: RowContext, encoding: str = "utf-8"):
+        self.result = ParsedTable(buckets=[])
+        self._spec = spec
+        self._ctx = ctx
+        self._encoding = encoding
+        self._parse: RowParser | None = None
+        self._lines = 0  # lines of the blocks read so far
+        self._ascii_so_far = True
+        self.done = False  # header refused or CSV broken: nothing more is read
+
+    def feed(self, data: bytes, last: bool) -> list[Row]:
+        """The valid rows of the next block (`last`: the file's final block)."""
+        if self.done:
+            return []
+        result = self.result
+        first = self._lines == 0
+        if self._ascii_so_far and not data.isascii():
+            self._ascii_so_far = False
+            mistaken = _utf8_named_otherwise(data, self._encoding, self._lines)
+            if mistaken:
+                result.header_error = RowError(1, mistaken)
+                self.done = True
+                return []
+        text = _decode(data, self._encoding, first)
+        before, self._lines = self._lines, self._lines + len(text.lines)
+        reader = csv.reader(text.lines, strict=True)
+        try:
+            if first and not self._header(reader, text):
+                self.done = True
+                return []
+            assert self._parse is not None
+            return _read_rows(reader, text, self._parse, result, before, last)
+        except csv.Error as exc:
+            result.reject(before + reader.line_num, f"broken CSV ({exc}); is the file truncated or a quote "
+                                                    "unbalanced?")
+            self.done = True
+            return []
+
+    def _header(self, reader: _CsvReader, text: _Text) -> bool:
+        result = self.result
         header = next(reader, None)
         if header is None:
             result.header_error = RowError(1, "the file is empty (a header row is required)")
-            return result
+            return False
         if 1 in text.bad:
             result.header_error = RowError(1, text.bad[1])
-            return result
+            return False
         try:
-            result.columns = check_header(spec, header)
+            result.columns = check_header(self._spec, header)
         except HeaderRejected as exc:
             result.header_error = RowError(1, f"header: {exc}")
-            return result
-        _read_rows(reader, text, row_parser(spec, result.columns, ctx), result)
-    except csv.Error as exc:
-        result.reject(reader.line_num, f"broken CSV ({exc}); is the file truncated or a quote unbalanced?")
+            return False
+        self._parse = row_parser(self._spec, result.columns, self._ctx)
+        return True
+
+    def finish(self) -> None:
+        """After the last block: an empty input has no header."""
+        if not self._lines and self.result.header_error is None:
+            self.result.header_error = RowError(1, "the file is empty (a header row is required)")
+
+
+def read_file(reader: TableReader, stream: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[list[Row]]:
+    """Feed `stream` to `reader` block by block; each block's valid rows as they are read."""
+    pending: bytes | None = None
+    for block in blocks(stream, size):
+        if pending is not None:
+            yield reader.feed(pending, last=False)
+        pending = block
+    if pending is not None:
+        yield reader.feed(pending, last=True)
+    reader.finish()
+
+
+def parse_table(
+    data: bytes, spec: TableSpec, ctx: RowContext, buckets: int, encoding: str = "utf-8"
+) -> ParsedTable:
+    """Parse a whole CSV file's bytes into `buckets` groups (see tier_lookup.layout.bucket_of),
+    for imports that apply a file as a whole (upserts, deletes)."""
+    reader = TableReader(spec, ctx, encoding)
+    rows = [row for block in read_file(reader, io.BytesIO(data)) for row in block]
+    result = reader.result
+    groups, conflicts = group_rows(rows, buckets, result)
+    result.buckets = [groups.get(index, {}) for index in range(buckets)]
+    for line, number, first in conflicts:
+        result.reject(line, conflict_reason(number, first))
     return result
 
 
-def _read_rows(reader: _CsvReader, text: _Text, parse: RowParser, result: ParsedTable) -> None:
-    groups = result.buckets
-    count = len(groups)
-    bad = text.bad
+def group_rows(rows: list[Row], buckets: int, result: ParsedTable) -> tuple[dict[int, dict[str, str]],
+                                                                            list[tuple[int, str, int]]]:
+    """Rows (in file order) grouped by bucket, number -> value, the first row of a number kept.
+    A repeat with the same value is counted in `result`; one with other data is returned as
+    (line, number, line of the first)."""
+    groups: dict[int, dict[str, str]] = {}
     conflicts: list[tuple[int, str]] = []
-    line_start = reader.line_num + 1
-    for fields in reader:
-        line = line_start
-        line_start = reader.line_num + 1
-        if not fields or fields == [""]:
-            continue
-        if bad and line in bad:
-            result.reject(line, bad[line])
-            continue
-        try:
-            number, value = parse(fields)
-        except RowRejected as exc:
-            reason = str(exc)
-            if not text.ends_with_newline and reader.line_num == len(text.lines):
-                reason += " (the last line has no line end: is the file truncated?)"
-            result.reject(line, reason)
-            continue
-        previous = groups[int(number[-BUCKET_DIGITS:]) % count].setdefault(number, value)
+    for line, number, value in rows:
+        previous = groups.setdefault(int(number[-BUCKET_DIGITS:]) % buckets, {}).setdefault(number, value)
         if previous is value:
             continue
         if previous == value:
             result.duplicates += 1
         else:
             conflicts.append((line, number))
-    if conflicts:
-        first = _first_lines({n for _, n in conflicts}, text, parse)
-        for line, number in conflicts:
-            result.reject(line, f"number {number} already appears on line {first[number]} with different data")
-
-
-def _first_lines(numbers: set[str], text: _Text, parse: RowParser) -> dict[str, int]:
-    """Where each of `numbers` first appears; a second pass, paid only when conflicts exist."""
+    if not conflicts:
+        return groups, []
+    # Where each conflicting number first appears: a second look, paid only on conflict.
     first: dict[str, int] = {}
-    reader = csv.reader(text.lines, strict=True)
-    next(reader, None)
+    wanted = {number for _, number in conflicts}
+    for line, number, _value in rows:
+        if number in wanted and number not in first:
+            first[number] = line
+    return groups, [(line, number, first[number]) for line, number in conflicts]
+
+
+def first_kept(pairs: list[str]) -> tuple[list[str], int, set[str]]:
+    """One bucket's rows as flat (number, value, ...) pairs in file order, with the first row of
+    each number kept: (the pairs kept, identical repeats, numbers repeated with other data)."""
+    if len(dict(zip(pairs[::2], pairs[1::2], strict=True))) * 2 == len(pairs):
+        return pairs, 0, set()  # no number twice: the usual case, checked in C
+    first: dict[str, str] = {}
+    same = 0
+    clashing: set[str] = set()
+    for i in range(0, len(pairs), 2):
+        number, value = pairs[i], pairs[i + 1]
+        kept = first.get(number)
+        if kept is None:
+            first[number] = value
+        elif kept == value:
+            same += 1
+        else:
+            clashing.add(number)
+    return [item for pair in first.items() for item in pair], same, clashing
+
+
+def locate_conflicts(numbers: set[str], stream: BinaryIO, spec: TableSpec, ctx: RowContext,
+                     encoding: str = "utf-8") -> list[tuple[int, str, int]]:
+    """(line, number, line of its first row) for each row repeating one of `numbers` with other
+    data than its first row, in file order: a second reading, paid only when that happened."""
+    first: dict[str, tuple[int, str]] = {}
+    found: list[tuple[int, str, int]] = []
+    for rows in read_file(TableReader(spec, ctx, encoding), stream):
+        for line, number, value in rows:
+            if number not in numbers:
+                continue
+            if number not in first:
+                first[number] = (line, value)
+            elif first[number][1] != value:
+                found.append((line, number, first[number][0]))
+    return found
+
+
+def conflict_reason(number: str, first_line: int) -> str:
+    return f"number {number} already appears on line {first_line} with different data"
+
+
+def _read_rows(reader: _CsvReader, text: _Text, parse: RowParser, result: ParsedTable, before: int,
+               last: bool) -> list[Row]:
+    """The valid rows of one block whose first line is line `before + 1` of the file."""
+    rows: list[Row] = []
+    bad = text.bad
     line_start = reader.line_num + 1
     for fields in reader:
-        line, line_start = line_start, reader.line_num + 1
-        try:
-            number = parse(fields)[0]
-        except RowRejected:
+        local = line_start
+        line_start = reader.line_num + 1
+        if not fields or fields == [""]:
             continue
-        if number in numbers and number not in first:
-            first[number] = line
-    return first
+        if bad and local in bad:
+            result.reject(before + local, bad[local])
+            continue
+        try:
+            number, value = parse(fields)
+        except RowRejected as exc:
+            reason = str(exc)
+            if last and not text.ends_with_newline and reader.line_num == len(text.lines):
+                reason += " (the last line has no line end: is the file truncated?)"
+            result.reject(before + local, reason)
+            continue
+        rows.append((before + local, number, value))
+    return rows

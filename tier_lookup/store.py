@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,6 +27,7 @@ DEFAULT_LISTPACK_ENTRIES = 128
 # small enough to keep the client's buffers modest.
 PIPELINE_COMMANDS = 256
 LOCK_TTL_MS = 10 * 60 * 1000
+CHUNK_ROWS = 1024  # rows per HSET at most: large writes stay bounded per command
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -116,6 +118,42 @@ class TierStore:
         rows = await self._redis.hget(self.keys.table_info(table), "rows")
         return int(rows) if rows else 0
 
+    async def stage(self, table: str, columns: tuple[str, ...], buckets: int) -> Generation:
+        """A new, empty generation beside the live one, listed under the staging key until it is
+        published or discarded (a killed import's is removed by the next import of the table).
+        Call inside `table_lock`."""
+        await self._drop_orphans(table)
+        gen = int(await self._redis.incr(self.keys.generation_counter))
+        generation = Generation(gen, buckets, columns)
+        await self._redis.hset(self.keys.table_staging(table), str(gen), generation.encode())
+        return generation
+
+    async def write(self, table: str, generation: Generation, buckets: Iterable[tuple[int, list[str]]]) -> int:
+        """HSET rows into a staged generation, given per bucket index as flat (number, value, ...)
+        lists with no number twice; returns how many fields were new."""
+        step = 2 * CHUNK_ROWS
+        commands = (("HSET", self.keys.table_bucket(table, generation.gen, index), *pairs[start : start + step])
+                    for index, pairs in buckets
+                    for start in range(0, len(pairs), step))
+        replies = await self._send_raw(commands, refresh_lock=self.keys.table_lock(table))
+        return sum(int(r) for r in replies)  # type: ignore[call-overload]
+
+    async def publish(self, table: str, generation: Generation, rows: int, source: str) -> None:
+        """Switch the table to a staged generation in one command; the old one is freed."""
+        old = await self.live_generation(table)
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hset(self.keys.tables, table, generation.encode())
+            tx.hset(self.keys.table_info(table), mapping=_info(rows, source))
+            tx.hdel(self.keys.table_staging(table), str(generation.gen))
+            await tx.execute()
+        if old is not None:
+            await self._unlink(bucket_keys(self.keys, table, old))
+
+    async def discard(self, table: str, generation: Generation) -> None:
+        """Drop a staged generation that will not be published (a refused import)."""
+        await self._unlink(bucket_keys(self.keys, table, generation))
+        await self._redis.hdel(self.keys.table_staging(table), str(generation.gen))
+
     async def replace(
         self, table: str, columns: tuple[str, ...], buckets: Sequence[Mapping[str, str]], source: str
     ) -> Generation:
@@ -127,19 +165,9 @@ class TierStore:
         keeps serving; the half-built generation is listed under the staging key and removed by the
         next import of the table.
         """
-        await self._drop_orphans(table)
-        gen = int(await self._redis.incr(self.keys.generation_counter))
-        generation = Generation(gen, len(buckets), columns)
-        await self._redis.hset(self.keys.table_staging(table), str(gen), generation.encode())
-        rows = await self._write(table, generation, buckets)
-        old = await self.live_generation(table)
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.hset(self.keys.tables, table, generation.encode())
-            tx.hset(self.keys.table_info(table), mapping=_info(rows, source))
-            tx.hdel(self.keys.table_staging(table), str(gen))
-            await tx.execute()
-        if old is not None:
-            await self._unlink(bucket_keys(self.keys, table, old))
+        generation = await self.stage(table, columns, len(buckets))
+        rows = await self._write(table, generation, enumerate(buckets))
+        await self.publish(table, generation, rows, source)
         return generation
 
     async def upsert(
@@ -156,7 +184,7 @@ class TierStore:
             raise ValueError(f"rows grouped in {len(buckets)} buckets, the live table has {live.buckets}")
         if columns != live.columns:
             buckets = [{n: remap_value(columns, v, live.columns) for n, v in b.items()} for b in buckets]
-        added = await self._write(table, live, buckets)
+        added = await self._write(table, live, enumerate(buckets))
         await self._redis.hset(self.keys.table_info(table), mapping=_info(await self.table_rows(table) + added, source))
         return live, added
 
@@ -205,11 +233,11 @@ class TierStore:
             )
         return out
 
-    async def _write(self, table: str, generation: Generation, buckets: Sequence[Mapping[str, str]]) -> int:
+    async def _write(self, table: str, generation: Generation, buckets: Iterable[tuple[int, Mapping[str, str]]]) -> int:
         """HSET every bucket's rows, one command per bucket chunk; returns how many fields were new."""
         commands = (
             ("HSET", self.keys.table_bucket(table, generation.gen, index), *chunk)
-            for index, rows in enumerate(buckets)
+            for index, rows in buckets
             if rows
             for chunk in _chunks(rows)
         )
@@ -290,8 +318,11 @@ def _info(rows: int, source: str) -> dict[Any, Any]:
     }
 
 
-def _chunks(rows: Mapping[str, str], size: int = 1024) -> Iterator[list[str]]:
+def _chunks(rows: Mapping[str, str], size: int = CHUNK_ROWS) -> Iterator[list[str]]:
     """Field/value pairs flattened, at most `size` rows per command (large upserts stay bounded)."""
+    if len(rows) <= size:  # the usual bucket: flattened in C
+        yield list(chain.from_iterable(rows.items()))
+        return
     flat: list[str] = []
     for number, value in rows.items():
         flat.append(number)

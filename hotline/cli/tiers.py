@@ -74,16 +74,22 @@ def row_context(services: Services) -> RowContext:
 async def _import(args: argparse.Namespace, services: Services) -> int:
     options = ImportOptions(Mode(args.mode), args.skip_bad, args.allow_shrink, args.encoding)
     try:
-        data = args.file.read_bytes()
+        await asyncio.to_thread(_check_readable, args.file)
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    report = await import_table(services.store, args.table, data, str(args.file), row_context(services), options)
+    # The file itself, not its bytes: a replace streams it (a 100 MB file is never held whole).
+    report = await import_table(services.store, args.table, args.file, str(args.file), row_context(services), options)
     for error in report.errors:
         print(error.located(str(args.file)), file=sys.stderr)
     if report.rejected > len(report.errors):
         print(f"{args.file}: ... and {report.rejected - len(report.errors)} more rejected rows", file=sys.stderr)
     print(report.summary())
     return 0 if report.ok else EXIT_REFUSED
+
+
+def _check_readable(path: Path) -> None:
+    with path.open("rb") as stream:
+        stream.read(1)
 
 
 async def _lookup(args: argparse.Namespace, services: Services) -> int:

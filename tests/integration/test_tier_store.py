@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from harness.redis_server import RedisServer
 from hotline_core.policy import Policy
 from tests.conftest import local, row_context
+from tier_lookup.csvfile import BLOCK_BYTES
 from tier_lookup.importer import ImportOptions, ImportReport, Mode, import_table
 from tier_lookup.service import TierLookup
 from tier_lookup.store import TableBusy, TierStore
@@ -198,3 +199,75 @@ async def test_import_file_path_in_report(tmp_path: Path, store: TierStore, poli
     report = await load(store, policy, "campus", "number\n13800000001\n")
     assert report.source == "campus.csv"
     assert "applied" in report.summary()
+
+
+def big_file(path: Path, rows: int, extra: dict[int, str] | None = None) -> Path:
+    """A highend file of several read blocks (tier_lookup.csvfile.BLOCK_BYTES); `extra` puts
+    other lines after the given row indexes."""
+    extra = extra or {}
+    with path.open("w", encoding="utf-8") as out:
+        out.write("number,arpu\n")
+        for i in range(rows):
+            out.write(f"{13_800_000_000 + i},{400 + i % 7}\n")
+            if i in extra:
+                out.write(extra[i])
+    assert path.stat().st_size > 2 * BLOCK_BYTES, "the test needs a file of several blocks"
+    return path
+
+
+async def staged_left(redis: Redis, store: TierStore) -> int:
+    return int(await redis.hlen(store.keys.table_staging("highend")))
+
+
+async def test_a_replace_streams_and_a_conflict_blocks_apart_refuses_it(
+        redis: Redis, store: TierStore, policy: Policy, tmp_path: Path) -> None:
+    """The first row of a number in the first block, the same number with other data near the
+    end: refused, both lines named, the live table and Redis's keys as they were."""
+    assert (await load(store, policy, "highend", "number,arpu\n13800000001,old\n")).ok
+    keys_before = await redis.dbsize()
+    rows = 600_000
+    path = big_file(tmp_path / "highend.csv", rows, {rows - 10: "13800000005,999\n", rows - 5: "13800000006,406\n"})
+    report = await import_table(store, "highend", path, str(path), row_context(policy), ImportOptions())
+    assert not report.ok
+    assert "1 bad row(s)" in report.refused
+    conflict_line = rows - 10 + 3  # header, then row i on line i + 2, the extra line after it
+    assert [e.located("highend.csv") for e in report.errors] == [
+        f"highend.csv:{conflict_line}: number 8613800000005 already appears on line 7 with different data"]
+    assert report.duplicates == 1  # 13800000006,406 repeats line 8 exactly
+    assert report.rows_read == rows + 2
+    assert (await store.lookup_rows("8613800000001"))["highend"] == {"arpu": "old"}
+    assert "highend" not in await store.lookup_rows("8613800000002")
+    assert await redis.dbsize() == keys_before, "the staged generation was dropped"
+    assert await staged_left(redis, store) == 0
+
+
+async def test_a_streamed_replace_with_skip_bad_keeps_the_first_row_of_a_number(
+        redis: Redis, store: TierStore, policy: Policy, tmp_path: Path) -> None:
+    rows = 600_000
+    path = big_file(tmp_path / "highend.csv", rows, {rows - 10: "13800000005,999\n", 300_000: "bogus,1\n"})
+    report = await import_table(store, "highend", path, str(path), row_context(policy),
+                                ImportOptions(skip_bad=True))
+    assert report.ok, report.refused
+    assert (report.applied, report.rejected) == (rows, 2)
+    assert [e.line for e in report.errors] == [300_003, rows - 10 + 4]  # in file order, the conflict last
+    assert (await store.lookup_rows("8613800000005"))["highend"] == {"arpu": "405"}
+    assert (await store.lookup_rows(f"86{13_800_000_000 + rows - 1}"))["highend"] == {"arpu": str(400 + (rows - 1) % 7)}
+    [stats] = await store.stats()
+    assert stats.rows == rows
+    assert await staged_left(redis, store) == 0
+
+
+async def test_a_bad_row_in_the_last_block_leaves_nothing_behind(
+        redis: Redis, store: TierStore, policy: Policy, tmp_path: Path) -> None:
+    assert (await load(store, policy, "highend", "number,arpu\n13800000001,old\n")).ok
+    keys_before = await redis.dbsize()
+    path = tmp_path / "highend.csv"
+    big_file(path, 600_000)
+    with path.open("a", encoding="utf-8") as out:
+        out.write("13899999999")  # truncated: no value, no line end
+    report = await import_table(store, "highend", path, str(path), row_context(policy), ImportOptions())
+    assert not report.ok
+    assert [e.line for e in report.errors] == [600_002]
+    assert "is the file truncated?" in report.errors[0].reason
+    assert (await store.lookup_rows("8613800000001"))["highend"] == {"arpu": "old"}
+    assert await redis.dbsize() == keys_before
