@@ -45,7 +45,7 @@ def figures(run: Run) -> str:
             f"({len(run.latencies)} entries, {run.failures} failed)")
 
 
-async def sign_in_flood(base: str, agi_port: int, rounds: int = 3) -> None:
+async def sign_in_flood(base: str, agi_port: int, rounds: int = 5) -> None:
     """Entries measured quiet, then while another process floods sign-in (in this process its
     HTTP work would delay the measuring loop itself and be counted against the server). The
     flooding client stands for remote attackers: at nice 19, so on this two-core box its own

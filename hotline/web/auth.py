@@ -61,10 +61,15 @@ def secret_matches(secret: str, stored: str) -> bool:
 
 
 def lowest_priority() -> None:
-    """In a hashing thread: the lowest CPU priority (nice 19, this thread only on Linux), so on a
-    busy box a flood of sign-ins takes the CPU the calls leave over, not the calls'."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    """In a hashing thread (this thread only, on Linux): the idle scheduling class, so on a busy
+    box a flood of sign-ins takes the CPU the calls leave over, and a call's work that wakes up
+    takes the core at once rather than after the hash's time slice; nice 19 where that class is
+    not allowed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class Sessions:
