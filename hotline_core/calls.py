@@ -36,6 +36,23 @@ def outbox_fact(kind: str, uniqueid: str, fields: dict[str, str]) -> list[str]:
     return ["MAXLEN", "~", str(OUTBOX_MAX), "*", *flat]
 
 
+# A call record's writes in one command. KEYS: the call's hash, its linkedid index, the outbox.
+# ARGV: ttl, the uniqueid the linkedid index points to ('' when the call is its own linkedid),
+# '1' to add the outbox fact, the outbox cap, then the hash's fields and values (the fact is
+# `kind entry` and the same fields, uniqueid among them).
+_WRITE_RECORD = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+end
+if ARGV[3] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'entry', unpack(ARGV, 5))
+end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     uniqueid: str
@@ -87,19 +104,18 @@ class CallRecords:
         self._outbox = outbox  # copy facts to the records outbox (a records database is configured)
 
     def submit(self, record: CallRecord) -> list[asyncio.Future[Any]]:
-        """Send the record's commands now; their replies arrive on the returned futures."""
-        key = self._keys.call(record.uniqueid)
+        """Send the record now, as one command (the hash, its expiry, the linkedid index and the
+        outbox fact in one script: one reply to wait for at every call entry, not four); its
+        reply arrives on the returned future."""
         stored = record.to_hash()
-        fields = [item for pair in stored.items() for item in pair]
-        futures = [self._pipe.execute_nowait("HSET", key, *fields),
-                   self._pipe.execute_nowait("EXPIRE", key, str(self._ttl))]
-        if self._outbox:
-            futures.append(self._pipe.execute_nowait("XADD", self._keys.records_outbox,
-                                                     *outbox_fact("entry", record.uniqueid, stored)))
-        if record.linkedid and record.linkedid != record.uniqueid:
-            linked = self._keys.call_by_linkedid(record.linkedid)
-            futures.append(self._pipe.execute_nowait("SET", linked, record.uniqueid, "EX", str(self._ttl)))
-        return futures
+        linked = record.linkedid and record.linkedid != record.uniqueid
+        keys = (self._keys.call(record.uniqueid), self._keys.call_by_linkedid(record.linkedid or record.uniqueid),
+                self._keys.records_outbox)
+        # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
+        # a restarted or promoted Redis that never saw it cannot make a call entry fail (NOSCRIPT).
+        return [self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", *keys, str(self._ttl),
+                                          record.uniqueid if linked else "", "1" if self._outbox else "",
+                                          str(OUTBOX_MAX), *(item for pair in stored.items() for item in pair))]
 
     async def write(self, record: CallRecord) -> None:
         await asyncio.gather(*self.submit(record))
