@@ -49,7 +49,7 @@ from hotline.workorders.web import WorkOrderPages
 from hotline_core.calls import CallRecords
 from hotline_core.db import check_schema
 from hotline_core.keys import RedisKeys
-from hotline_core.loops import every
+from hotline_core.loops import every, subscription
 from hotline_core.metrics import Metrics
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy, load_policy
@@ -184,7 +184,7 @@ async def watch_reloads(redis: Redis, channel: str, flows: FlowRegistry) -> None
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
-                async for message in pubsub.listen():
+                async for message in subscription(pubsub):
                     if message.get("type") == "message":
                         accepted = await flows.reload_async()
                         # The asker names a channel for the answers (`hotline flows reload` waits on it).

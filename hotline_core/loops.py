@@ -1,12 +1,15 @@
 """Background upkeep that must outlive its own failures: run a piece of work every so often,
-say once per failure why it did not happen, and try again next round."""
+say once per failure why it did not happen, and try again next round; and listen to a Redis
+subscription in a way that a stop always ends."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import structlog
+from redis.asyncio.client import PubSub
 
 
 async def every(interval_s: float, work: Callable[[], Awaitable[None]], what: str, first_s: float = 0.0) -> None:
@@ -46,3 +49,17 @@ async def keep_stepping(step: Callable[[], Awaitable[int]], failing: str, recove
             trouble = ""
         if not done and idle_s:
             await asyncio.sleep(idle_s)
+
+
+async def subscription(pubsub: PubSub, poll_s: float = 1.0) -> AsyncIterator[dict[str, Any]]:
+    """The messages of a subscription (subscribe confirmations included), for ever. Each wait
+    is bounded, and the task's own cancel request is checked after it: redis-py (8.1) can
+    swallow a cancellation that lands inside its read (`listen()` then waits for ever), and a
+    listener that never ends keeps `hotline serve` from stopping."""
+    task = asyncio.current_task()
+    while True:
+        message = await pubsub.get_message(timeout=poll_s)
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError("stopped while a Redis read swallowed the cancellation")
+        if message is not None:
+            yield message

@@ -24,6 +24,7 @@ from ami_bridge.roster import Roster
 from hotline.web.auth import COOKIE, Sessions
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
+from hotline_core.loops import subscription
 from hotline_core.numbers import mask_number
 
 log = structlog.get_logger("screen")
@@ -98,7 +99,7 @@ class Screens:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.psubscribe(stem + "*")
-                    async for message in pubsub.listen():
+                    async for message in subscription(pubsub):
                         if message.get("type") != "pmessage":
                             continue
                         agent = str(message["channel"])[len(stem):]
