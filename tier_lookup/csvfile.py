@@ -249,39 +249,32 @@ def parse_table(
     """Parse a whole CSV file's bytes into `buckets` groups (see tier_lookup.layout.bucket_of),
     for imports that apply a file as a whole (upserts, deletes)."""
     reader = TableReader(spec, ctx, encoding)
-    rows = [row for block in read_file(reader, io.BytesIO(data)) for row in block]
+    grouped: dict[int, list[str]] = {}
+    for rows in read_file(reader, io.BytesIO(data)):
+        add_pairs(grouped, rows, buckets)
     result = reader.result
-    groups, conflicts = group_rows(rows, buckets, result)
-    result.buckets = [groups.get(index, {}) for index in range(buckets)]
-    for line, number, first in conflicts:
-        result.reject(line, conflict_reason(number, first))
+    result.buckets = [{} for _ in range(buckets)]
+    clashing: set[str] = set()
+    for bucket, pairs in grouped.items():
+        kept, same, numbers = first_kept(pairs)
+        result.buckets[bucket] = dict(zip(kept[::2], kept[1::2], strict=True))
+        result.duplicates += same
+        clashing |= numbers
+    if clashing:
+        for line, number, first_line in locate_conflicts(clashing, io.BytesIO(data), spec, ctx, encoding):
+            result.reject(line, conflict_reason(number, first_line))
     return result
 
 
-def group_rows(rows: list[Row], buckets: int, result: ParsedTable) -> tuple[dict[int, dict[str, str]],
-                                                                            list[tuple[int, str, int]]]:
-    """Rows (in file order) grouped by bucket, number -> value, the first row of a number kept.
-    A repeat with the same value is counted in `result`; one with other data is returned as
-    (line, number, line of the first)."""
-    groups: dict[int, dict[str, str]] = {}
-    conflicts: list[tuple[int, str]] = []
-    for line, number, value in rows:
-        previous = groups.setdefault(int(number[-BUCKET_DIGITS:]) % buckets, {}).setdefault(number, value)
-        if previous is value:
-            continue
-        if previous == value:
-            result.duplicates += 1
-        else:
-            conflicts.append((line, number))
-    if not conflicts:
-        return groups, []
-    # Where each conflicting number first appears: a second look, paid only on conflict.
-    first: dict[str, int] = {}
-    wanted = {number for _, number in conflicts}
-    for line, number, _value in rows:
-        if number in wanted and number not in first:
-            first[number] = line
-    return groups, [(line, number, first[number]) for line, number in conflicts]
+def add_pairs(grouped: dict[int, list[str]], rows: list[Row], buckets: int) -> None:
+    """Append rows, in file order, to their bucket's flat (number, value, ...) list."""
+    for _line, number, value in rows:
+        bucket = int(number[-BUCKET_DIGITS:]) % buckets  # bucket_of, inline: every row of the file
+        pairs = grouped.get(bucket)
+        if pairs is None:
+            pairs = grouped[bucket] = []
+        pairs.append(number)
+        pairs.append(value)
 
 
 def first_kept(pairs: list[str]) -> tuple[list[str], int, set[str]]:

@@ -125,11 +125,10 @@ async def _import_whole(store: TierStore, table: str, data: bytes, spec: TableSp
 
 async def _replace_streaming(store: TierStore, table: str, data: bytes | Path, spec: TableSpec, source: str,
                              ctx: RowContext, options: ImportOptions) -> ImportReport:
-    """A replace a block at a time: the file's rows are parsed and parked on disk by bucket,
-    then a range of buckets at a time the first row of each number is kept (repeats found as a
-    whole-file parse finds them) and
-    written into a staged generation, published only if the whole file passed. Parsing runs in
-    a thread: the event loop stays free for whatever else it serves."""
+    """A replace a block at a time: the file's rows are parsed and parked on disk by bucket;
+    then, a range of buckets at a time, each number's first row is kept (repeats are found as in
+    a whole-file parse) and written into a staged generation, published only if the whole file
+    passed. Parsing runs in a thread: the event loop stays free for whatever else it serves."""
     reader = TableReader(spec, ctx, options.encoding)
     parsed = reader.result
     lines = _count_lines(data)

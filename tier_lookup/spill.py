@@ -14,8 +14,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from tier_lookup.csvfile import Row
-from tier_lookup.layout import BUCKET_DIGITS
+from tier_lookup.csvfile import Row, add_pairs
 
 # About this many rows per range: small next to a monthly file of millions.
 ROWS_PER_PART = 50_000
@@ -43,18 +42,11 @@ class Spill:
 
     def add(self, rows: list[Row]) -> None:
         """Park one block's rows, each under its bucket."""
-        buckets = self.buckets
         by_bucket: dict[int, Pairs] = {}
-        for _line, number, value in rows:
-            bucket = int(number[-BUCKET_DIGITS:]) % buckets  # bucket_of, inline: every row of the file
-            pairs = by_bucket.get(bucket)
-            if pairs is None:
-                pairs = by_bucket[bucket] = []
-            pairs.append(number)
-            pairs.append(value)
+        add_pairs(by_bucket, rows, self.buckets)
         by_part: list[dict[int, Pairs]] = [{} for _ in range(self.parts)]
         for bucket, pairs in by_bucket.items():
-            by_part[bucket * self.parts // buckets][bucket] = pairs
+            by_part[bucket * self.parts // self.buckets][bucket] = pairs
         for file, part in zip(self._files, by_part, strict=True):
             if part:
                 data = marshal.dumps(part)  # C speed both ways; these files never leave this process

@@ -1,10 +1,12 @@
 """CSV parsing and every bad-input case, by value (no Redis)."""
 
+from io import BytesIO
+
 import pytest
 
 from hotline_core.policy import Policy
 from tests.conftest import row_context
-from tier_lookup.csvfile import ParsedTable, parse_table
+from tier_lookup.csvfile import ParsedTable, TableReader, parse_table, read_file
 from tier_lookup.tables import TABLES, parse_activation
 
 
@@ -148,3 +150,26 @@ def test_a_utf8_file_imported_as_gbk_is_refused_not_garbled(policy: Policy) -> N
     assert parsed.header_error.reason == ("the file is UTF-8 (line 2 has '王'), not gbk: importing it as gbk would "
                                           "store garbled text; leave out --encoding")
     assert not parsed.buckets[0]
+
+
+def test_a_repeat_is_counted_whatever_the_value_is(policy: Policy) -> None:
+    """One-character values are one shared object in CPython: a repeat of `13800000001,5` must
+    still count as a row read and an identical duplicate (it once went uncounted)."""
+    parsed = parse(policy, "highend", "number,arpu\n13800000001,5\n13800000001,5\n13800000002,5\n")
+    assert (parsed.rows_read, parsed.duplicates, parsed.row_count) == (3, 1, 2)
+
+
+def test_a_file_of_many_blocks_reads_as_one(policy: Policy) -> None:
+    """Blocks cut at line ends: line numbers, repeats and a truncated last line come out as
+    for one whole read."""
+    body = "".join(f"{13_800_000_000 + i},{400 + i % 3}\n" for i in range(2000))
+    text = "number,arpu\n" + body + "13800000007,999\n1380000"  # a conflict, then a cut line
+    reader = TableReader(TABLES["highend"], row_context(policy))
+    rows = [row for block in read_file(reader, BytesIO(text.encode()), size=1000) for row in block]
+    assert len(rows) == 2001
+    assert rows[0] == (2, "8613800000000", "400")
+    assert rows[-1] == (2002, "8613800000007", "999")
+    assert [(e.line, "truncated" in e.reason) for e in reader.result.errors] == [(2003, True)]
+    whole = parse(policy, "highend", text)
+    assert reasons(whole) == {2002: "number 8613800000007 already appears on line 9 with different data",
+                              2003: reader.result.errors[0].reason}
