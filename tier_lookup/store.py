@@ -6,7 +6,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -234,15 +234,9 @@ class TierStore:
         return out
 
     async def _write(self, table: str, generation: Generation, buckets: Iterable[tuple[int, Mapping[str, str]]]) -> int:
-        """HSET every bucket's rows, one command per bucket chunk; returns how many fields were new."""
-        commands = (
-            ("HSET", self.keys.table_bucket(table, generation.gen, index), *chunk)
-            for index, rows in buckets
-            if rows
-            for chunk in _chunks(rows)
-        )
-        replies = await self._send_raw(commands, refresh_lock=self.keys.table_lock(table))
-        return sum(int(r) for r in replies)  # type: ignore[call-overload]
+        """`write` for rows grouped as number -> value per bucket."""
+        return await self.write(table, generation, ((index, list(chain.from_iterable(rows.items())))
+                                                    for index, rows in buckets if rows))
 
     async def _send_raw(self, commands: Iterable[tuple[str, ...]], refresh_lock: str) -> list[object]:
         """Pipeline commands on one connection, packed in C by hiredis.
@@ -316,19 +310,3 @@ def _info(rows: int, source: str) -> dict[Any, Any]:
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": source,
     }
-
-
-def _chunks(rows: Mapping[str, str], size: int = CHUNK_ROWS) -> Iterator[list[str]]:
-    """Field/value pairs flattened, at most `size` rows per command (large upserts stay bounded)."""
-    if len(rows) <= size:  # the usual bucket: flattened in C
-        yield list(chain.from_iterable(rows.items()))
-        return
-    flat: list[str] = []
-    for number, value in rows.items():
-        flat.append(number)
-        flat.append(value)
-        if len(flat) >= 2 * size:
-            yield flat
-            flat = []
-    if flat:
-        yield flat

@@ -29,7 +29,7 @@ from harness.asterisk import Asterisk, default_root, ensure_root
 from harness.devstack import DEMO_TABLES
 from harness.kannel import Kannel
 from harness.postgres_server import PostgresServer
-from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
+from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening, udp_bound
 from harness.redis_server import RedisServer
 from harness.sipp import CallResult, SippAgent, place_call
 from hotline_core.policy import DEFAULT_POLICY_FILE, load_policy
@@ -199,8 +199,13 @@ def wait_until(check: Callable[[], object], what: str, within: float = 20.0) -> 
 
 
 def _media_port() -> int:
-    # SIPp uses the media port and the next ones; pick an even port with room after it.
-    return 30000 + (free_udp_port() % 10000) // 4 * 4
+    """An even port whose next three are free too: SIPp binds the media port and the ones after
+    it, and a taken one makes it exit before the call starts (a flaky "no channel for caller")."""
+    for _ in range(200):
+        port = 30000 + (free_udp_port() % 10000) // 4 * 4
+        if not any(udp_bound(p) for p in range(port, port + 4)):
+            return port
+    raise AssertionError("no four free UDP ports for SIPp's media in 30000-39999")
 
 
 def load_demo(redis_url: str) -> None:
