@@ -54,13 +54,19 @@ class Metrics:
         if degraded:
             self.degraded_lookups.inc()
 
-    def total(self, sample: str) -> float:
-        """A counter's total over all its labels and every process counting (for alarms on rates)."""
+    def totals(self, *samples: str) -> dict[str, float]:
+        """Counters' totals over all their labels and every process counting (for alarms on
+        rates), from one collection: with several processes each collection reads their files."""
         registry = self.registry
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # registers itself
-        return sum(s.value for metric in registry.collect() for s in metric.samples if s.name == sample)
+        found = dict.fromkeys(samples, 0.0)
+        for metric in registry.collect():
+            for sample in metric.samples:
+                if sample.name in found:
+                    found[sample.name] += sample.value
+        return found
 
 
 def enable_multiprocess(directory: Path) -> None:

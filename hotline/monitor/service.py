@@ -88,12 +88,13 @@ class Monitor:
         await self.redis_up.get()
         if self.postgres_up is not None:
             await self.postgres_up.get()
+        counted = self._metrics.totals("hotline_call_entries_total", "hotline_degraded_lookups_total")
         conditions = Conditions(
             service_level_today={lv: fig.get("service_level") for lv, fig in (today or {}).items()},
             table_imported_at=await self.tables.get(), ami_up=self._sources.ami_up(),
             sms_dead=await self.sms_dead.get(),
-            entries=int(self._metrics.total("hotline_call_entries_total")),
-            degraded=int(self._metrics.total("hotline_degraded_lookups_total")))
+            entries=int(counted["hotline_call_entries_total"]),
+            degraded=int(counted["hotline_degraded_lookups_total"]))
         alarms = self._book.update(conditions, now)
         snapshot = build_snapshot(self._policy, self._sources.model, await self._sources.desks(), today, alarms,
                                   conditions.ami_up, now)
