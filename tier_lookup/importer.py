@@ -131,7 +131,7 @@ async def _replace_streaming(store: TierStore, table: str, data: bytes | Path, s
     passed. Parsing runs in a thread: the event loop stays free for whatever else it serves."""
     reader = TableReader(spec, ctx, options.encoding)
     parsed = reader.result
-    lines = _count_lines(data)
+    lines = await asyncio.to_thread(_count_lines, data)  # a pass over the file: off the event loop too
     buckets = await store.buckets_for(table, True, lines)
     with tempfile.TemporaryDirectory(prefix="hotline-import-") as tmp, Spill(Path(tmp), buckets, lines) as spill:
 
