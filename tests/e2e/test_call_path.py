@@ -183,7 +183,10 @@ async def test_a_caller_waiting_in_the_queue_survives_a_restart_of_the_bridge(st
     client, events = ami
     await pause_all(client, True)
     try:
-        call = asyncio.create_task(stack.call("13800000002", digits="0", wait_ms=300, talk_ms=6000))
+        # The caller stays 12 s after pressing 0: the restart (stop, then a start that imports for
+        # about 2 s), the unpause and the agent's answer must fit in it on a loaded machine too
+        # (with 6 s the caller once hung up first during a full run).
+        call = asyncio.create_task(stack.call("13800000002", digits="0", wait_ms=300, talk_ms=12000))
         joined = await events.wait("QueueCallerJoin", CallerIDNum="13800000002")
         stack.bridge.stop()
         stack.bridge.start()
