@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Sequence
 
 import structlog
 from asterisk.agi import AGI, AGIException
@@ -28,7 +29,7 @@ def open_agi() -> AGI:
     return AGI(stdin=stdin, stdout=stdout, stderr=io.StringIO())
 
 
-def set_on_channel(agi: AGI, variables: list[tuple[str, str]]) -> None:
+def set_on_channel(agi: AGI, variables: Sequence[tuple[str, str]]) -> None:
     """One MSet, or one SET VARIABLE each where Asterisk has no MSet; a hang-up is only logged."""
     try:
         replies = [_send(agi, command) for command in set_commands(variables)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +16,9 @@ import structlog
 
 from agi.protocol import CommandFailed, Environment, Response, format_command
 from agi.session import AgiSession
-from agi.variables import ContractLines, identity_variables, one_by_one, set_commands
+from agi.variables import Contract, ContractLines, one_by_one, set_commands
 from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.logs import bind_call_fields
 from hotline_core.metrics import Metrics
 from tier_lookup.identity import Identity
 from tier_lookup.service import TierLookup
@@ -28,7 +29,7 @@ log = structlog.get_logger("agi.entry")
 @dataclass(frozen=True, slots=True)
 class Entered:
     identity: Identity
-    variables: list[tuple[str, str]]  # the dialplan contract's variables for this caller
+    contract: Contract  # the dialplan contract's variables for this caller, and their AGI lines
     saving: list[asyncio.Future[Any]]  # the call record's Redis replies
 
     async def saved(self) -> bool:
@@ -69,14 +70,14 @@ class CallEntry:
             lookup_ms=(time.perf_counter() - looked_up) * 1000,
         )
         self.metrics.count_entry(identity.tier, identity.level, record.lookup_ms / 1000, identity.degraded)
-        variables = identity_variables(identity)
+        contract = self.lines.for_identity(identity)
         try:
             saving = self.records.submit(record)
         except OSError as exc:  # the pipe refused at once (too many unanswered commands)
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             saving = [failed]
-        return Entered(identity, variables, saving)
+        return Entered(identity, contract, saving)
 
 
 def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extra: object) -> None:
@@ -102,7 +103,7 @@ class EntryRoute:
 
     async def __call__(self, session: AgiSession, env: Environment) -> None:
         started = time.perf_counter()
-        structlog.contextvars.bind_contextvars(uniqueid=env.get("agi_uniqueid"), caller=env.get("agi_callerid"))
+        bind_call_fields(uniqueid=env.get("agi_uniqueid"), caller=env.get("agi_callerid"))
         await enter_channel(self.entry, session, env, started)
 
 
@@ -112,9 +113,9 @@ async def enter_channel(entry: CallEntry, session: AgiSession, env: Environment,
     contract's variables on the channel, wait for the call record, log the entry line."""
     linkedid = env.arguments[0] if env.arguments else None
     entered = await entry.enter(env.variables, env.script, linkedid)
-    structlog.contextvars.bind_contextvars(tier=entered.identity.tier)
+    bind_call_fields(tier=entered.identity.tier)
     try:
-        failed = await set_variables(session, entered.variables, entry.lines)
+        failed = await set_variables(session, entered.contract.variables, entered.contract.lines)
     finally:
         await entered.saved()
     log_entry(env.variables, entered.identity, started, failed_commands=failed, hung_up=session.hung_up,
@@ -122,12 +123,12 @@ async def enter_channel(entry: CallEntry, session: AgiSession, env: Environment,
     return entered
 
 
-async def set_variables(session: AgiSession, variables: list[tuple[str, str]],
-                        lines: ContractLines | None = None) -> int:
+async def set_variables(session: AgiSession, variables: Sequence[tuple[str, str]],
+                        lines: Sequence[bytes] | None = None) -> int:
     """Set channel variables in as few round trips as Asterisk allows; returns how many commands
-    Asterisk refused (each logged). Raises ChannelGone if the caller has gone. `lines` keeps
-    the formatted commands of value sets that recur (the contract's); one-off values skip it."""
-    commands = lines.lines(variables) if lines is not None else [format_command(*c) for c in set_commands(variables)]
+    Asterisk refused (each logged). Raises ChannelGone if the caller has gone. `lines`: the
+    commands already formatted (the contract's, kept per shape of identity)."""
+    commands = lines if lines is not None else [format_command(*c) for c in set_commands(variables)]
     replies = await session.run_lines(commands)
     if len(commands) == 1 and not _succeeded(replies[0]):
         # MSet missing or refused (an unusual Asterisk build): fall back to one command each.

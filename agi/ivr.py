@@ -19,6 +19,7 @@ from agi.entry import CallEntry, enter_channel, set_variables
 from agi.protocol import CommandFailed, Environment, Response
 from agi.session import AgiSession, ChannelGone
 from hotline_core.calls import CallRecords
+from hotline_core.logs import bind_call_fields
 from hotline_core.yamlpos import ConfigFileError
 from ivr_flows.engine import Ask, Caller, Note, Outcome, PlayPrompt, SendSms, Walk, run
 from ivr_flows.validate import FlowSet, load_flows
@@ -70,8 +71,7 @@ class IvrRoute:
         started = time.perf_counter()
         flows = self.registry.current  # pinned: a reload during the call does not change it
         uniqueid = env.get("agi_uniqueid")
-        structlog.contextvars.bind_contextvars(uniqueid=uniqueid, caller=env.get("agi_callerid"),
-                                               flow_version=flows.version)
+        bind_call_fields(uniqueid=uniqueid, caller=env.get("agi_callerid"), flow_version=flows.version)
         entered = await enter_channel(self.entry, session, env, started, route="ivr")
         lookup = self.entry.lookup
         caller = Caller(entered.identity.to_json(), lookup.now().astimezone(lookup.policy.zone))

@@ -107,6 +107,9 @@ class Closed:
 
 Event = Environment | Response | Trying | CommandFailed | Hangup | Closed
 
+# One environment line as `_environment_line` reads it: a name without spaces, then ": " (the
+# name ends at the first space, so the greedy match backs off one character at most).
+_ENV_LINE = re.compile(r"^([^ \n]+): (.*)$", re.MULTILINE)
 _RESPONSE = re.compile(r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>\d+))?\s*$")
 
 
@@ -187,18 +190,28 @@ class AgiParser:
 
     def _environment_block(self) -> Environment | None:
         """The rest of the environment in one pass once its end is in the buffer (Asterisk
-        writes the block at once): one decode and split instead of a round per line, which
-        was a tenth of a call entry's CPU. Lines are checked as the line-by-line path does."""
+        writes the block at once): one decode and one regular-expression scan instead of a
+        round per line, which was a tenth of a call entry's CPU. A block the scan does not
+        take whole (a line without "name: value", a line or block over the limits) goes
+        through the line-by-line checks, which name what was wrong."""
         end = self._buffer.find(b"\n\n")
-        if end < 0 or self._buffer.startswith(b"\n") or self._buffer.find(b"\r") >= 0:
+        if end < 0 or self._buffer.startswith(b"\n") or self._buffer.find(b"\r", 0, end) >= 0:
             # Not all here yet, the block ends at once, or CR line ends: the line-by-line path.
             return None
-        lines = bytes(self._buffer[:end]).decode("utf-8", errors="replace").split("\n")
+        text = self._buffer[:end].decode("utf-8", errors="replace")
         del self._buffer[: end + 2]
-        for line in lines:
-            if len(line) > self.max_line:
-                raise RemoteProtocolError(f"line longer than {self.max_line} bytes")
-            self._environment_line(line)
+        pairs = _ENV_LINE.findall(text)
+        lines = text.count("\n") + 1
+        if len(pairs) == lines and len(text) <= self.max_line and lines <= MAX_ENV_LINES \
+                and len(text) < self.max_environment:
+            self._env_lines = lines
+            self._env_bytes = len(text) + 1
+            self._env.update(pairs)
+        else:
+            for line in text.split("\n"):
+                if len(line) > self.max_line:
+                    raise RemoteProtocolError(f"line longer than {self.max_line} bytes")
+                self._environment_line(line)
         return self._environment_line("")
 
     def _environment_line(self, line: str) -> Environment | None:

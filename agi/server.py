@@ -14,6 +14,7 @@ import structlog
 
 from agi.protocol import AgiError, Environment, RemoteProtocolError
 from agi.session import AgiSession, ChannelGone, IdleTimeout
+from hotline_core.logs import start_call_fields
 from hotline_core.metrics import Metrics
 
 log = structlog.get_logger("agi.server")
@@ -64,9 +65,8 @@ class FastAgiServer:
             self._server = None
 
     async def _handle(self, session: AgiSession) -> None:
-        # Each connection runs in its own task, so these bindings stay with this call.
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(peer=session.peer)
+        # Each connection runs in its own task, so these fields stay with this call.
+        start_call_fields(peer=session.peer)
         address = session.peer.rpartition(":")[0]
         if self._active >= self._max or self._per_peer.get(address, 0) >= self._max_per_peer:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.

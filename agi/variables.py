@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from agi.protocol import app_escape, format_command
-from tier_lookup.identity import Identity
+from tier_lookup.identity import Identity, Service
 
 # Names documented in the README; the dialplan, the IVR and the queue read them.
 CONTRACT: tuple[str, ...] = (
@@ -43,7 +46,7 @@ def identity_variables(identity: Identity) -> list[tuple[str, str]]:
 MAX_COMMAND_BYTES = 2000
 
 
-def set_commands(pairs: list[tuple[str, str]]) -> list[tuple[str, ...]]:
+def set_commands(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, ...]]:
     """AGI commands setting `pairs` on the channel: one `EXEC MSet` (one round trip) when it
     fits Asterisk's command buffer, else one `SET VARIABLE` each.
 
@@ -56,28 +59,39 @@ def set_commands(pairs: list[tuple[str, str]]) -> list[tuple[str, ...]]:
     return one_by_one(pairs)
 
 
-def one_by_one(pairs: list[tuple[str, str]]) -> list[tuple[str, ...]]:
+def one_by_one(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, ...]]:
     """A SET VARIABLE per pair: the fallback when MSet is too long or refused."""
     return [("SET VARIABLE", name, value) for name, value in pairs]
 
 
-class ContractLines:
-    """The formatted AGI lines that set a set of contract values, kept per distinct set.
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """The contract's values for one caller and the AGI lines that set them on the channel."""
 
-    Callers share a handful of value sets (one per tier, brand and level; a personal greeting
-    adds one per named subscriber), and escaping and formatting an MSet cost more than the
-    rest of the entry's own work, so each set is formatted once. Bounded: past `limit` sets
-    the cache starts over rather than grows."""
+    variables: tuple[tuple[str, str], ...]
+    lines: tuple[bytes, ...]
+
+
+class ContractLines:
+    """The contract for an identity, kept per shape of identity: the values depend only on its
+    service (shared by callers with the same tier, brand, month and name), its red and black
+    list flags and whether the lookup was degraded. Deriving, escaping and formatting them cost
+    more than the rest of the entry's own work, so each shape is done once. Bounded: past
+    `limit` shapes the cache starts over rather than grows."""
 
     def __init__(self, limit: int = 4096):
         self._limit = limit
-        self._lines: dict[tuple[tuple[str, str], ...], list[bytes]] = {}
+        # Keyed by the service's id (hashing the service itself means hashing its fourteen
+        # fields); the kept service stays alive with its entry, so no other object has its id.
+        self._kept: dict[tuple[int, bool, bool, bool], tuple[Service, Contract]] = {}
 
-    def lines(self, pairs: list[tuple[str, str]]) -> list[bytes]:
-        key = tuple(pairs)
-        found = self._lines.get(key)
-        if found is None:
-            if len(self._lines) >= self._limit:
-                self._lines.clear()
-            found = self._lines[key] = [format_command(*command) for command in set_commands(pairs)]
-        return found
+    def for_identity(self, identity: Identity) -> Contract:
+        key = (id(identity.service), identity.redlist, identity.blacklist, identity.degraded)
+        kept = self._kept.get(key)
+        if kept is None:
+            if len(self._kept) >= self._limit:
+                self._kept.clear()
+            variables = identity_variables(identity)
+            lines = tuple(format_command(*command) for command in set_commands(variables))
+            kept = self._kept[key] = (identity.service, Contract(tuple(variables), lines))
+        return kept[1]

@@ -66,18 +66,24 @@ class CallRecord:
     notes: dict[str, str] = field(default_factory=dict)
 
     def to_hash(self) -> dict[str, str]:
-        return {
-            **self.notes,
-            "uniqueid": self.uniqueid,
-            "linkedid": self.linkedid,
-            "channel": self.channel,
+        flat = self.flat()
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def flat(self) -> list[str]:
+        """The record's hash as field, value, field, value ... (what HSET takes)."""
+        flat = [item for pair in self.notes.items() for item in pair] if self.notes else []
+        flat += (
+            "uniqueid", self.uniqueid,
+            "linkedid", self.linkedid,
+            "channel", self.channel,
             # orjson: the same JSON as json.dumps(ensure_ascii=False), at a fifth of the cost
             # (this runs at every call entry).
-            "identity": orjson.dumps(self.identity).decode(),
-            "entered_at": f"{self.entered_at:.3f}",
-            "route": self.route,
-            "lookup_ms": f"{self.lookup_ms:.2f}",
-        }
+            "identity", orjson.dumps(self.identity).decode(),
+            "entered_at", f"{self.entered_at:.3f}",
+            "route", self.route,
+            "lookup_ms", f"{self.lookup_ms:.2f}",
+        )
+        return flat
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> CallRecord:
@@ -107,7 +113,6 @@ class CallRecords:
         """Send the record now, as one command (the hash, its expiry, the linkedid index and the
         outbox fact in one script: one reply to wait for at every call entry, not four); its
         reply arrives on the returned future."""
-        stored = record.to_hash()
         linked = record.linkedid and record.linkedid != record.uniqueid
         keys = (self._keys.call(record.uniqueid), self._keys.call_by_linkedid(record.linkedid or record.uniqueid),
                 self._keys.records_outbox)
@@ -115,7 +120,7 @@ class CallRecords:
         # a restarted or promoted Redis that never saw it cannot make a call entry fail (NOSCRIPT).
         return [self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", *keys, str(self._ttl),
                                           record.uniqueid if linked else "", "1" if self._outbox else "",
-                                          str(OUTBOX_MAX), *(item for pair in stored.items() for item in pair))]
+                                          str(OUTBOX_MAX), *record.flat())]
 
     async def write(self, record: CallRecord) -> None:
         await asyncio.gather(*self.submit(record))

@@ -12,60 +12,6 @@ from hotline_core.policy import NORMAL, Policy, matching_rule, render_template
 FLAG_TABLES = ("redlist", "blacklist")
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is calling, as the IVR, the queue, the agent screen and the SMS see it."""
-
-    number: str | None
-    tier: str
-    label: str
-    brand: str
-    brand_label: str
-    level: str
-    level_label: str
-    queue_priority: int
-    priority_access: bool
-    skill_chain: tuple[str, ...]
-    queue: str  # the level's Asterisk queue
-    max_wait_s: int  # the level's longest wait before the release announcement
-    greeting: str
-    name: str
-    matched: tuple[str, ...]
-    redlist: bool
-    blacklist: bool
-    degraded: bool
-    # Why: the access rule that gave the level, the seasonal desks left out of the chain, and the
-    # stored rows of the tables the number is in (for `hotline calls why`).
-    access_rule: str = ""
-    closed_desks: tuple[str, ...] = ()
-    rows: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "tier": self.tier,
-            "label": self.label,
-            "brand": self.brand,
-            "brand_label": self.brand_label,
-            "level": self.level,
-            "level_label": self.level_label,
-            "queue_priority": self.queue_priority,
-            "priority_access": self.priority_access,
-            "skill_chain": list(self.skill_chain),
-            "queue": self.queue,
-            "max_wait_s": self.max_wait_s,
-            "greeting": self.greeting,
-            "name": self.name,
-            "matched": list(self.matched),
-            "redlist": self.redlist,
-            "blacklist": self.blacklist,
-            "degraded": self.degraded,
-            "access_rule": self.access_rule,
-            "closed_desks": list(self.closed_desks),
-            "rows": {table: dict(row) for table, row in self.rows.items()},
-        }
-
-
 def newsub_active(activated_at: int, at: datetime, policy: Policy) -> bool:
     """True while `at` lies in [activation, activation + window), counted in local calendar days."""
     activated = datetime.fromtimestamp(activated_at, policy.zone)
@@ -103,6 +49,116 @@ class Service:
     greeting: str
     access_rule: str
     closed_desks: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "label": self.label,
+            "brand": self.brand,
+            "brand_label": self.brand_label,
+            "level": self.level,
+            "level_label": self.level_label,
+            "queue_priority": self.queue_priority,
+            "priority_access": self.priority_access,
+            "skill_chain": list(self.skill_chain),
+            "queue": self.queue,
+            "max_wait_s": self.max_wait_s,
+            "greeting": self.greeting,
+            "access_rule": self.access_rule,
+            "closed_desks": list(self.closed_desks),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling, as the IVR, the queue, the agent screen and the SMS see it: the service
+    its tier, brand, month and name give (shared by every caller with the same four), and what
+    is this caller's own. Built at every call entry, so it holds the shared part by reference
+    rather than copying its fourteen fields."""
+
+    number: str | None
+    service: Service
+    name: str
+    matched: tuple[str, ...]
+    redlist: bool
+    blacklist: bool
+    degraded: bool
+    # The stored rows of the tables the number is in (for `hotline calls why`).
+    rows: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def tier(self) -> str:
+        return self.service.tier
+
+    @property
+    def label(self) -> str:
+        return self.service.label
+
+    @property
+    def brand(self) -> str:
+        return self.service.brand
+
+    @property
+    def brand_label(self) -> str:
+        return self.service.brand_label
+
+    @property
+    def level(self) -> str:
+        return self.service.level
+
+    @property
+    def level_label(self) -> str:
+        return self.service.level_label
+
+    @property
+    def queue_priority(self) -> int:
+        return self.service.queue_priority
+
+    @property
+    def priority_access(self) -> bool:
+        return self.service.priority_access
+
+    @property
+    def skill_chain(self) -> tuple[str, ...]:
+        return self.service.skill_chain
+
+    @property
+    def queue(self) -> str:
+        """The level's Asterisk queue."""
+        return self.service.queue
+
+    @property
+    def max_wait_s(self) -> int:
+        """The level's longest wait before the release announcement."""
+        return self.service.max_wait_s
+
+    @property
+    def greeting(self) -> str:
+        return self.service.greeting
+
+    @property
+    def access_rule(self) -> str:
+        """Why: the access rule that gave the level (for `hotline calls why`)."""
+        return self.service.access_rule
+
+    @property
+    def closed_desks(self) -> tuple[str, ...]:
+        """Why: the seasonal desks left out of the skill chain."""
+        return self.service.closed_desks
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            **self.service.to_json(),
+            "name": self.name,
+            "matched": list(self.matched),
+            "redlist": self.redlist,
+            "blacklist": self.blacklist,
+            "degraded": self.degraded,
+            "rows": {table: dict(row) for table, row in self.rows.items()},
+        }
+
+
 
 
 def winner(rows: Mapping[str, Mapping[str, str]], policy: Policy, at: datetime) -> tuple[str, str, str]:
@@ -151,29 +207,8 @@ def service_for(policy: Policy, tier: str, brand: str, month: int, name: str) ->
 
 def identity_of(number: str | None, rows: Mapping[str, Mapping[str, str]], service: Service, name: str,
                 degraded: bool) -> Identity:
-    return Identity(
-        number=number,
-        tier=service.tier,
-        label=service.label,
-        brand=service.brand,
-        brand_label=service.brand_label,
-        level=service.level,
-        level_label=service.level_label,
-        queue_priority=service.queue_priority,
-        priority_access=service.priority_access,
-        skill_chain=service.skill_chain,
-        queue=service.queue,
-        max_wait_s=service.max_wait_s,
-        greeting=service.greeting,
-        name=name,
-        matched=tuple(sorted(rows)),
-        redlist="redlist" in rows,
-        blacklist="blacklist" in rows,
-        degraded=degraded,
-        access_rule=service.access_rule,
-        closed_desks=service.closed_desks,
-        rows={table: dict(row) for table, row in rows.items()},
-    )
+    return Identity(number, service, name, tuple(sorted(rows)), "redlist" in rows, "blacklist" in rows, degraded,
+                    {table: dict(row) for table, row in rows.items()})
 
 
 def resolve_identity(

@@ -36,7 +36,7 @@ def main() -> int:
             log_entry(env, entered.identity, started, route="classic")
             return entered
 
-    set_on_channel(agi, asyncio.run(enter()).variables)
+    set_on_channel(agi, asyncio.run(enter()).contract.variables)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from agi.protocol import (
@@ -18,6 +20,7 @@ from agi.protocol import (
     format_command,
     quote,
 )
+from hotline_core.policy import Policy
 
 ENV = (
     b"agi_network: yes\n"
@@ -135,7 +138,9 @@ def one_line_at_a_time(block: bytes) -> Environment:
 
 
 @pytest.mark.parametrize("block", [ENV, b"agi_network_script: entry\ngarbage\nagi_x:novalue\n\n",
-                                   b"agi_a: 1\nagi_a: 2\n\n"])
+                                   b"agi_a: 1\nagi_a: 2\n\n", b"agi a: 1\nagi_b: 2\n\n",
+                                   b"agi_a:: 1\nagi_b: 2: 3\nagi_c: \n\n", b": 1\nagi_b: 2\n\n",
+                                   "agi_calleridname: \u738b\u5c0f\u660e\nagi_\u540d: x\n\n".encode()])
 def test_a_whole_environment_block_parses_as_it_does_line_by_line(block: bytes) -> None:
     parser = AgiParser()
     parser.receive_data(block + b"200 result=1\n")
@@ -250,16 +255,33 @@ def test_values_arrive_intact_through_the_splitter(value: str) -> None:
     assert split_like_asterisk(line) == ["SET", "VARIABLE", "HOTLINE_X", value]
 
 
-def test_contract_lines_are_formatted_once_per_value_set_and_bounded() -> None:
-    from agi.variables import ContractLines, set_commands
+def test_contract_lines_are_kept_per_shape_of_identity_and_bounded(policy: Policy) -> None:
+    from agi.variables import ContractLines, identity_variables, set_commands
+    from tier_lookup.identity import IdentityResolver
 
+    resolver = IdentityResolver(policy)
+    at = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
     lines = ContractLines(limit=2)
-    gold = [("HOTLINE_TIER", "highend"), ("HOTLINE_GREETING", "您好, ${X}")]
-    first = lines.lines(gold)
-    assert first == [format_command(*c) for c in set_commands(gold)]
-    assert lines.lines(list(gold)) is first  # the same values: the kept lines
-    for tier in ("a", "b", "c"):  # past the limit the cache starts over, answers stay right
-        assert lines.lines([("HOTLINE_TIER", tier)]) == [format_command("EXEC", "MSet", f"HOTLINE_TIER={tier}")]
-    assert lines.lines(gold) == first
-    huge = [(f"V{i}", "x" * 300) for i in range(11)]  # too long for one MSet: one SET VARIABLE each
-    assert len(lines.lines(huge)) == 11
+    vip = resolver.resolve("8613800000001", {"highend": {}, "brand": {"brand": "gotone"}}, at)
+    first = lines.for_identity(vip)
+    assert list(first.variables) == identity_variables(vip)
+    assert list(first.lines) == [format_command(*c) for c in set_commands(identity_variables(vip))]
+    # Another caller of the same shape: the kept contract.
+    assert lines.for_identity(resolver.resolve("8613800000002", {"highend": {}, "brand": {"brand": "gotone"}}, at)) \
+        is first
+    # Any difference in shape gives its own values: a flag, a degraded lookup, another service.
+    shapes = [resolver.resolve("8613800000001", {"highend": {}, "brand": {"brand": "gotone"}, "redlist": {}}, at),
+              resolver.resolve("8613800000001", {}, at, degraded=True),
+              resolver.resolve("8613800000001", {"campus": {}}, at)]
+    for other in shapes:  # three shapes past a limit of two: the cache starts over, answers stay right
+        contract = lines.for_identity(other)
+        assert list(contract.variables) == identity_variables(other)
+        assert contract.variables != first.variables
+    assert lines.for_identity(vip) == first
+
+
+def test_values_too_long_for_one_mset_are_set_one_by_one() -> None:
+    from agi.variables import set_commands
+
+    huge = [(f"V{i}", "x" * 300) for i in range(11)]
+    assert [command[0] for command in set_commands(huge)] == ["SET VARIABLE"] * 11

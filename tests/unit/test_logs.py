@@ -1,20 +1,23 @@
 import asyncio
 import io
 import json
+import re
+import time
+from datetime import UTC, datetime
 
 import structlog
 
-from hotline_core.logs import TurnBuffer, configure_logging
+from hotline_core.logs import TurnBuffer, bind_call_fields, configure_logging, start_call_fields
 
 
 def test_json_logs_mask_numbers_from_context_and_message() -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream)
     try:
-        structlog.contextvars.bind_contextvars(caller="13800000001", uniqueid="1732262400.1")
+        start_call_fields(caller="13800000001", uniqueid="1732262400.1")
         structlog.get_logger("t").info("call from 8613800000001 entered", tier="highend")
     finally:
-        structlog.contextvars.clear_contextvars()
+        start_call_fields()
         structlog.reset_defaults()
     line = json.loads(stream.getvalue())
     assert line["caller"] == "138****0001"
@@ -97,3 +100,54 @@ def test_lines_held_when_the_process_exits_are_written_by_drain() -> None:
     loop.close()
     sink.drain()  # what atexit does: the line goes out once, whether or not the turn ended
     assert out.writes == [b"last words\n"]
+
+
+def test_each_call_task_logs_its_own_fields_and_a_line_keeps_what_it_sets() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    log = structlog.get_logger("t")
+    both_started = asyncio.Event()
+
+    async def call(uniqueid: str, tier: str) -> None:
+        start_call_fields(peer=f"127.0.0.1:{uniqueid[-1]}")
+        bind_call_fields(uniqueid=uniqueid)
+        if not both_started.is_set():
+            both_started.set()
+        await asyncio.sleep(0.01)  # the other call binds its fields meanwhile
+        bind_call_fields(tier=tier)
+        log.info("entered", tier="from the line")
+        log.info("left")
+
+    async def two_calls() -> None:
+        await asyncio.gather(call("1.1", "highend"), call("1.2", "campus"))
+
+    try:
+        asyncio.run(two_calls())
+        log.info("after the calls")  # the main task started no call: no call fields
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    by_call = {(line["uniqueid"], line["event"]): line for line in lines if "uniqueid" in line}
+    assert by_call[("1.1", "entered")]["tier"] == "from the line"
+    assert by_call[("1.1", "left")]["tier"] == "highend"
+    assert by_call[("1.2", "left")]["tier"] == "campus"
+    assert by_call[("1.2", "left")]["peer"] == "127.0.0.1:2"
+    assert "uniqueid" not in lines[-1]
+    assert lines[-1]["event"] == "after the calls"
+
+
+def test_timestamps_are_utc_iso_to_the_microsecond_and_follow_the_clock() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    try:
+        before = datetime.now(UTC)
+        for _ in range(3):
+            structlog.get_logger("t").info("tick")
+            time.sleep(0.4)  # crosses at least one second boundary
+        after = datetime.now(UTC)
+    finally:
+        structlog.reset_defaults()
+    stamps = [json.loads(line)["timestamp"] for line in stream.getvalue().splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp) for stamp in stamps), stamps
+    times = [datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in stamps]
+    assert before <= times[0] < times[1] < times[2] <= after
