@@ -1,4 +1,5 @@
-"""The asyncio FastAGI server: accepts connections, reads the environment, hands it to a route.
+"""The asyncio FastAGI server: accepts connections, and once a connection's environment has
+arrived, starts the route it names.
 
 Each connection is independent: whatever one peer sends (garbage, nothing, a megabyte line, an
 early close) ends that connection with one log line and touches no other call.
@@ -7,19 +8,25 @@ early close) ends that connection with one log line and touches no other call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import structlog
 
-from agi.protocol import AgiError, Environment, RemoteProtocolError
-from agi.session import AgiSession, ChannelGone, IdleTimeout
+from agi.protocol import Environment
+from agi.session import AgiSession, log_ended
 from hotline_core.logs import start_call_fields
 from hotline_core.metrics import Metrics
 
 log = structlog.get_logger("agi.server")
 
-Route = Callable[[AgiSession, Environment], Awaitable[None]]
+# A route gets the session and its environment. It either returns a coroutine, which the server
+# runs in a task of its own and closes the session after, or returns None having started its
+# work with the session's callbacks (then it closes the session itself): call entry does that,
+# since a task and its wake-ups cost more than the entry's own work.
+Route = Callable[[AgiSession, Environment], Coroutine[Any, Any, None] | None]
 
 
 class FastAgiServer:
@@ -34,6 +41,7 @@ class FastAgiServer:
         self._max = max_connections
         self._active = 0
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # routes running in tasks (kept from the collector)
         self.handled = 0
 
     @property
@@ -43,7 +51,7 @@ class FastAgiServer:
     async def start(self, host: str, port: int, reuse_port: bool = False) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: AgiSession(self._handle, self._idle, self._env_deadline),
+            lambda: AgiSession(self, self._idle, self._env_deadline),
             host,
             port,
             backlog=1024,
@@ -64,52 +72,63 @@ class FastAgiServer:
                 log.warning("fastagi sessions still open at stop", open=self._active)
             self._server = None
 
-    async def _handle(self, session: AgiSession) -> None:
-        # Each connection runs in its own task, so these fields stay with this call.
-        start_call_fields(peer=session.peer)
+    # -- SessionHost -------------------------------------------------------------------------
+    def admit(self, session: AgiSession) -> bool:
         address = session.peer.rpartition(":")[0]
         if self._active >= self._max or self._per_peer.get(address, 0) >= self._max_per_peer:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
             # One address may hold only its share, so a hostile peer cannot take every slot.
-            log.warning("fastagi connection refused: too many at once", limit=self._max,
+            log.warning("fastagi connection refused: too many at once", limit=self._max, peer=session.peer,
                         per_peer_limit=self._max_per_peer, from_this_peer=self._per_peer.get(address, 0))
             self._metrics.agi_refused.inc()
-            session.close()
-            return
+            return False
         self._active += 1
         self._per_peer[address] = self._per_peer.get(address, 0) + 1
         self._metrics.agi_open.inc()
-        started = time.perf_counter()
-        try:
-            await self._serve(session)
-        except ChannelGone as exc:
-            log.warning("fastagi peer went away", reason=exc.reason)
-        except IdleTimeout as exc:
-            log.warning("fastagi peer idle; closing", waiting_for=exc.waiting_for, idle_timeout_s=self._idle)
-        except RemoteProtocolError as exc:
-            log.warning("fastagi peer broke the protocol; closing", error=str(exc))
-        except AgiError as exc:
-            log.error("fastagi protocol misuse (bug)", error=str(exc))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("fastagi route failed", elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
-        finally:
-            self._active -= 1
-            left = self._per_peer.pop(address) - 1
-            if left:
-                self._per_peer[address] = left
-            self._metrics.agi_open.dec()
-            self.handled += 1
-            session.close()
+        return True
 
-    async def _serve(self, session: AgiSession) -> None:
-        env = await session.environment()
+    def release(self, session: AgiSession) -> None:
+        address = session.peer.rpartition(":")[0]
+        self._active -= 1
+        left = self._per_peer.pop(address) - 1
+        if left:
+            self._per_peer[address] = left
+        self._metrics.agi_open.dec()
+        self.handled += 1
+
+    def begin(self, session: AgiSession, env: Environment) -> None:
+        # Each call's log fields live in a context of its own (the protocol's callbacks share
+        # the loop's); a task started here copies it, callbacks registered here run in it.
+        contextvars.copy_context().run(self._begin, session, env)
+
+    def _begin(self, session: AgiSession, env: Environment) -> None:
+        start_call_fields(peer=session.peer)
         if env.malformed:
             log.warning("fastagi environment lines without 'name: value' ignored", lines=list(env.malformed[:5]),
                         count=len(env.malformed))
         route = self._routes.get(env.script)
         if route is None:
             log.error("fastagi request for an unknown route", route=env.script, known=sorted(self._routes))
+            session.close()
             return
-        await route(session, env)
+        try:
+            work = route(session, env)
+        except Exception as exc:  # a route that failed to start: this call only
+            log_ended(exc)
+            session.close()
+            return
+        if work is not None:
+            task = asyncio.get_running_loop().create_task(self._run(session, work))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, session: AgiSession, work: Coroutine[Any, Any, None]) -> None:
+        started = time.perf_counter()
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log_ended(exc, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
+        finally:
+            session.close()

@@ -109,7 +109,7 @@ class CallRecords:
         self._ttl = ttl_s
         self._outbox = outbox  # copy facts to the records outbox (a records database is configured)
 
-    def submit(self, record: CallRecord) -> list[asyncio.Future[Any]]:
+    def submit(self, record: CallRecord) -> asyncio.Future[Any]:
         """Send the record now, as one command (the hash, its expiry, the linkedid index and the
         outbox fact in one script: one reply to wait for at every call entry, not four); its
         reply arrives on the returned future."""
@@ -118,12 +118,12 @@ class CallRecords:
                 self._keys.records_outbox)
         # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
         # a restarted or promoted Redis that never saw it cannot make a call entry fail (NOSCRIPT).
-        return [self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", *keys, str(self._ttl),
-                                          record.uniqueid if linked else "", "1" if self._outbox else "",
-                                          str(OUTBOX_MAX), *record.flat())]
+        return self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", *keys, str(self._ttl),
+                                         record.uniqueid if linked else "", "1" if self._outbox else "",
+                                         str(OUTBOX_MAX), *record.flat())
 
     async def write(self, record: CallRecord) -> None:
-        await asyncio.gather(*self.submit(record))
+        await self.submit(record)
 
     async def annotate(self, uniqueid: str, fields: dict[str, str]) -> None:
         """Add what the call did later (IVR path, outcome) to its record, and to the outbox."""

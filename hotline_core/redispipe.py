@@ -197,17 +197,6 @@ class RedisPipe:
             return conn.send(pack_command(args))
         return asyncio.ensure_future(self.execute(*args))
 
-    async def evalsha(self, source: str, sha: str, keys: list[str], args: list[str]) -> Any:
-        """Run a server-side script by its SHA1, loading it once if Redis does not know it."""
-        command = ("EVALSHA", sha, str(len(keys)), *keys, *args)
-        try:
-            return await self.execute_nowait(*command)  # no coroutine of its own: a lookup per call
-        except ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await self.execute("SCRIPT", "LOAD", source)
-        return await self.execute(*command)
-
     async def close(self) -> None:
         if self._conn is not None and self._conn.transport is not None:
             self._conn.transport.close()

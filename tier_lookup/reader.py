@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 from importlib import resources
 from typing import Any, Protocol
 
@@ -11,11 +11,12 @@ from hotline_core.redispipe import RedisPipe
 from tier_lookup.layout import decode_values
 
 LOOKUP_SCRIPT = resources.files("tier_lookup").joinpath("lookup.lua").read_text(encoding="utf-8")
-LOOKUP_SHA = hashlib.sha1(LOOKUP_SCRIPT.encode()).hexdigest()
 
 
 class RowSource(Protocol):
-    async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]: ...
+    def lookup_soon(self, number: str) -> asyncio.Future[Any]:
+        """Send the lookup script for `number`; the future carries its flat reply (see
+        `decode_lookup`), or fails (a lost connection, a timeout, a Redis error)."""
 
 
 def decode_lookup(flat: list[Any]) -> dict[str, dict[str, str]]:
@@ -34,7 +35,9 @@ class TierReader:
         self._pipe = pipe
         self._keys = RedisKeys(prefix)
 
-    async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
+    def lookup_soon(self, number: str) -> asyncio.Future[Any]:
         keys = self._keys
-        flat = await self._pipe.evalsha(LOOKUP_SCRIPT, LOOKUP_SHA, [keys.tables], [number, keys.bucket_stem])
-        return decode_lookup(flat)
+        # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
+        # a restarted or promoted Redis that never saw it cannot fail a lookup (NOSCRIPT), which
+        # would need a second round trip the call path cannot await without a task.
+        return self._pipe.execute_nowait("EVAL", LOOKUP_SCRIPT, "1", keys.tables, number, keys.bucket_stem)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from redis.exceptions import RedisError
 
 from hotline_core.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
 from hotline_core.policy import Policy
-from hotline_core.redispipe import ReplyError
 from tier_lookup.identity import Identity, IdentityResolver
-from tier_lookup.reader import RowSource
+from tier_lookup.reader import RowSource, decode_lookup
 
 log = structlog.get_logger("tier_lookup")
 
@@ -40,24 +42,53 @@ class TierLookup:
     def now(self) -> datetime:
         return self._clock()
 
-    async def identify(self, caller: str, at: datetime | None = None) -> Identity:
-        """The caller's identity. If Redis is slow or down the caller is `normal` with `degraded`
-        set: a lookup must never hold a caller in silence or fail the call."""
-        when = at or self._clock()
+    def begin(self, caller: str, at: datetime | None = None) -> PendingLookup:
+        """Start a lookup without waiting for it: the returned lookup's `reply` (None when there
+        is nothing to ask, e.g. no valid number) completes when Redis answers or the budget runs
+        out; `finish` then gives the identity. For call entry, which waits on callbacks."""
         number = normalize_number(caller, self.plan)
+        reply = self.store.lookup_soon(number) if number is not None else None
+        return PendingLookup(number, at or self._clock(), reply, time.perf_counter())
+
+    def finish(self, pending: PendingLookup) -> Identity:
+        """The identity of a begun lookup whose reply has completed. If Redis was slow or down the
+        caller is `normal` with `degraded` set: a lookup never holds a caller in silence or fails
+        the call."""
+        number, when, reply = pending.number, pending.at, pending.reply
         resolve = self._resolver.resolve
-        if number is None:
-            return resolve(None, {}, when)
-        try:
+        if reply is None:
+            return resolve(number, {}, when)
+        error = reply.exception() if not reply.cancelled() else TimeoutError("lookup cancelled")
+        if error is None:
+            try:
+                return resolve(number, decode_lookup(reply.result()), when)
+            except (ValueError, IndexError, AttributeError, TypeError) as exc:  # a reply not shaped as the script's
+                error = exc
+        if isinstance(error, TimeoutError):
             # The row source bounds its own wait by the budget (the call path's Redis pipe fails
             # a command after it without a timer per call); see hotline_core.redispipe.
-            rows = await self.store.lookup_rows(number)
-        except TimeoutError:
             log.warning("tier lookup timed out; caller served as normal", caller=number,
                         budget_ms=round(self.budget_s * 1000))
-            return resolve(number, {}, when, degraded=True)
-        except (RedisError, ReplyError, OSError, ValueError, IndexError) as exc:
+        else:
             log.warning("tier lookup failed; caller served as normal", caller=number,
-                        error=f"{type(exc).__name__}: {exc}")
-            return resolve(number, {}, when, degraded=True)
-        return resolve(number, rows, when)
+                        error=f"{type(error).__name__}: {error}")
+        return resolve(number, {}, when, degraded=True)
+
+    async def identify(self, caller: str, at: datetime | None = None) -> Identity:
+        """The caller's identity (see `finish`). Never raises."""
+        pending = self.begin(caller, at)
+        if pending.reply is not None:
+            await asyncio.wait([pending.reply])  # its outcome, failure included, is read by finish
+        return self.finish(pending)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLookup:
+    number: str | None  # normalised; None: not a number we can look up
+    at: datetime
+    reply: asyncio.Future[Any] | None  # the lookup script's flat reply
+    started: float  # perf_counter at the start
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -70,8 +71,11 @@ class TierStore:
 
     async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
         """Every table holding `number`, with its stored values; one round trip."""
-        flat = await self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem])
-        return decode_lookup(flat)
+        return decode_lookup(await self.lookup_soon(number))
+
+    def lookup_soon(self, number: str) -> asyncio.Future[Any]:
+        """The lookup script's flat reply for `number` (a RowSource, over redis-py)."""
+        return asyncio.ensure_future(self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem]))
 
     async def live_generation(self, table: str) -> Generation | None:
         encoded = await self._redis.hget(self.keys.tables, table)
