@@ -113,6 +113,9 @@ _ENV_LINE = re.compile(r"^([^ \n]+): (.*)$", re.MULTILINE)
 _RESPONSE = re.compile(r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>\d+))?\s*$")
 
 
+_SUCCESS: Final = Response("1")  # immutable, so one serves every reply that says just this
+
+
 class _State(Enum):
     ENVIRONMENT = "environment"
     COMMANDS = "commands"
@@ -245,6 +248,8 @@ class AgiParser:
             return None
         if self.pending == 0:
             raise RemoteProtocolError(f"reply with no command outstanding: {line[:80]!r}")
+        if line == "200 result=1":  # what most commands get: no expression to run
+            return self._final(_SUCCESS)
         if line.startswith("200 "):
             match = _RESPONSE.match(line)
             if match is None:

@@ -42,6 +42,7 @@ class FastAgiServer:
         self._active = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # routes running in tasks (kept from the collector)
+        self._sampling: asyncio.TimerHandle | None = None
         self.handled = 0
 
     @property
@@ -59,6 +60,7 @@ class FastAgiServer:
             reuse_port=reuse_port,
         )
         address = self._server.sockets[0].getsockname()
+        self._sample_open()
         log.info("fastagi listening", host=address[0], port=address[1], routes=sorted(self._routes))
         return address[0], address[1]
 
@@ -71,6 +73,15 @@ class FastAgiServer:
             except TimeoutError:
                 log.warning("fastagi sessions still open at stop", open=self._active)
             self._server = None
+        if self._sampling is not None:
+            self._sampling.cancel()
+            self._metrics.agi_open.set(0)
+
+    def _sample_open(self) -> None:
+        """The open-sessions gauge, set every second rather than moved at every connection: a
+        gauge is read every few seconds, a connection comes every fraction of a millisecond."""
+        self._metrics.agi_open.set(self._active)
+        self._sampling = asyncio.get_running_loop().call_later(1.0, self._sample_open)
 
     # -- SessionHost -------------------------------------------------------------------------
     def admit(self, session: AgiSession) -> bool:
@@ -84,7 +95,6 @@ class FastAgiServer:
             return False
         self._active += 1
         self._per_peer[address] = self._per_peer.get(address, 0) + 1
-        self._metrics.agi_open.inc()
         return True
 
     def release(self, session: AgiSession) -> None:
@@ -93,7 +103,6 @@ class FastAgiServer:
         left = self._per_peer.pop(address) - 1
         if left:
             self._per_peer[address] = left
-        self._metrics.agi_open.dec()
         self.handled += 1
 
     def begin(self, session: AgiSession, env: Environment) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -82,8 +81,10 @@ class TierLookup:
         return self.finish(pending)
 
 
-@dataclass(frozen=True, slots=True)
-class PendingLookup:
+class PendingLookup(NamedTuple):
+    """A lookup begun (a tuple: one is made at every call entry, and a frozen dataclass costs
+    four times as much to make)."""
+
     number: str | None  # normalised; None: not a number we can look up
     at: datetime
     reply: asyncio.Future[Any] | None  # the lookup script's flat reply

@@ -35,6 +35,10 @@ def test_caller_ids_are_masked_by_their_digits_whatever_surrounds_them_and_cappe
         log.info("b", caller="+86 138 0000 0004")
         log.info("c", caller="x" * 15_000)
         log.info("d", error="e" * 15_000)
+        try:
+            raise ValueError("x" * 3000)
+        except ValueError:
+            log.exception("e")
     finally:
         structlog.reset_defaults()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -42,6 +46,7 @@ def test_caller_ids_are_masked_by_their_digits_whatever_surrounds_them_and_cappe
     assert lines[1]["caller"] == "86138****0004"
     assert len(lines[2]["caller"]) < 80
     assert len(lines[3]["error"]) < 2100
+    assert "x" * 3000 in lines[4]["exception"]  # a traceback is kept whole
     assert "13800000004" not in stream.getvalue()
     assert "0000 0004" not in stream.getvalue()
 
