@@ -43,6 +43,11 @@ class FastAgiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # routes running in tasks (kept from the collector)
         self._sampling: asyncio.TimerHandle | None = None
+        self._open: set[AgiSession] = set()  # admitted and not yet closed
+        # Each session's timeouts are checked this often: a fraction of the shortest, so a
+        # connection ends at most a quarter late.
+        self._sweep_every = min(idle_timeout, environment_deadline) / 4
+        self._sweeping: asyncio.TimerHandle | None = None
         self.handled = 0
 
     @property
@@ -61,6 +66,7 @@ class FastAgiServer:
         )
         address = self._server.sockets[0].getsockname()
         self._sample_open()
+        self._sweeping = loop.call_later(self._sweep_every, self._sweep)
         log.info("fastagi listening", host=address[0], port=address[1], routes=sorted(self._routes))
         return address[0], address[1]
 
@@ -76,6 +82,15 @@ class FastAgiServer:
         if self._sampling is not None:
             self._sampling.cancel()
             self._metrics.agi_open.set(0)
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for session in list(self._open):
+            session.check_idle(now)
+        self._sweeping = loop.call_later(self._sweep_every, self._sweep)
 
     def _sample_open(self) -> None:
         """The open-sessions gauge, set every second rather than moved at every connection: a
@@ -95,9 +110,11 @@ class FastAgiServer:
             return False
         self._active += 1
         self._per_peer[address] = self._per_peer.get(address, 0) + 1
+        self._open.add(session)
         return True
 
     def release(self, session: AgiSession) -> None:
+        self._open.discard(session)
         address = session.peer.rpartition(":")[0]
         self._active -= 1
         left = self._per_peer.pop(address) - 1

@@ -108,7 +108,6 @@ class AgiSession(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._last_data = self._loop.time()
         self._connected_at = self._last_data
-        self._watchdog: asyncio.TimerHandle | None = None
         self.peer = "?"
 
     # -- transport side -------------------------------------------------------------------
@@ -122,9 +121,7 @@ class AgiSession(asyncio.Protocol):
             transport.close()
             return
         self._admitted = True
-        # One watchdog per connection instead of a timeout per read: reads are the hot path.
         self._connected_at = self._loop.time()
-        self._watchdog = self._loop.call_later(min(self._idle, self._env_deadline), self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         self._last_data = self._loop.time()
@@ -138,8 +135,6 @@ class AgiSession(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._end_of_stream()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
         if self._admitted:
             self._admitted = False
             self._host.release(self)
@@ -182,11 +177,15 @@ class AgiSession(asyncio.Protocol):
         log_ended(error, peer=self.peer)
         self.close()
 
-    def _check_idle(self) -> None:
-        now = self._loop.time()
-        quiet = now - self._last_data
-        late = self.parser.in_environment and now - self._connected_at >= self._env_deadline
-        if quiet >= self._idle or late:
+    def check_idle(self, now: float) -> None:
+        """End the connection if it has been quiet for the idle timeout, or is still in its
+        environment block past the deadline. The server calls this for every open session a few
+        times per timeout (one timer for all rather than a timer per connection: connections are
+        the hot path)."""
+        if self._idled or self._transport is None:
+            return
+        late = now - self._connected_at >= self._env_deadline and self.parser.in_environment
+        if late or now - self._last_data >= self._idle:
             self._idled = True
             if not self._began:
                 self._end_early(IdleTimeout(self._idle, "the environment block"))
@@ -194,11 +193,6 @@ class AgiSession(asyncio.Protocol):
             self._wake()
             if self._transport is not None:
                 self._transport.abort()
-        else:
-            wait = self._idle - quiet
-            if self.parser.in_environment:
-                wait = min(wait, self._env_deadline - (now - self._connected_at))
-            self._watchdog = self._loop.call_later(wait, self._check_idle)
 
     # -- route side: callbacks ------------------------------------------------------------
     def send(self, line: bytes, on_reply: ReplyHandler) -> None:
@@ -270,7 +264,5 @@ class AgiSession(asyncio.Protocol):
         return outcome
 
     def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
         if self._transport is not None:
             self._transport.close()

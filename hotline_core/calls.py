@@ -18,7 +18,6 @@ import orjson
 from hotline_core.keys import RedisKeys
 from hotline_core.redispipe import RedisPipe
 
-_FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route", "lookup_ms")
 # The outbox is capped so a hotline without a records database (or one away for days) cannot
 # fill Redis: at this many facts (~150 MB) the oldest go; a provincial hotline makes ~60,000
 # calls a day, three facts each.
@@ -38,16 +37,25 @@ def outbox_fact(kind: str, uniqueid: str, fields: dict[str, str]) -> list[str]:
 
 # A call record's writes in one command. KEYS: the call's hash, its linkedid index, the outbox.
 # ARGV: ttl, the uniqueid the linkedid index points to ('' when the call is its own linkedid),
-# '1' to add the outbox fact, the outbox cap, then the hash's fields and values (the fact is
-# `kind entry` and the same fields, uniqueid among them).
+# '1' to add the outbox fact, the outbox cap, the values of RECORD_FIELDS in order, then any
+# notes as field, value pairs. The hash gets the notes and the fields (a field wins over a note
+# of the same name); the fact is `kind entry` and the same.
+RECORD_FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route", "lookup_ms")
 _WRITE_RECORD = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local names = {'uniqueid', 'linkedid', 'channel', 'identity', 'entered_at', 'route', 'lookup_ms'}
+local hash = {}
+for i = 5 + #names, #ARGV do hash[#hash + 1] = ARGV[i] end
+for i, name in ipairs(names) do
+  hash[#hash + 1] = name
+  hash[#hash + 1] = ARGV[4 + i]
+end
+redis.call('HSET', KEYS[1], unpack(hash))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if ARGV[2] ~= '' then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
 end
 if ARGV[3] == '1' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'entry', unpack(ARGV, 5))
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'entry', unpack(hash))
 end
 return 1
 """
@@ -66,24 +74,14 @@ class CallRecord:
     notes: dict[str, str] = field(default_factory=dict)
 
     def to_hash(self) -> dict[str, str]:
-        flat = self.flat()
-        return dict(zip(flat[::2], flat[1::2], strict=True))
+        return {**self.notes, **dict(zip(RECORD_FIELDS, self.values(), strict=True))}
 
-    def flat(self) -> list[str]:
-        """The record's hash as field, value, field, value ... (what HSET takes)."""
-        flat = [item for pair in self.notes.items() for item in pair] if self.notes else []
-        flat += (
-            "uniqueid", self.uniqueid,
-            "linkedid", self.linkedid,
-            "channel", self.channel,
-            # orjson: the same JSON as json.dumps(ensure_ascii=False), at a fifth of the cost
-            # (this runs at every call entry).
-            "identity", orjson.dumps(self.identity).decode(),
-            "entered_at", f"{self.entered_at:.3f}",
-            "route", self.route,
-            "lookup_ms", f"{self.lookup_ms:.2f}",
-        )
-        return flat
+    def values(self) -> tuple[str, ...]:
+        """The values of RECORD_FIELDS, as the record's hash holds them."""
+        # orjson: the same JSON as json.dumps(ensure_ascii=False), at a fifth of the cost (this
+        # runs at every call entry).
+        return (self.uniqueid, self.linkedid, self.channel, orjson.dumps(self.identity).decode(),
+                f"{self.entered_at:.3f}", self.route, f"{self.lookup_ms:.2f}")
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> CallRecord:
@@ -95,7 +93,7 @@ class CallRecord:
             entered_at=float(data.get("entered_at", "0")),
             route=data.get("route", ""),
             lookup_ms=float(data.get("lookup_ms", "0")),
-            notes={k: v for k, v in data.items() if k not in _FIELDS},
+            notes={k: v for k, v in data.items() if k not in RECORD_FIELDS},
         )
 
 
@@ -108,19 +106,24 @@ class CallRecords:
         self._keys = RedisKeys(prefix)
         self._ttl = ttl_s
         self._outbox = outbox  # copy facts to the records outbox (a records database is configured)
+        # The record's constant arguments, as text once rather than at every call entry.
+        self._ttl_text = str(ttl_s)
+        self._outbox_flag = "1" if outbox else ""
+        self._outbox_cap = str(OUTBOX_MAX)
 
     def submit(self, record: CallRecord) -> asyncio.Future[Any]:
         """Send the record now, as one command (the hash, its expiry, the linkedid index and the
         outbox fact in one script: one reply to wait for at every call entry, not four); its
         reply arrives on the returned future."""
         linked = record.linkedid and record.linkedid != record.uniqueid
-        keys = (self._keys.call(record.uniqueid), self._keys.call_by_linkedid(record.linkedid or record.uniqueid),
-                self._keys.records_outbox)
+        keys = self._keys
+        notes = [item for pair in record.notes.items() for item in pair] if record.notes else ()
         # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
         # a restarted or promoted Redis that never saw it cannot make a call entry fail (NOSCRIPT).
-        return self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", *keys, str(self._ttl),
-                                         record.uniqueid if linked else "", "1" if self._outbox else "",
-                                         str(OUTBOX_MAX), *record.flat())
+        return self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", keys.call(record.uniqueid),
+                                         keys.call_by_linkedid(record.linkedid or record.uniqueid),
+                                         keys.records_outbox, self._ttl_text, record.uniqueid if linked else "",
+                                         self._outbox_flag, self._outbox_cap, *record.values(), *notes)
 
     async def write(self, record: CallRecord) -> None:
         await self.submit(record)

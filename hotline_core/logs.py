@@ -123,7 +123,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     processors: list[Any] = [Prepare()]
     if use_json:
-        sink = TurnBuffer(out.buffer if hasattr(out, "buffer") else _TextBytes(out))
+        sink = LineBatch(out.buffer if hasattr(out, "buffer") else _TextBytes(out))
         atexit.register(sink.drain)
         factory: Any = structlog.BytesLoggerFactory(cast(BinaryIO, sink))
         processors += [structlog.processors.format_exc_info, JsonLine()]
@@ -138,35 +138,43 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     )
 
 
-class TurnBuffer:
-    """A byte sink that gathers the lines written in one turn of the running event loop and
-    writes them together when the turn ends. `hotline serve` logs a line per call entry, and a
-    write(2) and flush per line cost more CPU than building the line. Outside an event loop
-    (CLI commands, start-up) each line goes straight out. A process killed outright loses at
-    most the current turn's lines; one that exits normally writes them (atexit)."""
+class LineBatch:
+    """A byte sink that gathers log lines written while an event loop runs and writes them
+    together, `interval_s` after the first of a batch or as soon as `max_bytes` are held.
+    `hotline serve` logs a line per call entry, and a write(2) per line (or per loop turn, at
+    one call per turn) cost more CPU than building the line. Outside an event loop (CLI
+    commands, start-up) each line goes straight out. A process killed outright loses at most
+    the last `interval_s` of lines; one that exits normally writes them (atexit)."""
 
-    def __init__(self, out: BinaryIO | _TextBytes):
+    def __init__(self, out: BinaryIO | _TextBytes, interval_s: float = 0.05, max_bytes: int = 64 * 1024):
         self._out = out
+        self._interval = interval_s
+        self._max = max_bytes
         self._pending: list[bytes] = []
+        self._held = 0
 
     def write(self, data: bytes) -> int:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            self.drain()  # lines held from a loop that has stopped go first, in order
             self._out.write(data)  # BytesLogger flushes next
             return len(data)
         if not self._pending:
-            loop.call_soon(self.drain)
+            loop.call_later(self._interval, self.drain)
         self._pending.append(data)
+        self._held += len(data)
+        if self._held >= self._max:
+            self.drain()  # the timer set for this batch then finds nothing, or the next batch early
         return len(data)
 
     def flush(self) -> None:
-        if not self._pending:  # lines of this turn are flushed with the turn
+        if not self._pending:  # lines held are flushed with their batch
             self._out.flush()
 
     def drain(self) -> None:
         if self._pending:
-            data, self._pending = b"".join(self._pending), []
+            data, self._pending, self._held = b"".join(self._pending), [], 0
             self._out.write(data)
             self._out.flush()
 

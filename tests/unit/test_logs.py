@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from hotline_core.logs import TurnBuffer, bind_call_fields, configure_logging, start_call_fields
+from hotline_core.logs import LineBatch, bind_call_fields, configure_logging, start_call_fields
 
 
 def test_json_logs_mask_numbers_from_context_and_message() -> None:
@@ -64,27 +64,40 @@ class CountingSink:
         self.flushes += 1
 
 
-def test_lines_of_one_loop_turn_go_out_in_one_write_when_the_turn_ends() -> None:
+def test_lines_go_out_together_a_batch_interval_after_the_first() -> None:
     out = CountingSink()
-    sink = TurnBuffer(out)
+    sink = LineBatch(out, interval_s=0.05)
 
-    async def turn() -> list[bytes]:
+    async def lines() -> tuple[list[bytes], list[bytes]]:
         for i in range(3):
             sink.write(f"line {i}\n".encode())
             sink.flush()  # what structlog's BytesLogger does after each line
+            await asyncio.sleep(0.005)  # several loop turns within the interval
         held = list(out.writes)
-        await asyncio.sleep(0)  # the turn ends
-        return held
+        await asyncio.sleep(0.08)
+        return held, list(out.writes)
 
-    held = asyncio.run(turn())
-    assert held == []  # nothing written while the turn ran
-    assert out.writes == [b"line 0\nline 1\nline 2\n"]
+    held, written = asyncio.run(lines())
+    assert held == []  # nothing written within the interval
+    assert written == [b"line 0\nline 1\nline 2\n"]
     assert out.flushes == 1
+
+
+def test_a_full_batch_goes_out_at_once() -> None:
+    out = CountingSink()
+    sink = LineBatch(out, interval_s=10.0, max_bytes=100)
+
+    async def lines() -> None:
+        for _ in range(3):
+            sink.write(b"x" * 40 + b"\n")
+
+    asyncio.run(lines())
+    assert out.writes == [b"x" * 40 + b"\n" + b"x" * 40 + b"\n" + b"x" * 40 + b"\n"]  # at 123 bytes held
 
 
 def test_outside_an_event_loop_each_line_goes_out_at_once() -> None:
     out = CountingSink()
-    sink = TurnBuffer(out)
+    sink = LineBatch(out)
     sink.write(b"a\n")
     sink.flush()
     assert out.writes == [b"a\n"]
@@ -95,7 +108,7 @@ def test_outside_an_event_loop_each_line_goes_out_at_once() -> None:
 
 def test_lines_held_when_the_process_exits_are_written_by_drain() -> None:
     out = CountingSink()
-    sink = TurnBuffer(out)
+    sink = LineBatch(out)
 
     async def log_and_stop() -> None:
         sink.write(b"last words\n")
@@ -103,7 +116,7 @@ def test_lines_held_when_the_process_exits_are_written_by_drain() -> None:
     loop = asyncio.new_event_loop()
     loop.run_until_complete(log_and_stop())
     loop.close()
-    sink.drain()  # what atexit does: the line goes out once, whether or not the turn ended
+    sink.drain()  # what atexit does: the line goes out once, whether or not its batch's time came
     assert out.writes == [b"last words\n"]
 
 
