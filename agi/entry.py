@@ -26,6 +26,7 @@ from agi.session import AgiSession, ChannelGone, IdleTimeout, log_ended
 from agi.variables import Contract, ContractLines, one_by_one, set_commands
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.logs import bind_call_fields
+from hotline_core.loops import handed
 from hotline_core.metrics import Metrics
 from tier_lookup.identity import Identity
 from tier_lookup.service import PendingLookup, TierLookup
@@ -39,19 +40,14 @@ class Entered(NamedTuple):
 
     identity: Identity
     contract: Contract  # the dialplan contract's variables for this caller, and their AGI lines
-    saving: asyncio.Future[Any]  # the call record's Redis reply
 
-    def report_saved(self) -> bool:
-        """Once `saving` is done: whether the record was written; False with one log line."""
-        error = self.saving.exception() if not self.saving.cancelled() else asyncio.CancelledError()
-        if error is not None:
-            log.warning("call record not saved", error=f"{type(error).__name__}: {error}")
-        return error is None
 
-    async def saved(self) -> bool:
-        """Wait for the call record; False (and one log line) if it could not be written."""
-        await asyncio.wait([self.saving])
-        return self.report_saved()
+def record_saved(outcome: Any) -> bool:
+    """Whether the call record was written, from its write's outcome; False with one log line."""
+    if isinstance(outcome, BaseException):
+        log.warning("call record not saved", error=f"{type(outcome).__name__}: {outcome}")
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +57,12 @@ class CallEntry:
     metrics: Metrics = field(default_factory=Metrics)
     lines: ContractLines = field(default_factory=ContractLines)
 
-    def entered(self, env: Mapping[str, str], route: str, linkedid: str | None, pending: PendingLookup) -> Entered:
-        """The lookup has answered: fix the identity, count it, send the call record (its reply
-        comes later; the caller waits only on the lookup) and say which variables to set."""
-        identity = self.lookup.finish(pending)
+    def entered(self, env: Mapping[str, str], route: str, linkedid: str | None, pending: PendingLookup,
+                reply: Any, on_saved: Callable[[Any], None]) -> Entered:
+        """The lookup has answered: fix the identity, count it, send the call record (`on_saved`
+        gets its outcome, later or at once; the caller waits only on the lookup) and say which
+        variables to set."""
+        identity = self.lookup.finish(pending, reply)
         uniqueid = env.get("agi_uniqueid", "")
         record = CallRecord(
             uniqueid=uniqueid,
@@ -76,19 +74,18 @@ class CallEntry:
             lookup_ms=pending.elapsed_s * 1000,
         )
         self.metrics.count_entry(identity.tier, identity.level, record.lookup_ms / 1000, identity.degraded)
-        try:
-            saving = self.records.submit(record)
-        except OSError as exc:  # the pipe refused at once (too many unanswered commands)
-            saving = asyncio.get_running_loop().create_future()
-            saving.set_exception(exc)
-        return Entered(identity, self.lines.for_identity(identity), saving)
+        self.records.submit_then(record, on_saved)
+        return Entered(identity, self.lines.for_identity(identity))
 
     async def enter(self, env: Mapping[str, str], route: str, linkedid: str | None) -> Entered:
-        """`entered` after awaiting the lookup (for callers that have a task anyway)."""
+        """`entered` from a task: awaits the lookup, then the record (logged if not saved)."""
         pending = self.lookup.begin(env.get("agi_callerid", ""))
-        if pending.reply is not None:
-            await asyncio.wait([pending.reply])
-        return self.entered(env, route, linkedid, pending)
+        replied, hand = handed()
+        self.lookup.ask(pending, hand)
+        saved, on_saved = handed()
+        entered = self.entered(env, route, linkedid, pending, await replied, on_saved)
+        record_saved(await saved)
+        return entered
 
 
 def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extra: object) -> None:
@@ -112,12 +109,13 @@ Ended = ChannelGone | IdleTimeout | AgiError
 
 class EntryCall:
     """One call entry over FastAGI, each step called by the reply it waited for: the lookup's,
-    then Asterisk's to the contract's command(s), then the record's. It ends by calling `done`
-    once with what it came to: the Entered, or the exception that ended it (the conversation
-    ended, or a bug). It never closes the session: `done` decides."""
+    then Asterisk's to the contract's command(s); the record's reply comes on its own. It ends,
+    once both the variables are set and the record has answered, by calling `done` with the
+    Entered, or earlier with the exception that ended it (the conversation ended, or a bug). It
+    never closes the session: `done` decides."""
 
     __slots__ = ("_done", "_entered", "_entry", "_env", "_extra", "_failed", "_mset", "_pending", "_queue",
-                 "_session", "_started")
+                 "_record", "_session", "_set", "_started")
 
     def __init__(self, entry: CallEntry, session: AgiSession, env: Environment, started: float,
                  done: Callable[[Outcome], None], extra: Mapping[str, object]):
@@ -131,31 +129,32 @@ class EntryCall:
         self._failed = 0  # commands Asterisk refused
         self._mset = False  # the command awaiting its reply is the contract's one MSet
         self._queue: deque[bytes] = deque()  # commands still to send, one reply at a time
+        self._set = False  # the variables are set
+        self._record: object = _WAITING  # the record write's outcome
 
     def start(self) -> None:
-        pending = self._pending = self._entry.lookup.begin(self._env.get("agi_callerid"))
-        if pending.reply is None or pending.reply.done():
-            self._looked_up(pending.reply)
-        else:
-            pending.reply.add_done_callback(self._looked_up)
+        lookup = self._entry.lookup
+        self._pending = lookup.begin(self._env.get("agi_callerid"))
+        lookup.ask(self._pending, self._looked_up)
 
-    def _looked_up(self, _reply: object) -> None:
+    def _looked_up(self, reply: Any) -> None:
         try:
             env = self._env
             linkedid = env.arguments[0] if env.arguments else None
-            entered = self._entered = self._entry.entered(env.variables, env.script, linkedid, self._pending)
+            entered = self._entered = self._entry.entered(env.variables, env.script, linkedid, self._pending, reply,
+                                                          self._record_written)
             bind_call_fields(tier=entered.identity.tier)
             lines = entered.contract.lines
             self._mset = len(lines) == 1
             self._queue.extend(lines)
             self._session.send(self._queue.popleft(), self._replied)
         except Exception as exc:  # ChannelGone (the caller left meanwhile) or a bug: this call only
-            self._end(exc)
+            self._done(exc)
 
     def _replied(self, reply: Response | CommandFailed | Ended) -> None:
         try:
             if isinstance(reply, BaseException):
-                self._end(reply)
+                self._done(reply)
                 return
             if reply.__class__ is not Response or reply.result == "-2":  # EXEC's -2: no such application
                 _log_refusal(reply)
@@ -169,38 +168,32 @@ class EntryCall:
             if self._queue:
                 self._session.send(self._queue.popleft(), self._replied)
                 return
-            saving = self._saving()
-            if saving.done():
-                self._saved(saving)
-            else:
-                saving.add_done_callback(self._saved)
+            self._set = True
+            if self._record is not _WAITING:
+                self._finish()
         except Exception as exc:
-            self._end(exc)
+            self._done(exc)
 
-    def _saving(self) -> asyncio.Future[Any]:
-        assert self._entered is not None
-        return self._entered.saving
+    def _record_written(self, outcome: Any) -> None:
+        # Said whenever it comes, even after the call ended some other way.
+        record_saved(outcome)
+        self._record = outcome
+        if self._set:
+            self._finish()
 
-    def _saved(self, _saving: object) -> None:
+    def _finish(self) -> None:
         try:
             entered = self._entered
             assert entered is not None
-            entered.report_saved()
             log_entry(self._env.variables, entered.identity, self._started, failed_commands=self._failed,
                       hung_up=self._session.hung_up, **self._extra)
         except Exception as exc:
-            self._end(exc)
+            self._done(exc)
             return
         self._done(entered)
 
-    def _end(self, error: BaseException) -> None:
-        entered = self._entered
-        if entered is not None:  # the record was sent: say if it fails, whenever that is known
-            if entered.saving.done():
-                entered.report_saved()
-            else:
-                entered.saving.add_done_callback(lambda _saving: entered.report_saved())
-        self._done(error)
+
+_WAITING = object()  # no outcome yet
 
 
 @dataclass(frozen=True, slots=True)

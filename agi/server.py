@@ -100,7 +100,7 @@ class FastAgiServer:
 
     # -- SessionHost -------------------------------------------------------------------------
     def admit(self, session: AgiSession) -> bool:
-        address = session.peer.rpartition(":")[0]
+        address = session.address
         if self._active >= self._max or self._per_peer.get(address, 0) >= self._max_per_peer:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
             # One address may hold only its share, so a hostile peer cannot take every slot.
@@ -115,7 +115,7 @@ class FastAgiServer:
 
     def release(self, session: AgiSession) -> None:
         self._open.discard(session)
-        address = session.peer.rpartition(":")[0]
+        address = session.address
         self._active -= 1
         left = self._per_peer.pop(address) - 1
         if left:

@@ -109,13 +109,16 @@ class AgiSession(asyncio.Protocol):
         self._last_data = self._loop.time()
         self._connected_at = self._last_data
         self.peer = "?"
+        self.address = "?"  # the peer's host alone (limits are per address)
 
     # -- transport side -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if peer:
+            self.address = peer[0]
+            self.peer = f"{peer[0]}:{peer[1]}"
         if not self._host.admit(self):
             self._began = True  # nothing more is said about a refused connection
             transport.close()
@@ -133,8 +136,9 @@ class AgiSession(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._end_of_stream()
+        if self._transport is not None:  # not closed by us: a waiting route must hear of it
+            self._transport = None
+            self._end_of_stream()
         if self._admitted:
             self._admitted = False
             self._host.release(self)
@@ -266,3 +270,4 @@ class AgiSession(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+            self._transport = None

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from hotline_core.keys import RedisKeys
-from hotline_core.redispipe import RedisPipe
+from hotline_core.redispipe import Handler, RedisPipe
 
 # The outbox is capped so a hotline without a records database (or one away for days) cannot
 # fill Redis: at this many facts (~150 MB) the oldest go; a provincial hotline makes ~60,000
@@ -74,13 +74,15 @@ class CallRecord:
     notes: dict[str, str] = field(default_factory=dict)
 
     def to_hash(self) -> dict[str, str]:
-        return {**self.notes, **dict(zip(RECORD_FIELDS, self.values(), strict=True))}
+        values = (v.decode() if isinstance(v, bytes) else v for v in self.values())
+        return {**self.notes, **dict(zip(RECORD_FIELDS, values, strict=True))}
 
-    def values(self) -> tuple[str, ...]:
-        """The values of RECORD_FIELDS, as the record's hash holds them."""
+    def values(self) -> tuple[str | bytes, ...]:
+        """The values of RECORD_FIELDS as the record's hash holds them (the identity as UTF-8
+        JSON: Redis takes bytes, and a text copy would be encoded straight back)."""
         # orjson: the same JSON as json.dumps(ensure_ascii=False), at a fifth of the cost (this
         # runs at every call entry).
-        return (self.uniqueid, self.linkedid, self.channel, orjson.dumps(self.identity).decode(),
+        return (self.uniqueid, self.linkedid, self.channel, orjson.dumps(self.identity),
                 f"{self.entered_at:.3f}", self.route, f"{self.lookup_ms:.2f}")
 
     @classmethod
@@ -112,18 +114,24 @@ class CallRecords:
         self._outbox_cap = str(OUTBOX_MAX)
 
     def submit(self, record: CallRecord) -> asyncio.Future[Any]:
+        """Send the record now (see `submit_then`); its reply arrives on the returned future."""
+        return self._pipe.execute_nowait(*self._write_command(record))
+
+    def submit_then(self, record: CallRecord, handler: Handler) -> None:
         """Send the record now, as one command (the hash, its expiry, the linkedid index and the
-        outbox fact in one script: one reply to wait for at every call entry, not four); its
-        reply arrives on the returned future."""
+        outbox fact in one script: one reply to wait for at every call entry, not four);
+        `handler` gets its reply, or the exception it failed with (see RedisPipe.execute_then)."""
+        self._pipe.execute_then(handler, *self._write_command(record))
+
+    def _write_command(self, record: CallRecord) -> tuple[str | bytes, ...]:
         linked = record.linkedid and record.linkedid != record.uniqueid
         keys = self._keys
         notes = [item for pair in record.notes.items() for item in pair] if record.notes else ()
         # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
         # a restarted or promoted Redis that never saw it cannot make a call entry fail (NOSCRIPT).
-        return self._pipe.execute_nowait("EVAL", _WRITE_RECORD, "3", keys.call(record.uniqueid),
-                                         keys.call_by_linkedid(record.linkedid or record.uniqueid),
-                                         keys.records_outbox, self._ttl_text, record.uniqueid if linked else "",
-                                         self._outbox_flag, self._outbox_cap, *record.values(), *notes)
+        return ("EVAL", _WRITE_RECORD, "3", keys.call(record.uniqueid),
+                keys.call_by_linkedid(record.linkedid or record.uniqueid), keys.records_outbox, self._ttl_text,
+                record.uniqueid if linked else "", self._outbox_flag, self._outbox_cap, *record.values(), *notes)
 
     async def write(self, record: CallRecord) -> None:
         await self.submit(record)

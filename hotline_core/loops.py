@@ -1,6 +1,6 @@
 """Background upkeep that must outlive its own failures: run a piece of work every so often,
-say once per failure why it did not happen, and try again next round; and listen to a Redis
-subscription in a way that a stop always ends."""
+say once per failure why it did not happen, and try again next round; listen to a Redis
+subscription in a way that a stop always ends; and await a callback API from a task."""
 
 from __future__ import annotations
 
@@ -63,3 +63,16 @@ async def subscription(pubsub: PubSub, poll_s: float = 1.0) -> AsyncIterator[dic
             raise asyncio.CancelledError("stopped while a Redis read swallowed the cancellation")
         if message is not None:
             yield message
+
+
+def handed() -> tuple[asyncio.Future[Any], Callable[[Any], None]]:
+    """A future and a callback that sets it to whatever it is handed, exception objects
+    included, so a task can await a callback API (the call path's, which hands replies or
+    failures to a function). A call after the awaiting task was cancelled is ignored."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def hand(value: Any) -> None:
+        if not future.done():
+            future.set_result(value)
+
+    return future, hand

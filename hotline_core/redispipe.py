@@ -14,6 +14,7 @@ ConnectionError and the next command reconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -36,11 +37,27 @@ class ReplyError(Exception):
 MAX_IN_FLIGHT = 10_000
 
 
+# Called with a command's reply, or with the exception it failed with (PipeError, TimeoutError,
+# ReplyError): directly from the connection's reading, so no future, task or loop turn is spent
+# on it (at every call entry, two commands each).
+Handler = Callable[[Any], None]
+
+
+class _Call:
+    """One command waiting for its reply."""
+
+    __slots__ = ("done", "handler", "sent_at")
+
+    def __init__(self, handler: Handler, sent_at: float):
+        self.handler = handler
+        self.sent_at = sent_at
+        self.done = False  # answered, or failed by the timeout sweep (its late reply is dropped)
+
+
 class _Resp(asyncio.Protocol):
     def __init__(self, on_lost: Any, reply_timeout_s: float):
         self.reader = hiredis.Reader(encoding="utf-8", errors="replace")
-        self.waiting: deque[asyncio.Future[Any]] = deque()
-        self.sent_at: deque[float] = deque()
+        self.waiting: deque[_Call] = deque()
         self.transport: asyncio.Transport | None = None
         self.outgoing: list[bytes] = []
         self.flush_scheduled = False
@@ -54,15 +71,19 @@ class _Resp(asyncio.Protocol):
         self._sweeping = False
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
+        """Queue one packed command; its reply arrives on the returned future."""
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self.send_to(packed, functools.partial(_settle, future))
+        return future
+
+    def send_to(self, packed: bytes, handler: Handler) -> None:
         """Queue one packed command; everything queued in this loop iteration goes in one write."""
         if self.transport is None:
             raise PipeError("connection to Redis closed")
         if len(self.waiting) >= MAX_IN_FLIGHT:
             self.transport.abort()
             raise PipeError(f"{MAX_IN_FLIGHT} commands unanswered; Redis is not responding")
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self.waiting.append(future)
-        self.sent_at.append(self._loop.time())
+        self.waiting.append(_Call(handler, self._loop.time()))
         self.outgoing.append(packed)
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -70,15 +91,13 @@ class _Resp(asyncio.Protocol):
         if not self._sweeping:
             self._sweeping = True
             self._loop.call_later(self._interval, self._sweep)
-        return future
 
     def _sweep(self) -> None:
         limit = self._loop.time() - (self._timeout - self._interval)
         index = self._expired
-        while index < len(self.waiting) and self.sent_at[index] <= limit:
-            future = self.waiting[index]
-            if not future.done():
-                future.set_exception(TimeoutError(f"no reply from Redis within {self._timeout * 1000:.0f} ms"))
+        while index < len(self.waiting) and (call := self.waiting[index]).sent_at <= limit:
+            if not call.done:
+                self._answer(call, TimeoutError(f"no reply from Redis within {self._timeout * 1000:.0f} ms"))
             index += 1
         self._expired = index
         if len(self.waiting) > self._expired:
@@ -101,29 +120,44 @@ class _Resp(asyncio.Protocol):
         while (reply := self.reader.gets()) is not False:
             if not self.waiting:
                 continue  # a reply nobody waits for any more (its caller timed out)
-            future = self.waiting.popleft()
-            self.sent_at.popleft()
+            call = self.waiting.popleft()
             if self._expired:
                 self._expired -= 1
-            if future.done():
+            if call.done:
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(ReplyError(str(reply)))
+                self._answer(call, ReplyError(str(reply)))
                 if str(reply).startswith("READONLY") and self.transport is not None:
                     # A former primary, now a replica (a failover happened): reconnect, which
                     # asks where the primary is now.
                     self.transport.abort()
             else:
-                future.set_result(reply)
+                self._answer(call, reply)
+
+    def _answer(self, call: _Call, outcome: Any) -> None:
+        call.done = True
+        try:
+            call.handler(outcome)
+        except Exception as exc:  # a handler's bug must not stop the replies after it reaching theirs
+            self._loop.call_exception_handler({"message": "Redis reply handler failed", "exception": exc})
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         error = PipeError(f"connection to Redis lost: {exc}" if exc else "connection to Redis closed")
         while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
+            call = self.waiting.popleft()
+            if not call.done:
+                self._answer(call, error)
         self._on_lost(self)
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():  # its awaiter was cancelled
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class RedisPipe:
@@ -184,18 +218,33 @@ class RedisPipe:
         if self._conn is proto:
             self._conn = None
 
-    async def execute(self, *args: str) -> Any:
+    async def execute(self, *args: str | bytes) -> Any:
         conn = self._conn
         if conn is None or conn.transport is None:
             conn = await self._connection()
         return await conn.send(pack_command(args))
 
-    def execute_nowait(self, *args: str) -> asyncio.Future[Any]:
+    def execute_nowait(self, *args: str | bytes) -> asyncio.Future[Any]:
         """Send a command without waiting for its reply; the returned future carries it."""
         conn = self._conn
         if conn is not None and conn.transport is not None:
             return conn.send(pack_command(args))
         return asyncio.ensure_future(self.execute(*args))
+
+    def execute_then(self, handler: Handler, *args: str | bytes) -> None:
+        """Send a command; `handler` is called with its reply, or with the exception it failed
+        with, from the connection's reading (see Handler). It may be called before this returns
+        (the connection refused the command at once)."""
+        conn = self._conn
+        if conn is not None and conn.transport is not None:
+            try:
+                conn.send_to(pack_command(args), handler)
+            except PipeError as exc:
+                handler(exc)
+            return
+        # Not connected: connect (in a task, shared with other commands), then send.
+        task = asyncio.ensure_future(self.execute(*args))
+        task.add_done_callback(functools.partial(_hand_over, handler))
 
     async def close(self) -> None:
         if self._conn is not None and self._conn.transport is not None:
@@ -203,7 +252,11 @@ class RedisPipe:
         self._conn = None
 
 
-def pack_command(command: tuple[str, ...]) -> bytes:
+def _hand_over(handler: Handler, task: asyncio.Future[Any]) -> None:
+    handler(TimeoutError("command cancelled") if task.cancelled() else task.exception() or task.result())
+
+
+def pack_command(command: tuple[str | bytes, ...]) -> bytes:
     """One command in RESP wire form (hiredis packs it in C; shared with the bulk importer)."""
     packed: bytes = hiredis.pack_command(command)  # type: ignore[arg-type]
     return packed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Protocol
 
@@ -14,9 +14,10 @@ LOOKUP_SCRIPT = resources.files("tier_lookup").joinpath("lookup.lua").read_text(
 
 
 class RowSource(Protocol):
-    def lookup_soon(self, number: str) -> asyncio.Future[Any]:
-        """Send the lookup script for `number`; the future carries its flat reply (see
-        `decode_lookup`), or fails (a lost connection, a timeout, a Redis error)."""
+    def lookup_then(self, number: str, handler: Callable[[Any], None]) -> None:
+        """Send the lookup script for `number`; `handler` is called with its flat reply (see
+        `decode_lookup`) or with the exception it failed with (a lost connection, a timeout, a
+        Redis error), perhaps before this returns."""
 
 
 def decode_lookup(flat: list[Any]) -> dict[str, dict[str, str]]:
@@ -35,9 +36,9 @@ class TierReader:
         self._pipe = pipe
         self._keys = RedisKeys(prefix)
 
-    def lookup_soon(self, number: str) -> asyncio.Future[Any]:
+    def lookup_then(self, number: str, handler: Callable[[Any], None]) -> None:
         keys = self._keys
         # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
         # a restarted or promoted Redis that never saw it cannot fail a lookup (NOSCRIPT), which
         # would need a second round trip the call path cannot await without a task.
-        return self._pipe.execute_nowait("EVAL", LOOKUP_SCRIPT, "1", keys.tables, number, keys.bucket_stem)
+        self._pipe.execute_then(handler, "EVAL", LOOKUP_SCRIPT, "1", keys.tables, number, keys.bucket_stem)

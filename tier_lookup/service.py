@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
+from hotline_core.loops import handed
 from hotline_core.numbers import DEFAULT_PLAN, NumberPlan, normalize_number
 from hotline_core.policy import Policy
 from tier_lookup.identity import Identity, IdentityResolver
@@ -42,43 +42,46 @@ class TierLookup:
         return self._clock()
 
     def begin(self, caller: str, at: datetime | None = None) -> PendingLookup:
-        """Start a lookup without waiting for it: the returned lookup's `reply` (None when there
-        is nothing to ask, e.g. no valid number) completes when Redis answers or the budget runs
-        out; `finish` then gives the identity. For call entry, which waits on callbacks."""
-        number = normalize_number(caller, self.plan)
-        reply = self.store.lookup_soon(number) if number is not None else None
-        return PendingLookup(number, at or self._clock(), reply, time.perf_counter())
+        """A lookup about to be asked (pure: normalises the number and notes the time)."""
+        return PendingLookup(normalize_number(caller, self.plan), at or self._clock(), time.perf_counter())
 
-    def finish(self, pending: PendingLookup) -> Identity:
-        """The identity of a begun lookup whose reply has completed. If Redis was slow or down the
-        caller is `normal` with `degraded` set: a lookup never holds a caller in silence or fails
-        the call."""
-        number, when, reply = pending.number, pending.at, pending.reply
+    def ask(self, pending: PendingLookup, then: Callable[[Any], None]) -> None:
+        """Send a begun lookup; `then` is called with Redis's reply (or the exception it failed
+        with, or None when there was nothing to ask: no valid number), perhaps before this
+        returns. `finish` makes the identity of it. For call entry, which waits on callbacks."""
+        if pending.number is None:
+            then(None)
+        else:
+            self.store.lookup_then(pending.number, then)
+
+    def finish(self, pending: PendingLookup, reply: Any) -> Identity:
+        """The identity from a lookup's reply. If Redis was slow or down the caller is `normal`
+        with `degraded` set: a lookup never holds a caller in silence or fails the call."""
+        number, when = pending.number, pending.at
         resolve = self._resolver.resolve
         if reply is None:
             return resolve(number, {}, when)
-        error = reply.exception() if not reply.cancelled() else TimeoutError("lookup cancelled")
-        if error is None:
+        if not isinstance(reply, Exception):
             try:
-                return resolve(number, decode_lookup(reply.result()), when)
-            except (ValueError, IndexError, AttributeError, TypeError) as exc:  # a reply not shaped as the script's
-                error = exc
-        if isinstance(error, TimeoutError):
+                return resolve(number, decode_lookup(reply), when)
+            except (ValueError, IndexError, AttributeError, TypeError) as exc:  # not shaped as the script's
+                reply = exc
+        if isinstance(reply, TimeoutError):
             # The row source bounds its own wait by the budget (the call path's Redis pipe fails
             # a command after it without a timer per call); see hotline_core.redispipe.
             log.warning("tier lookup timed out; caller served as normal", caller=number,
                         budget_ms=round(self.budget_s * 1000))
         else:
             log.warning("tier lookup failed; caller served as normal", caller=number,
-                        error=f"{type(error).__name__}: {error}")
+                        error=f"{type(reply).__name__}: {reply}")
         return resolve(number, {}, when, degraded=True)
 
     async def identify(self, caller: str, at: datetime | None = None) -> Identity:
         """The caller's identity (see `finish`). Never raises."""
         pending = self.begin(caller, at)
-        if pending.reply is not None:
-            await asyncio.wait([pending.reply])  # its outcome, failure included, is read by finish
-        return self.finish(pending)
+        replied, hand = handed()
+        self.ask(pending, hand)
+        return self.finish(pending, await replied)
 
 
 class PendingLookup(NamedTuple):
@@ -87,7 +90,6 @@ class PendingLookup(NamedTuple):
 
     number: str | None  # normalised; None: not a number we can look up
     at: datetime
-    reply: asyncio.Future[Any] | None  # the lookup script's flat reply
     started: float  # perf_counter at the start
 
     @property

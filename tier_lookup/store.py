@@ -7,7 +7,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,11 +71,13 @@ class TierStore:
 
     async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
         """Every table holding `number`, with its stored values; one round trip."""
-        return decode_lookup(await self.lookup_soon(number))
+        return decode_lookup(await self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem]))
 
-    def lookup_soon(self, number: str) -> asyncio.Future[Any]:
-        """The lookup script's flat reply for `number` (a RowSource, over redis-py)."""
-        return asyncio.ensure_future(self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem]))
+    def lookup_then(self, number: str, handler: Callable[[Any], None]) -> None:
+        """The lookup script's flat reply for `number`, to `handler` (a RowSource, over redis-py)."""
+        task = asyncio.ensure_future(self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem]))
+        task.add_done_callback(lambda done: handler(TimeoutError("lookup cancelled") if done.cancelled()
+                                                    else done.exception() or done.result()))
 
     async def live_generation(self, table: str) -> Generation | None:
         encoded = await self._redis.hget(self.keys.tables, table)

@@ -32,7 +32,6 @@ def main() -> int:
     async def enter() -> Entered:
         async with open_services(settings) as services:
             entered = await call_entry(services).enter(env, "classic", linkedid)
-            await entered.saved()
             log_entry(env, entered.identity, started, route="classic")
             return entered
 

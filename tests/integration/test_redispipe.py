@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from harness.redis_server import RedisServer
+from hotline_core.loops import handed
 from hotline_core.redispipe import PipeError, RedisPipe, ReplyError
 from tier_lookup.reader import TierReader
 
@@ -31,10 +32,16 @@ async def test_a_lookup_works_on_a_redis_that_never_saw_the_script(redis_server:
     await redis.hset("p:t:campus:1:0", "8613800000001", "")
     pipe = RedisPipe(redis_server.url, timeout_s=1.0)
     reader = TierReader(pipe, "p")
-    assert await reader.lookup_soon("8613800000001") == ["campus", "", ""]
+
+    async def lookup(number: str) -> object:
+        replied, hand = handed()
+        reader.lookup_then(number, hand)
+        return await replied
+
+    assert await lookup("8613800000001") == ["campus", "", ""]
     await redis.script_flush()  # as after a restart or a failover to a replica that never ran it
-    assert await reader.lookup_soon("8613800000001") == ["campus", "", ""]
-    assert await reader.lookup_soon("8613800000002") == []
+    assert await lookup("8613800000001") == ["campus", "", ""]
+    assert await lookup("8613800000002") == []
     await pipe.close()
 
 
@@ -69,3 +76,31 @@ async def test_redis_down_fails_fast_and_reconnects_later(tmp_path: Path) -> Non
     finally:
         restarted.stop()
         await pipe.close()
+
+
+async def test_handlers_get_replies_and_failures_and_one_that_raises_spoils_nothing(
+        redis_server: RedisServer, redis: Redis) -> None:
+    pipe = RedisPipe(redis_server.url, timeout_s=1.0)
+    await redis.set("h:text", "x")
+    await pipe.execute("PING")  # connected: handlers are then called from the connection's reading
+    got: list[object] = []
+
+    def broken(reply: object) -> None:
+        got.append(reply)
+        raise RuntimeError("a bug in a handler")
+
+    pipe.execute_then(broken, "GET", "h:text")
+    pipe.execute_then(got.append, "LPUSH", "h:text", "y")  # a wrong-type error
+    pipe.execute_then(got.append, "GET", "h:text")
+    done, hand = handed()
+    pipe.execute_then(hand, "PING")
+    await done
+    assert got[0] == "x"
+    assert isinstance(got[1], ReplyError)
+    assert got[2] == "x"  # the handlers after the broken one got their own replies
+    await pipe.close()
+    closed: list[object] = []
+    pipe.execute_then(closed.append, "PING")  # closed: it reconnects in a task, then answers
+    await asyncio.sleep(0.3)
+    assert closed == ["PONG"]
+    await pipe.close()
