@@ -13,6 +13,7 @@ entry's own work (measured with bench/bench_agi.py --cpu-only; see the README).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -114,8 +115,8 @@ class EntryCall:
     Entered, or earlier with the exception that ended it (the conversation ended, or a bug). It
     never closes the session: `done` decides."""
 
-    __slots__ = ("_done", "_entered", "_entry", "_env", "_extra", "_failed", "_mset", "_pending", "_queue",
-                 "_record", "_session", "_set", "_started")
+    __slots__ = ("_context", "_done", "_entered", "_entry", "_env", "_extra", "_failed", "_mset", "_pending",
+                 "_queue", "_record", "_session", "_set", "_started")
 
     def __init__(self, entry: CallEntry, session: AgiSession, env: Environment, started: float,
                  done: Callable[[Outcome], None], extra: Mapping[str, object]):
@@ -131,18 +132,28 @@ class EntryCall:
         self._queue: deque[bytes] = deque()  # commands still to send, one reply at a time
         self._set = False  # the variables are set
         self._record: object = _WAITING  # the record write's outcome
+        # The call's context (its log fields). Redis's replies are handed over from the Redis
+        # connection's reading, which runs in no call's context: each step runs in this one.
+        self._context = contextvars.copy_context()
 
     def start(self) -> None:
         lookup = self._entry.lookup
         self._pending = lookup.begin(self._env.get("agi_callerid"))
-        lookup.ask(self._pending, self._looked_up)
+        lookup.ask(self._pending, self._on_lookup)
+
+    def _on_lookup(self, reply: Any) -> None:
+        # A copy per step: a step handed its reply at once, inside another, cannot re-enter.
+        self._context.copy().run(self._looked_up, reply)
+
+    def _on_record(self, outcome: Any) -> None:
+        self._context.copy().run(self._record_written, outcome)
 
     def _looked_up(self, reply: Any) -> None:
         try:
             env = self._env
             linkedid = env.arguments[0] if env.arguments else None
             entered = self._entered = self._entry.entered(env.variables, env.script, linkedid, self._pending, reply,
-                                                          self._record_written)
+                                                          self._on_record)
             bind_call_fields(tier=entered.identity.tier)
             lines = entered.contract.lines
             self._mset = len(lines) == 1

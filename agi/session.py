@@ -121,7 +121,7 @@ class AgiSession(asyncio.Protocol):
             self.peer = f"{peer[0]}:{peer[1]}"
         if not self._host.admit(self):
             self._began = True  # nothing more is said about a refused connection
-            transport.close()
+            self.close()
             return
         self._admitted = True
         self._connected_at = self._loop.time()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
@@ -18,6 +21,7 @@ from harness.procs import free_tcp_port
 from harness.redis_server import RedisServer
 from hotline.app import Services, build_agi_server, flow_registry, open_services
 from hotline_core.calls import CallRecords
+from hotline_core.logs import configure_logging
 from hotline_core.policy import Policy
 from hotline_core.settings import Settings
 from tests.conftest import row_context
@@ -335,3 +339,24 @@ async def test_one_address_holds_only_its_share_of_the_slots() -> None:
         for _reader, writer in hostile:
             writer.close()
         await server.stop()
+
+
+async def test_each_call_logs_under_its_own_uniqueid_when_replies_come_together(agi: Agi) -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    uniqueids = [f"1732262400.{200 + i}" for i in range(12)]
+    try:
+        # Every MSet refused: each call says so in a line of its own, which names no call itself
+        # (the call's fields come from its context), then sets its variables one by one.
+        await asyncio.gather(*(play(agi.host, agi.port, environment("entry", f"1380000000{i % 7 + 1}", uniqueid),
+                                    lambda i, c: b"510 Invalid or unknown command\n" if i == 0 else b"200 result=1\n")
+                               for i, uniqueid in enumerate(uniqueids)))
+        await asyncio.sleep(0.2)  # the log's batch goes out
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    refusals = sorted(line["uniqueid"] for line in lines if line["event"] == "asterisk refused a command")
+    assert refusals == sorted(uniqueids)
+    entries = {line["uniqueid"]: line for line in lines if line["event"] == "call entry"}
+    assert sorted(entries) == sorted(uniqueids)
+    assert len({line["peer"] for line in entries.values()}) == len(uniqueids)  # each its own connection
