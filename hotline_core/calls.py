@@ -41,8 +41,7 @@ def outbox_fact(kind: str, uniqueid: str, fields: dict[str, str]) -> list[str]:
 # notes as field, value pairs. The hash gets the notes and the fields (a field wins over a note
 # of the same name); the fact is `kind entry` and the same.
 RECORD_FIELDS = ("uniqueid", "linkedid", "channel", "identity", "entered_at", "route", "lookup_ms")
-_WRITE_RECORD = """
-local names = {'uniqueid', 'linkedid', 'channel', 'identity', 'entered_at', 'route', 'lookup_ms'}
+_WRITE_RECORD = "local names = {" + ", ".join(f"'{name}'" for name in RECORD_FIELDS) + "}" + """
 local hash = {}
 for i = 5 + #names, #ARGV do hash[#hash + 1] = ARGV[i] end
 for i, name in ipairs(names) do

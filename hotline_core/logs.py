@@ -152,6 +152,9 @@ class LineBatch:
         self._max = max_bytes
         self._pending: list[bytes] = []
         self._held = 0
+        # The loop whose timer will write the lines held (a loop that stopped before its timer
+        # came, in tests or CLI commands, leaves them to the next loop's).
+        self._timed_by: asyncio.AbstractEventLoop | None = None
 
     def write(self, data: bytes) -> int:
         try:
@@ -160,7 +163,8 @@ class LineBatch:
             self.drain()  # lines held from a loop that has stopped go first, in order
             self._out.write(data)  # BytesLogger flushes next
             return len(data)
-        if not self._pending:
+        if self._timed_by is not loop:
+            self._timed_by = loop
             loop.call_later(self._interval, self.drain)
         self._pending.append(data)
         self._held += len(data)
@@ -173,6 +177,7 @@ class LineBatch:
             self._out.flush()
 
     def drain(self) -> None:
+        self._timed_by = None
         if self._pending:
             data, self._pending, self._held = b"".join(self._pending), [], 0
             self._out.write(data)

@@ -42,7 +42,7 @@ class TierLookup:
         return self._clock()
 
     def begin(self, caller: str, at: datetime | None = None) -> PendingLookup:
-        """A lookup about to be asked (pure: normalises the number and notes the time)."""
+        """A lookup about to be asked: the number normalised and the time noted (no I/O)."""
         return PendingLookup(normalize_number(caller, self.plan), at or self._clock(), time.perf_counter())
 
     def ask(self, pending: PendingLookup, then: Callable[[Any], None]) -> None:

@@ -169,3 +169,17 @@ def test_timestamps_are_utc_iso_to_the_microsecond_and_follow_the_clock() -> Non
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp) for stamp in stamps), stamps
     times = [datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in stamps]
     assert before <= times[0] < times[1] < times[2] <= after
+
+
+def test_lines_left_by_a_loop_that_stopped_go_out_with_the_next_loops() -> None:
+    out = CountingSink()
+    sink = LineBatch(out, interval_s=0.05)
+
+    async def one_line(text: bytes, wait_s: float) -> None:
+        sink.write(text)
+        await asyncio.sleep(wait_s)
+
+    asyncio.run(one_line(b"first\n", 0))  # the loop ends before its batch's time
+    assert out.writes == []
+    asyncio.run(one_line(b"second\n", 0.1))
+    assert out.writes == [b"first\nsecond\n"]
