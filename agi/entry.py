@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from agi.protocol import AgiError, CommandFailed, Environment, Response, format_command
-from agi.session import AgiSession, ChannelGone, IdleTimeout, log_ended
+from agi.protocol import CommandFailed, Environment, Response, format_command
+from agi.session import AgiSession, Ended, log_ended
 from agi.variables import Contract, ContractLines, one_by_one, set_commands
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.logs import bind_call_fields
@@ -105,7 +105,6 @@ def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extr
 
 
 Outcome = Entered | BaseException
-Ended = ChannelGone | IdleTimeout | AgiError
 
 
 class EntryCall:

@@ -39,7 +39,6 @@ class FastAgiServer:
         self._metrics = metrics or Metrics()
         self._idle = idle_timeout
         self._max = max_connections
-        self._active = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # routes running in tasks (kept from the collector)
         self._sampling: asyncio.TimerHandle | None = None
@@ -52,7 +51,7 @@ class FastAgiServer:
 
     @property
     def active(self) -> int:
-        return self._active
+        return len(self._open)
 
     async def start(self, host: str, port: int, reuse_port: bool = False) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -77,7 +76,7 @@ class FastAgiServer:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), grace_s)
             except TimeoutError:
-                log.warning("fastagi sessions still open at stop", open=self._active)
+                log.warning("fastagi sessions still open at stop", open=len(self._open))
             self._server = None
         if self._sampling is not None:
             self._sampling.cancel()
@@ -95,20 +94,19 @@ class FastAgiServer:
     def _sample_open(self) -> None:
         """The open-sessions gauge, set every second rather than moved at every connection: a
         gauge is read every few seconds, a connection comes every fraction of a millisecond."""
-        self._metrics.agi_open.set(self._active)
+        self._metrics.agi_open.set(len(self._open))
         self._sampling = asyncio.get_running_loop().call_later(1.0, self._sample_open)
 
     # -- SessionHost -------------------------------------------------------------------------
     def admit(self, session: AgiSession) -> bool:
         address = session.address
-        if self._active >= self._max or self._per_peer.get(address, 0) >= self._max_per_peer:
+        if len(self._open) >= self._max or self._per_peer.get(address, 0) >= self._max_per_peer:
             # Shed load rather than grow without bound; Asterisk then runs the dialplan fallback.
             # One address may hold only its share, so a hostile peer cannot take every slot.
             log.warning("fastagi connection refused: too many at once", limit=self._max, peer=session.peer,
                         per_peer_limit=self._max_per_peer, from_this_peer=self._per_peer.get(address, 0))
             self._metrics.agi_refused.inc()
             return False
-        self._active += 1
         self._per_peer[address] = self._per_peer.get(address, 0) + 1
         self._open.add(session)
         return True
@@ -116,7 +114,6 @@ class FastAgiServer:
     def release(self, session: AgiSession) -> None:
         self._open.discard(session)
         address = session.address
-        self._active -= 1
         left = self._per_peer.pop(address) - 1
         if left:
             self._per_peer[address] = left

@@ -51,9 +51,10 @@ class IdleTimeout(Exception):
 log = structlog.get_logger("agi.session")
 
 Reply = Response | CommandFailed
-# What a command sent with `send` comes to: its final reply, or what ended the conversation
-# (ChannelGone, IdleTimeout, or the AgiError of a peer that broke the protocol).
-ReplyHandler = Callable[[Reply | AgiError | ChannelGone | IdleTimeout], None]
+# What ends a conversation: the peer gone, quiet too long, or breaking the protocol.
+Ended = AgiError | ChannelGone | IdleTimeout
+# What a command sent with `send` comes to: its final reply, or what ended the conversation.
+ReplyHandler = Callable[[Reply | Ended], None]
 
 
 class SessionHost(Protocol):
@@ -176,7 +177,7 @@ class AgiSession(asyncio.Protocol):
         elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def _end_early(self, error: AgiError | ChannelGone | IdleTimeout) -> None:
+    def _end_early(self, error: Ended) -> None:
         self._began = True
         log_ended(error, peer=self.peer)
         self.close()
@@ -218,7 +219,7 @@ class AgiSession(asyncio.Protocol):
             self._on_reply = None
             context.run(handler, outcome)
 
-    def _next_outcome(self) -> Reply | AgiError | ChannelGone | IdleTimeout | None:
+    def _next_outcome(self) -> Reply | Ended | None:
         """The next final reply, or what ends the wait for one; None: nothing yet."""
         while self._events:
             event = self._events.popleft()
