@@ -203,11 +203,17 @@ class AgiParser:
             return None
         text = self._buffer[:end].decode("utf-8", errors="replace")
         del self._buffer[: end + 2]
-        pairs = _ENV_LINE.findall(text)
-        lines = text.count("\n") + 1
-        if len(pairs) == lines and len(text) <= self.max_line and lines <= MAX_ENV_LINES \
-                and len(text) < self.max_environment:
-            self._env_lines = lines
+        lines = text.split("\n")
+        pairs = None
+        if len(text) <= self.max_line and len(lines) <= MAX_ENV_LINES and len(text) < self.max_environment:
+            try:
+                pairs = dict([line.split(": ", 1) for line in lines])
+            except ValueError:  # a line without ": "
+                pairs = None
+        # A name must be there and hold no space (split does not check what the line-by-line
+        # path does).
+        if pairs is not None and "" not in pairs and " " not in "".join(pairs):
+            self._env_lines = len(lines)
             self._env_bytes = len(text) + 1
             self._env.update(pairs)
         else:
