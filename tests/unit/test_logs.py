@@ -183,3 +183,43 @@ def test_lines_left_by_a_loop_that_stopped_go_out_with_the_next_loops() -> None:
     assert out.writes == []
     asyncio.run(one_line(b"second\n", 0.1))
     assert out.writes == [b"first\nsecond\n"]
+
+
+def test_the_lean_logger_filters_levels_binds_interpolates_and_records_exceptions() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "json", stream)
+    try:
+        log = structlog.get_logger("t").bind(component="ami")
+        log.info("below the level")
+        log.debug("below the level too")
+        log.warning("queue %s is slow", "vip", waited_s=3)
+        log.error("%(what)s failed", {"what": "sms"})
+        try:
+            raise ValueError("bad row")
+        except ValueError:
+            log.exception("import stopped", line=7)
+        log.critical("out of room", component="disk")  # the line's own value wins over the bound one
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["level"], line["event"]) for line in lines] == [
+        ("warning", "queue vip is slow"), ("error", "sms failed"), ("error", "import stopped"),
+        ("critical", "out of room")]
+    assert [line["component"] for line in lines] == ["ami", "ami", "ami", "disk"]
+    assert lines[0]["waited_s"] == 3
+    assert "ValueError: bad row" in lines[2]["exception"]
+    assert lines[2]["line"] == 7
+
+
+def test_captured_lines_are_not_written() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    try:
+        log = structlog.get_logger("t")
+        with structlog.testing.capture_logs() as captured:
+            log.info("captured", n=1)
+        log.info("written")
+    finally:
+        structlog.reset_defaults()
+    assert captured == [{"event": "captured", "n": 1, "log_level": "info"}]
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["written"]
