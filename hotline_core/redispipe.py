@@ -4,8 +4,10 @@ redis-py spends ~75 µs of CPU per command on the event loop (pool checkout, arg
 encoding, reply handling); at thousands of call entries a second that is most of the budget.
 This client keeps one connection, packs commands with hiredis, writes every command issued in
 the same loop iteration in one send, and matches replies to callers in order (Redis answers a
-connection's commands in order). It is used for the per-call lookup and call records only;
-bulk and admin work stays on redis-py.
+connection's commands in order). While commands are in flight, new ones wait for the next reply
+to go out together (as TCP's Nagle waits for an acknowledgement): when Redis is idle a command
+goes at once, under load a write carries many calls' commands instead of one or two. It is used
+for the per-call lookup and call records only; bulk and admin work stays on redis-py.
 
 Failures are the caller's to handle: a lost connection fails every command in flight with
 ConnectionError and the next command reconnects.
@@ -61,6 +63,7 @@ class _Resp(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.outgoing: list[bytes] = []
         self.flush_scheduled = False
+        self.in_flight = 0  # commands written whose reply has not come
         self._on_lost = on_lost
         self._loop = asyncio.get_running_loop()
         # Timeouts without a timer per command: a sweep every tenth of the budget fails the
@@ -85,7 +88,9 @@ class _Resp(asyncio.Protocol):
             raise PipeError(f"{MAX_IN_FLIGHT} commands unanswered; Redis is not responding")
         self.waiting.append(_Call(handler, self._loop.time()))
         self.outgoing.append(packed)
-        if not self.flush_scheduled:
+        if not self.flush_scheduled and not self.in_flight:
+            # With commands in flight, these go when a reply comes (see data_received): under
+            # load, one write carries many calls' commands, and nothing waits when Redis is idle.
             self.flush_scheduled = True
             self._loop.call_soon(self._flush)
         if not self._sweeping:
@@ -93,6 +98,9 @@ class _Resp(asyncio.Protocol):
             self._loop.call_later(self._interval, self._sweep)
 
     def _sweep(self) -> None:
+        if self.outgoing and not self.flush_scheduled:
+            # Held for a reply slower than a sweep's interval: waiting longer gains nothing.
+            self._flush()
         limit = self._loop.time() - (self._timeout - self._interval)
         index = self._expired
         while index < len(self.waiting) and (call := self.waiting[index]).sent_at <= limit:
@@ -107,6 +115,9 @@ class _Resp(asyncio.Protocol):
 
     def _flush(self) -> None:
         self.flush_scheduled = False
+        if not self.outgoing:
+            return
+        self.in_flight += len(self.outgoing)
         data, self.outgoing = b"".join(self.outgoing), []
         if self.transport is not None:
             self.transport.write(data)
@@ -118,6 +129,7 @@ class _Resp(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            self.in_flight -= 1
             if not self.waiting:
                 continue  # a reply nobody waits for any more (its caller timed out)
             call = self.waiting.popleft()
@@ -133,6 +145,11 @@ class _Resp(asyncio.Protocol):
                     self.transport.abort()
             else:
                 self._answer(call, reply)
+        if self.outgoing and not self.flush_scheduled:
+            # Commands held while others were in flight, and those the handlers just sent, go at
+            # the end of this loop turn together with whatever else it sends.
+            self.flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _answer(self, call: _Call, outcome: Any) -> None:
         call.done = True

@@ -104,3 +104,52 @@ async def test_handlers_get_replies_and_failures_and_one_that_raises_spoils_noth
     await asyncio.sleep(0.3)
     assert closed == ["PONG"]
     await pipe.close()
+
+
+class _CountingTransport:
+    """Records what the pipe writes, and writes it."""
+
+    def __init__(self, transport: asyncio.Transport):
+        self._transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+# A script that keeps Redis busy for 50 ms, so a command is surely in flight meanwhile.
+_BUSY_50_MS = """local s = redis.call('TIME')
+repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 50000
+return 1"""
+
+
+async def test_commands_wait_for_a_reply_in_flight_and_go_together(redis_server: RedisServer) -> None:
+    pipe = RedisPipe(redis_server.url, timeout_s=2.0)
+    await pipe.execute("PING")  # connected
+    conn = pipe._conn
+    assert conn is not None
+    assert conn.transport is not None
+    counting = _CountingTransport(conn.transport)
+    conn.transport = counting  # type: ignore[assignment]
+    busy = pipe.execute_nowait("EVAL", _BUSY_50_MS, "0")
+    await asyncio.sleep(0)  # nothing was in flight: it goes at once, alone
+    assert len(counting.writes) == 1
+    first = pipe.execute_nowait("SET", "held1", "a")
+    await asyncio.sleep(0)
+    second = pipe.execute_nowait("SET", "held2", "b")
+    await asyncio.sleep(0.01)  # several loop turns while the script runs
+    assert len(counting.writes) == 1  # both held for its reply
+    assert await asyncio.gather(busy, first, second) == [1, "OK", "OK"]
+    assert len(counting.writes) == 2
+    assert b"held1" in counting.writes[1]
+    assert b"held2" in counting.writes[1]
+    # Idle again: a lone command goes at once.
+    lone = pipe.execute_nowait("GET", "held1")
+    await asyncio.sleep(0)
+    assert len(counting.writes) == 3
+    assert await lone == "a"
+    await pipe.close()
