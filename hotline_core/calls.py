@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from hotline_core.keys import RedisKeys
-from hotline_core.redispipe import Handler, RedisPipe
+from hotline_core.redispipe import Handler, RedisPipe, Script
 
 # The outbox is capped so a hotline without a records database (or one away for days) cannot
 # fill Redis: at this many facts (~150 MB) the oldest go; a provincial hotline makes ~60,000
@@ -58,6 +58,7 @@ if ARGV[3] == '1' then
 end
 return 1
 """
+_RECORD_SCRIPT = Script(_WRITE_RECORD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,21 +115,19 @@ class CallRecords:
 
     def submit(self, record: CallRecord) -> asyncio.Future[Any]:
         """Send the record now (see `submit_then`); its reply arrives on the returned future."""
-        return self._pipe.execute_nowait(*self._write_command(record))
+        return self._pipe.eval_nowait(_RECORD_SCRIPT, *self._write_arguments(record))
 
     def submit_then(self, record: CallRecord, handler: Handler) -> None:
         """Send the record now, as one command (the hash, its expiry, the linkedid index and the
         outbox fact in one script: one reply to wait for at every call entry, not four);
         `handler` gets its reply, or the exception it failed with (see RedisPipe.execute_then)."""
-        self._pipe.execute_then(handler, *self._write_command(record))
+        self._pipe.eval_then(_RECORD_SCRIPT, handler, *self._write_arguments(record))
 
-    def _write_command(self, record: CallRecord) -> tuple[str | bytes, ...]:
+    def _write_arguments(self, record: CallRecord) -> tuple[str | bytes, ...]:
         linked = record.linkedid and record.linkedid != record.uniqueid
         keys = self._keys
         notes = [item for pair in record.notes.items() for item in pair] if record.notes else ()
-        # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
-        # a restarted or promoted Redis that never saw it cannot make a call entry fail (NOSCRIPT).
-        return ("EVAL", _WRITE_RECORD, "3", keys.call(record.uniqueid),
+        return ("3", keys.call(record.uniqueid),
                 keys.call_by_linkedid(record.linkedid or record.uniqueid), keys.records_outbox, self._ttl_text,
                 record.uniqueid if linked else "", self._outbox_flag, self._outbox_cap, *record.values(), *notes)
 

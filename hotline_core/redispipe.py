@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -263,10 +264,42 @@ class RedisPipe:
         task = asyncio.ensure_future(self.execute(*args))
         task.add_done_callback(functools.partial(_hand_over, handler))
 
+    def eval_then(self, script: Script, handler: Handler, *args: str | bytes) -> None:
+        """Run `script` (`args`: the key count, keys, then arguments) by its SHA1, and by its
+        body when this Redis does not hold it (restarted, flushed, a replica just promoted):
+        `handler` then gets the second reply. The body is sent only then, not with every call
+        (three quarters of the bytes a call entry wrote to Redis, and the write's cost with
+        them)."""
+
+        def answered(outcome: Any) -> None:
+            if isinstance(outcome, ReplyError) and str(outcome).startswith("NOSCRIPT"):
+                self.execute_then(handler, "EVAL", script.body, *args)
+            else:
+                handler(outcome)
+
+        self.execute_then(answered, "EVALSHA", script.sha, *args)
+
+    def eval_nowait(self, script: Script, *args: str | bytes) -> asyncio.Future[Any]:
+        """`eval_then` with the reply (or the failure) on the returned future."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.eval_then(script, functools.partial(_settle, future), *args)
+        return future
+
     async def close(self) -> None:
         if self._conn is not None and self._conn.transport is not None:
             self._conn.transport.close()
         self._conn = None
+
+
+class Script:
+    """A Lua script and its SHA1, the name Redis knows it by once it has run it (see
+    `RedisPipe.eval_then`)."""
+
+    __slots__ = ("body", "sha")
+
+    def __init__(self, body: str):
+        self.body = body
+        self.sha = hashlib.sha1(body.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def _hand_over(handler: Handler, task: asyncio.Future[Any]) -> None:

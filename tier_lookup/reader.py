@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from hotline_core.keys import RedisKeys
-from hotline_core.redispipe import RedisPipe
+from hotline_core.redispipe import RedisPipe, Script
 from tier_lookup.layout import decode_values
 
 LOOKUP_SCRIPT = resources.files("tier_lookup").joinpath("lookup.lua").read_text(encoding="utf-8")
@@ -35,10 +35,8 @@ class TierReader:
     def __init__(self, pipe: RedisPipe, prefix: str):
         self._pipe = pipe
         self._keys = RedisKeys(prefix)
+        self._script = Script(LOOKUP_SCRIPT)
 
     def lookup_then(self, number: str, handler: Callable[[Any], None]) -> None:
         keys = self._keys
-        # EVAL with the body rather than EVALSHA: Redis keeps the compiled script by its hash, and
-        # a restarted or promoted Redis that never saw it cannot fail a lookup (NOSCRIPT), which
-        # would need a second round trip the call path cannot await without a task.
-        self._pipe.execute_then(handler, "EVAL", LOOKUP_SCRIPT, "1", keys.tables, number, keys.bucket_stem)
+        self._pipe.eval_then(self._script, handler, "1", keys.tables, number, keys.bucket_stem)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from harness.redis_server import RedisServer
 from hotline_core.loops import handed
-from hotline_core.redispipe import PipeError, RedisPipe, ReplyError
+from hotline_core.redispipe import PipeError, RedisPipe, ReplyError, Script
 from tier_lookup.reader import TierReader
 
 
@@ -152,4 +152,26 @@ async def test_commands_wait_for_a_reply_in_flight_and_go_together(redis_server:
     await asyncio.sleep(0)
     assert len(counting.writes) == 3
     assert await lone == "a"
+    await pipe.close()
+
+
+async def test_a_script_goes_by_its_sha_and_its_body_only_when_redis_lacks_it(
+        redis_server: RedisServer, redis: Redis) -> None:
+    pipe = RedisPipe(redis_server.url, timeout_s=2.0)
+    script = Script("if ARGV[1] == 'bad' then return redis.error_reply('no good') end return ARGV[1] .. '!'")
+    await redis.script_flush()
+    assert await pipe.eval_nowait(script, "0", "a") == "a!"  # NOSCRIPT, then the body
+    conn = pipe._conn
+    assert conn is not None
+    assert conn.transport is not None
+    counting = _CountingTransport(conn.transport)
+    conn.transport = counting  # type: ignore[assignment]
+    assert await pipe.eval_nowait(script, "0", "b") == "b!"
+    assert not any(script.body.encode() in write for write in counting.writes)
+    with pytest.raises(ReplyError, match="no good"):  # the script's own error is its reply, not retried
+        await pipe.eval_nowait(script, "0", "bad")
+    assert len(counting.writes) == 2
+    await redis.script_flush()  # as after a restart, or a failover to a replica that never ran it
+    assert await pipe.eval_nowait(script, "0", "c") == "c!"
+    assert any(script.body.encode() in write for write in counting.writes[2:])
     await pipe.close()
