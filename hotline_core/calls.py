@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -61,8 +62,13 @@ return 1
 _RECORD_SCRIPT = Script(_WRITE_RECORD)
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
+_NO_NOTES: Mapping[str, str] = MappingProxyType({})
+
+
+class CallRecord(NamedTuple):
+    """A call's record (a tuple: one is made at every call entry, and a frozen dataclass costs
+    several times as much to make)."""
+
     uniqueid: str
     linkedid: str
     channel: str
@@ -71,7 +77,7 @@ class CallRecord:
     route: str
     lookup_ms: float = 0.0
     # What the call did after entry, added by `CallRecords.annotate` (ivr_path, service, ...).
-    notes: dict[str, str] = field(default_factory=dict)
+    notes: Mapping[str, str] = _NO_NOTES
 
     def to_hash(self) -> dict[str, str]:
         values = (v.decode() if isinstance(v, bytes) else v for v in self.values())

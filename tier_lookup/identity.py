@@ -49,8 +49,18 @@ class Service:
     greeting: str
     access_rule: str
     closed_desks: tuple[str, ...]
+    # to_json's fields, made once: a service is shared by many callers, and every call entry's
+    # record carries them. Never handed out (to_json copies), so no caller changes them for
+    # the next; a plain dict, which copies faster than a read-only view.
+    _json: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_json", self._fields())
 
     def to_json(self) -> dict[str, Any]:
+        return {**self._json, "skill_chain": list(self.skill_chain), "closed_desks": list(self.closed_desks)}
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "tier": self.tier,
             "label": self.label,
@@ -60,12 +70,12 @@ class Service:
             "level_label": self.level_label,
             "queue_priority": self.queue_priority,
             "priority_access": self.priority_access,
-            "skill_chain": list(self.skill_chain),
+            "skill_chain": self.skill_chain,  # lists in to_json (JSON's arrays)
             "queue": self.queue,
             "max_wait_s": self.max_wait_s,
             "greeting": self.greeting,
             "access_rule": self.access_rule,
-            "closed_desks": list(self.closed_desks),
+            "closed_desks": self.closed_desks,
         }
 
 
