@@ -25,7 +25,7 @@ import structlog
 from agi.protocol import CommandFailed, Environment, Response, format_command
 from agi.session import AgiSession, Ended, log_ended
 from agi.variables import Contract, ContractLines, one_by_one, set_commands
-from hotline_core.calls import CallRecord, CallRecords
+from hotline_core.calls import CallRecords
 from hotline_core.logs import bind_call_fields
 from hotline_core.loops import handed
 from hotline_core.metrics import Metrics
@@ -65,17 +65,10 @@ class CallEntry:
         variables to set."""
         identity = self.lookup.finish(pending, reply)
         uniqueid = env.get("agi_uniqueid", "")
-        record = CallRecord(
-            uniqueid=uniqueid,
-            linkedid=linkedid or uniqueid,
-            channel=env.get("agi_channel", ""),
-            identity=identity.to_json(),
-            entered_at=time.time(),
-            route=route,
-            lookup_ms=pending.elapsed_s * 1000,
-        )
-        self.metrics.count_entry(identity.tier, identity.level, record.lookup_ms / 1000, identity.degraded)
-        self.records.submit_then(record, on_saved)
+        lookup_s = pending.elapsed_s
+        self.metrics.count_entry(identity.tier, identity.level, lookup_s, identity.degraded)
+        self.records.submit_entry_then(uniqueid, linkedid or uniqueid, env.get("agi_channel", ""),
+                                       identity.json_bytes(), time.time(), route, lookup_s * 1000, on_saved)
         return Entered(identity, self.lines.for_identity(identity))
 
     async def enter(self, env: Mapping[str, str], route: str, linkedid: str | None) -> Entered:
@@ -91,7 +84,10 @@ class CallEntry:
 
 def log_entry(env: Mapping[str, str], identity: Identity, started: float, **extra: object) -> None:
     """The one canonical line per call entry."""
-    log.info(
+    # `bind()` first: the module's logger is structlog's lazy proxy, and a method looked up on
+    # it goes through __getattr__ (a failed lookup, then the bind) at every call; `bind()` with
+    # no values returns the logger structlog has kept, the same one, for a fifth of the cost.
+    log.bind().info(
         "call entry",
         uniqueid=env.get("agi_uniqueid", ""),
         caller=env.get("agi_callerid", ""),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -129,13 +129,24 @@ class CallRecords:
         `handler` gets its reply, or the exception it failed with (see RedisPipe.execute_then)."""
         self._pipe.eval_then(_RECORD_SCRIPT, handler, *self._write_arguments(record))
 
+    def submit_entry_then(self, uniqueid: str, linkedid: str, channel: str, identity_json: bytes, entered_at: float,
+                          route: str, lookup_ms: float, handler: Handler) -> None:
+        """`submit_then` for a call entry's record, its identity already JSON (see
+        Identity.json_bytes): at every call entry, no CallRecord nor identity dict is made
+        only to be written out."""
+        values = (uniqueid, linkedid, channel, identity_json, f"{entered_at:.3f}", route, f"{lookup_ms:.2f}")
+        self._pipe.eval_then(_RECORD_SCRIPT, handler, *self._arguments(uniqueid, linkedid, values, ()))
+
     def _write_arguments(self, record: CallRecord) -> tuple[str | bytes, ...]:
-        linked = record.linkedid and record.linkedid != record.uniqueid
-        keys = self._keys
         notes = [item for pair in record.notes.items() for item in pair] if record.notes else ()
-        return ("3", keys.call(record.uniqueid),
-                keys.call_by_linkedid(record.linkedid or record.uniqueid), keys.records_outbox, self._ttl_text,
-                record.uniqueid if linked else "", self._outbox_flag, self._outbox_cap, *record.values(), *notes)
+        return self._arguments(record.uniqueid, record.linkedid, record.values(), notes)
+
+    def _arguments(self, uniqueid: str, linkedid: str, values: tuple[str | bytes, ...],
+                   notes: Sequence[str]) -> tuple[str | bytes, ...]:
+        keys = self._keys
+        linked = linkedid and linkedid != uniqueid
+        return ("3", keys.call(uniqueid), keys.call_by_linkedid(linkedid or uniqueid), keys.records_outbox,
+                self._ttl_text, uniqueid if linked else "", self._outbox_flag, self._outbox_cap, *values, *notes)
 
     async def write(self, record: CallRecord) -> None:
         await self.submit(record)

@@ -81,12 +81,34 @@ def mask_numbers(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
 
 
 class JsonLine:
-    """structlog renderer: `mask_numbers`, then the line as JSON bytes. Only the keys that can
-    hold a number are looked at, and the fields are searched for long text only when the
-    rendered line is long: the same rules, at a fraction of the cost for the usual short line."""
+    """structlog's whole chain for JSON lines, in one processor: `Prepare`, an exception's
+    traceback (structlog's format_exc_info, when the line has one), `mask_numbers`, then the
+    line as JSON bytes. Only the keys that can hold a number are looked at, a message is
+    searched for digits once (messages are mostly the same few texts), and the fields are
+    searched for long text only when the rendered line is long: the same rules, at a fraction
+    of the cost for the usual short line, which `hotline serve` writes at every call entry."""
 
-    def __call__(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> bytes:
-        _mask(event)
+    def __init__(self, prepare: Prepare, known_messages: int = 1024):
+        self._prepare = prepare
+        self._masked: dict[str, str] = {}  # message -> as logged
+        self._known = known_messages
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> bytes:
+        event = self._prepare(logger, method, event)
+        if "exc_info" in event:
+            event = structlog.processors.format_exc_info(logger, method, event)
+        for key in NUMBER_KEYS.intersection(event):
+            value = event[key]
+            if value and isinstance(value, str):
+                event[key] = mask_caller(value)
+        message = event.get("event")
+        if isinstance(message, str):
+            masked = self._masked.get(message)
+            if masked is None:
+                masked = mask_digits_in(message)
+                if len(self._masked) < self._known:  # messages built with data do not fill it
+                    self._masked[message] = masked
+            event["event"] = masked
         line: bytes = orjson.dumps(event)
         if len(line) > MAX_FIELD_CHARS and _cut_long_fields(event):
             line = orjson.dumps(event)
@@ -94,8 +116,8 @@ class JsonLine:
 
 
 def _mask(event: MutableMapping[str, Any]) -> None:
-    for key in NUMBER_KEYS:
-        value = event.get(key)
+    for key in NUMBER_KEYS.intersection(event):
+        value = event[key]
         if value and isinstance(value, str):
             event[key] = mask_caller(value)
     message = event.get("event")
@@ -179,15 +201,15 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     standard json module costs half as much again."""
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
-    processors: list[Any] = [Prepare()]
+    processors: list[Any]
     if use_json:
         sink = LineBatch(out.buffer if hasattr(out, "buffer") else _TextBytes(out))
         atexit.register(sink.drain)
         factory: Any = lambda *_args: sink  # noqa: E731  (the sink is the logger: see LineBatch.msg)
-        processors += [structlog.processors.format_exc_info, JsonLine()]
+        processors = [JsonLine(Prepare())]
     else:
         factory = structlog.PrintLoggerFactory(file=out)
-        processors += [mask_numbers, structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer()]
+        processors = [Prepare(), mask_numbers, structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer()]
     structlog.configure(
         processors=processors,
         wrapper_class=lean_bound_logger(logging.getLevelNamesMapping()[level.upper()]),

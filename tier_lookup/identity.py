@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from hotline_core.policy import NORMAL, Policy, matching_rule, render_template
 
 FLAG_TABLES = ("redlist", "blacklist")
@@ -53,9 +55,12 @@ class Service:
     # record carries them. Never handed out (to_json copies), so no caller changes them for
     # the next; a plain dict, which copies faster than a read-only view.
     _json: dict[str, Any] = field(init=False, repr=False, compare=False)
+    # The same as JSON text without its closing brace, for Identity.json_bytes.
+    _json_head: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_json", self._fields())
+        object.__setattr__(self, "_json_head", orjson.dumps(self._json)[:-1])
 
     def to_json(self) -> dict[str, Any]:
         return {**self._json, "skill_chain": list(self.skill_chain), "closed_desks": list(self.closed_desks)}
@@ -167,6 +172,14 @@ class Identity:
             "degraded": self.degraded,
             "rows": {table: dict(row) for table, row in self.rows.items()},
         }
+
+    def json_bytes(self) -> bytes:
+        """`to_json` as UTF-8 JSON (the call record's form), the service's part written once per
+        service rather than at every call entry (the fields in another order: an object's)."""
+        own = orjson.dumps({"number": self.number, "name": self.name, "matched": self.matched,
+                            "redlist": self.redlist, "blacklist": self.blacklist, "degraded": self.degraded,
+                            "rows": self.rows}, default=dict)  # default: rows held in other mappings
+        return self.service._json_head + b"," + own[1:]
 
 
 

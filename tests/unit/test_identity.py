@@ -1,6 +1,8 @@
 """Identity resolution by value: no Redis, just rows, the policy and the call time."""
 
+import json
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import pytest
 
@@ -151,3 +153,14 @@ def test_the_call_paths_resolver_decides_as_the_pure_function_does(policy: Polic
         assert resolver.resolve(NUMBER, found, at) == resolve_identity(NUMBER, found, policy, at)
     assert resolver.resolve(NUMBER, {}, local(policy, "2026-11-10T10:00"), degraded=True) == unidentified(
         policy, local(policy, "2026-11-10T10:00"), NUMBER, degraded=True)
+
+
+def test_the_records_json_is_the_identitys_json(policy: Policy) -> None:
+    at = local(policy, "2026-11-10T10:00")
+    found = rows(policy, "redlist", "rural", brand="mzone")  # a name in Chinese: UTF-8 both ways
+    resolver = IdentityResolver(policy)
+    identities = [resolve_identity(NUMBER, found, policy, at), resolver.resolve(NUMBER, found, at),
+                  unidentified(policy, at, degraded=True),
+                  resolve_identity(NUMBER, {t: MappingProxyType(dict(r)) for t, r in found.items()}, policy, at)]
+    for identity in identities:
+        assert json.loads(identity.json_bytes()) == identity.to_json()
