@@ -97,10 +97,7 @@ class JsonLine:
         event = self._prepare(logger, method, event)
         if "exc_info" in event:
             event = structlog.processors.format_exc_info(logger, method, event)
-        for key in NUMBER_KEYS.intersection(event):
-            value = event[key]
-            if value and isinstance(value, str):
-                event[key] = mask_caller(value)
+        _mask_number_keys(event)
         message = event.get("event")
         if isinstance(message, str):
             masked = self._masked.get(message)
@@ -116,13 +113,17 @@ class JsonLine:
 
 
 def _mask(event: MutableMapping[str, Any]) -> None:
+    _mask_number_keys(event)
+    message = event.get("event")
+    if isinstance(message, str):
+        event["event"] = mask_digits_in(message)
+
+
+def _mask_number_keys(event: MutableMapping[str, Any]) -> None:
     for key in NUMBER_KEYS.intersection(event):
         value = event[key]
         if value and isinstance(value, str):
             event[key] = mask_caller(value)
-    message = event.get("event")
-    if isinstance(message, str):
-        event["event"] = mask_digits_in(message)
 
 
 def _cut_long_fields(event: MutableMapping[str, Any]) -> bool:

@@ -223,3 +223,20 @@ def test_captured_lines_are_not_written() -> None:
         structlog.reset_defaults()
     assert captured == [{"event": "captured", "n": 1, "log_level": "info"}]
     assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["written"]
+
+
+def test_messages_are_masked_every_time_whether_or_not_they_were_seen_before() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    try:
+        log = structlog.get_logger("t")
+        for i in range(1100):  # more distinct messages than are kept
+            log.info(f"sms to 86138{i:08d} failed")
+        log.info("sms to 8613800000001 failed")  # seen before: kept, and masked all the same
+        log.info("sms to 8613800000001 failed")
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert len(events) == 1102
+    assert all(re.fullmatch(r"sms to \d+\*{4}\d{4} failed", event) for event in events), events[:3]
+    assert events[-1] == events[-2] == "sms to 86138****0001 failed"
