@@ -90,6 +90,11 @@ class AgiSession(asyncio.Protocol):
     environment block has arrived: then the host starts the route (a peer that never sends one
     costs no task)."""
 
+    # One per connection, its attributes read at every event: slots make both cheaper.
+    __slots__ = ("__weakref__", "_admitted", "_began", "_connected_at", "_env_deadline", "_eof_seen", "_events",
+                 "_failure", "_host", "_idle", "_idled", "_last_data", "_loop", "_on_reply", "_transport", "_waiter",
+                 "address", "parser", "peer")
+
     def __init__(self, host: SessionHost, idle_timeout: float, environment_deadline: float = 5.0):
         self._host = host
         self._idle = idle_timeout
