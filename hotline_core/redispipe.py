@@ -58,6 +58,10 @@ class _Call:
 
 
 class _Resp(asyncio.Protocol):
+    # Its attributes are read at every command and reply: slots make that cheaper.
+    __slots__ = ("_expired", "_interval", "_loop", "_on_lost", "_sweeping", "_timeout", "flush_scheduled", "in_flight",
+                 "outgoing", "reader", "transport", "waiting")
+
     def __init__(self, on_lost: Any, reply_timeout_s: float):
         self.reader = hiredis.Reader(encoding="utf-8", errors="replace")
         self.waiting: deque[_Call] = deque()
