@@ -12,7 +12,6 @@ entry's own work (measured with bench/bench_agi.py --cpu-only; see the README).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from agi.session import AgiSession, Ended, log_ended
 from agi.variables import Contract, ContractLines, one_by_one, set_commands
 from hotline_core.calls import CallRecords
 from hotline_core.logs import bind_call_fields
-from hotline_core.loops import handed
+from hotline_core.loops import handed, settled
 from hotline_core.metrics import Metrics
 from tier_lookup.identity import Identity
 from tier_lookup.service import PendingLookup, TierLookup
@@ -162,7 +161,7 @@ class EntryCall:
             if isinstance(reply, BaseException):
                 self._done(reply)
                 return
-            if reply.__class__ is not Response or reply.result == "-2":  # EXEC's -2: no such application
+            if not _succeeded(reply):
                 _log_refusal(reply)
                 if self._mset:
                     # MSet missing or refused (an unusual Asterisk build): one command each.
@@ -225,18 +224,10 @@ async def enter_channel(entry: CallEntry, session: AgiSession, env: Environment,
     """Call entry over FastAGI for a route that goes on in a task (the IVR): identify, set the
     contract's variables on the channel, wait for the call record, log the entry line. Raises
     what ended the conversation (ChannelGone, IdleTimeout, an AgiError)."""
-    finished: asyncio.Future[Entered] = asyncio.get_running_loop().create_future()
-
-    def done(outcome: Outcome) -> None:
-        if finished.done():  # the task awaiting it was cancelled
-            return
-        if isinstance(outcome, BaseException):
-            finished.set_exception(outcome)
-        else:
-            finished.set_result(outcome)
-
+    finished, done = settled()
     EntryCall(entry, session, env, started, done, log_extra).start()
-    return await finished
+    entered: Entered = await finished
+    return entered
 
 
 async def set_variables(session: AgiSession, variables: Sequence[tuple[str, str]]) -> int:

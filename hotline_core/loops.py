@@ -1,6 +1,6 @@
 """Background upkeep that must outlive its own failures: run a piece of work every so often,
 say once per failure why it did not happen, and try again next round; listen to a Redis
-subscription in a way that a stop always ends; and await a callback API from a task."""
+subscription in a way that a stop always ends; and bridge a callback API and tasks both ways."""
 
 from __future__ import annotations
 
@@ -76,3 +76,25 @@ def handed() -> tuple[asyncio.Future[Any], Callable[[Any], None]]:
             future.set_result(value)
 
     return future, hand
+
+
+def settled() -> tuple[asyncio.Future[Any], Callable[[Any], None]]:
+    """`handed`, but an exception handed over is raised by the future rather than returned (for
+    callers that await a reply and let its failure propagate)."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def settle(outcome: Any) -> None:
+        if future.done():  # its awaiter was cancelled
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    return future, settle
+
+
+def hand_over(handler: Callable[[Any], None], task: asyncio.Future[Any]) -> None:
+    """A finished task's outcome to a callback API's handler (as its done callback): the result,
+    the exception it raised, or TimeoutError if it was cancelled before it could answer."""
+    handler(TimeoutError("cancelled before it answered") if task.cancelled() else task.exception() or task.result())

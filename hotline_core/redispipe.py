@@ -26,6 +26,8 @@ import hiredis
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 
+from hotline_core.loops import hand_over, settled
+
 
 class PipeError(ConnectionError):
     """The connection to Redis failed or was lost."""
@@ -80,8 +82,8 @@ class _Resp(asyncio.Protocol):
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; its reply arrives on the returned future."""
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self.send_to(packed, functools.partial(_settle, future))
+        future, settle = settled()
+        self.send_to(packed, settle)
         return future
 
     def send_to(self, packed: bytes, handler: Handler) -> None:
@@ -173,15 +175,6 @@ class _Resp(asyncio.Protocol):
         self._on_lost(self)
 
 
-def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
-    if future.done():  # its awaiter was cancelled
-        return
-    if isinstance(outcome, Exception):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
-
-
 class RedisPipe:
     """`timeout_s` bounds the connect and every command: past it the command fails with
     TimeoutError (its late reply, if any, is discarded)."""
@@ -248,10 +241,9 @@ class RedisPipe:
 
     def execute_nowait(self, *args: str | bytes) -> asyncio.Future[Any]:
         """Send a command without waiting for its reply; the returned future carries it."""
-        conn = self._conn
-        if conn is not None and conn.transport is not None:
-            return conn.send(pack_command(args))
-        return asyncio.ensure_future(self.execute(*args))
+        future, settle = settled()
+        self.execute_then(settle, *args)
+        return future
 
     def execute_then(self, handler: Handler, *args: str | bytes) -> None:
         """Send a command; `handler` is called with its reply, or with the exception it failed
@@ -266,7 +258,7 @@ class RedisPipe:
             return
         # Not connected: connect (in a task, shared with other commands), then send.
         task = asyncio.ensure_future(self.execute(*args))
-        task.add_done_callback(functools.partial(_hand_over, handler))
+        task.add_done_callback(functools.partial(hand_over, handler))
 
     def eval_then(self, script: Script, handler: Handler, *args: str | bytes) -> None:
         """Run `script` (`args`: the key count, keys, then arguments) by its SHA1, and by its
@@ -285,8 +277,8 @@ class RedisPipe:
 
     def eval_nowait(self, script: Script, *args: str | bytes) -> asyncio.Future[Any]:
         """`eval_then` with the reply (or the failure) on the returned future."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.eval_then(script, functools.partial(_settle, future), *args)
+        future, settle = settled()
+        self.eval_then(script, settle, *args)
         return future
 
     async def close(self) -> None:
@@ -304,10 +296,6 @@ class Script:
     def __init__(self, body: str):
         self.body = body
         self.sha = hashlib.sha1(body.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def _hand_over(handler: Handler, task: asyncio.Future[Any]) -> None:
-    handler(TimeoutError("command cancelled") if task.cancelled() else task.exception() or task.result())
 
 
 def pack_command(command: tuple[str | bytes, ...]) -> bytes:

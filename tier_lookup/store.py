@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from hotline_core.keys import RedisKeys
+from hotline_core.loops import hand_over
 from hotline_core.redispipe import pack_command
 from tier_lookup.layout import Generation, bucket_count, bucket_keys, bucket_of, remap_value
 from tier_lookup.reader import LOOKUP_SCRIPT, decode_lookup
@@ -71,13 +73,14 @@ class TierStore:
 
     async def lookup_rows(self, number: str) -> dict[str, dict[str, str]]:
         """Every table holding `number`, with its stored values; one round trip."""
-        return decode_lookup(await self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem]))
+        return decode_lookup(await self._ask(number))
 
     def lookup_then(self, number: str, handler: Callable[[Any], None]) -> None:
         """The lookup script's flat reply for `number`, to `handler` (a RowSource, over redis-py)."""
-        task = asyncio.ensure_future(self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem]))
-        task.add_done_callback(lambda done: handler(TimeoutError("lookup cancelled") if done.cancelled()
-                                                    else done.exception() or done.result()))
+        asyncio.ensure_future(self._ask(number)).add_done_callback(functools.partial(hand_over, handler))
+
+    def _ask(self, number: str) -> Awaitable[Any]:
+        return self._lookup(keys=[self.keys.tables], args=[number, self.keys.bucket_stem])
 
     async def live_generation(self, table: str) -> Generation | None:
         encoded = await self._redis.hget(self.keys.tables, table)
