@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 import structlog
 
@@ -29,6 +30,18 @@ log = structlog.get_logger("agi.server")
 Route = Callable[[AgiSession, Environment], Coroutine[Any, Any, None] | None]
 
 
+class _Listener(Protocol):
+    """What the server uses of asyncio's Server. This module is compiled (setup.py), and compiled
+    code checks the types it is told: uvloop's sockets are a list where typeshed says a tuple."""
+
+    @property
+    def sockets(self) -> Sequence[socket.socket]: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
 class FastAgiServer:
     def __init__(self, routes: Mapping[str, Route], idle_timeout: float, max_connections: int = 4096,
                  metrics: Metrics | None = None, max_per_peer: int = 2048, environment_deadline: float = 5.0):
@@ -39,7 +52,7 @@ class FastAgiServer:
         self._metrics = metrics or Metrics()
         self._idle = idle_timeout
         self._max = max_connections
-        self._server: asyncio.Server | None = None
+        self._server: _Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # routes running in tasks (kept from the collector)
         self._sampling: asyncio.TimerHandle | None = None
         self._open: set[AgiSession] = set()  # admitted and not yet closed
@@ -55,7 +68,8 @@ class FastAgiServer:
 
     async def start(self, host: str, port: int, reuse_port: bool = False) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        # Declared, not inferred: mypy would narrow to asyncio.Server again, and its tuple.
+        listener: _Listener = await loop.create_server(
             lambda: AgiSession(self, self._idle, self._env_deadline),
             host,
             port,
@@ -63,7 +77,8 @@ class FastAgiServer:
             reuse_address=True,
             reuse_port=reuse_port,
         )
-        address = self._server.sockets[0].getsockname()
+        self._server = listener
+        address = listener.sockets[0].getsockname()
         self._sample_open()
         self._sweeping = loop.call_later(self._sweep_every, self._sweep)
         log.info("fastagi listening", host=address[0], port=address[1], routes=sorted(self._routes))

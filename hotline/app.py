@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -404,6 +405,12 @@ def call_entry(services: Services) -> CallEntry:
 ROLES = ("all", "calls", "pages")
 
 
+def call_path_compiled() -> bool:
+    """Whether the call path runs as mypyc compiled it (setup.py) or from its sources: said in the
+    serving line, so a benchmark or an incident report knows which code ran."""
+    return inspect.getfile(CallEntry).endswith(".so")
+
+
 async def serve(settings: Settings, multiprocess_dir: str | None = None, role: str = "all") -> None:
     """Run `hotline serve` until SIGINT or SIGTERM. Nothing about a call is kept in this process
     between calls, so any number of instances can serve one Asterisk."""
@@ -431,7 +438,8 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None, role: s
             await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         http = await serve_pages(services, flows, stack, tasks, multiprocess_dir) if role in ("all", "pages") else None
         log.info("hotline serving", role=role, redis=redacted_url(settings.redis_url), policy=str(settings.policy_file),
-                 flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http)
+                 flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http,
+                 compiled=call_path_compiled())
         try:
             await stop.wait()
         finally:

@@ -27,15 +27,7 @@ from redis.connection import parse_url
 from redis.exceptions import RedisError
 
 from hotline_core.loops import hand_over, settled
-
-
-class PipeError(ConnectionError):
-    """The connection to Redis failed or was lost."""
-
-
-class ReplyError(Exception):
-    """Redis answered a command with an error."""
-
+from hotline_core.redis_errors import PipeError, ReplyError
 
 # A Redis that accepts connections but never answers (stopped, swapping) must not make us
 # queue futures without bound: past this many unanswered commands the connection is dropped.

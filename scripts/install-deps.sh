@@ -15,6 +15,11 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)  # Redis fai
 command -v chromium >/dev/null 2>&1 || need+=(chromium)        # the agent screen's browser test
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)  # Chinese text in its screenshots
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)                # mypyc's C for the call path (make compiled)
+if command -v python3.11 >/dev/null 2>&1 \
+    && ! python3.11 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  need+=(python3.11-dev)                                       # its headers, for the same
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

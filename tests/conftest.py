@@ -17,6 +17,7 @@ import pytest
 import uvloop
 from redis.asyncio import Redis
 
+from harness.compiled import stale_build
 from harness.postgres_server import PostgresServer
 from harness.redis_server import RedisServer
 from hotline_core.db import migrate
@@ -26,6 +27,13 @@ from tier_lookup.store import TierStore
 from tier_lookup.tables import RowContext
 
 SHANGHAI_POLICY = load_policy()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests of stale compiled modules would pass or fail for code that is no longer there.
+    why = stale_build(Path(__file__).resolve().parents[1])
+    if why is not None:
+        pytest.exit(why, returncode=4)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], object]]:

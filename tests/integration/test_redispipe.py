@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from harness.redis_server import RedisServer
 from hotline_core.loops import handed
-from hotline_core.redispipe import PipeError, RedisPipe, ReplyError, Script
+from hotline_core.redis_errors import PipeError, ReplyError
+from hotline_core.redispipe import RedisPipe, Script
 from tier_lookup.reader import TierReader
 
 

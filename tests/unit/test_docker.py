@@ -92,6 +92,13 @@ def test_the_service_image_runs_the_wheel_without_build_tools() -> None:
     assert "USER hotline" in runtime
 
 
+def test_the_service_image_builds_the_compiled_wheel() -> None:
+    # The same build as tests/integration/test_wheel.py runs and checks (no container runs here).
+    build = (DOCKER / "hotline.Dockerfile").read_text().split("\nFROM ")[1]  # [0] is the heading comment
+    assert re.search(r"HOTLINE_COMPILE=1 pip wheel [^\n]*--no-build-isolation", build)
+    assert "gcc" in build and "setup.py" in build
+
+
 def test_the_settings_it_passes_are_settings(compose: dict[str, Any]) -> None:
     names = set(Settings.model_fields)
     passed = [line.split("=", 1)[0] for line in (DOCKER / "hotline.env.example").read_text().splitlines()
