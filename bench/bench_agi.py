@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from harness.agi_peer import environment
 from harness.procs import free_tcp_port
 from harness.redis_server import RedisServer
+from hotline.app import call_path_compiled
 from hotline_core.policy import load_policy
 from tier_lookup.importer import ImportOptions, import_table
 from tier_lookup.store import TierStore
@@ -232,6 +233,9 @@ def main() -> int:
             pids = {name: proc.pid for name, proc in zip(commands, procs, strict=True)}
             for name in ("hotline", "hotline-2w", "panoramisk", "floor"):  # warm-up: connections, scripts, caches
                 uvloop.run(load(ports[name], envs, 20, 0.5, EXPECTED[name]))
+            # The served code is these files: say whether its call path ran compiled (setup.py).
+            print("hotline's call path: " + ("compiled (mypyc)" if call_path_compiled() else
+                                             "pure Python (`make compiled` compiles it)"))
             print(f"CPU per entry ({CPU_ENTRIES:,} entries at concurrency {CPU_CONCURRENCY}, utime+stime of the "
                   f"server process from /proc; median of {args.rounds} interleaved rounds):")
             samples: dict[str, list[tuple[float, Run]]] = {name: [] for name in CPU_SERVERS}

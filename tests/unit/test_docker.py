@@ -96,7 +96,8 @@ def test_the_service_image_builds_the_compiled_wheel() -> None:
     # The same build as tests/integration/test_wheel.py runs and checks (no container runs here).
     build = (DOCKER / "hotline.Dockerfile").read_text().split("\nFROM ")[1]  # [0] is the heading comment
     assert re.search(r"HOTLINE_COMPILE=1 pip wheel [^\n]*--no-build-isolation", build)
-    assert "gcc" in build and "setup.py" in build
+    assert "gcc" in build
+    assert "setup.py" in build
 
 
 def test_the_settings_it_passes_are_settings(compose: dict[str, Any]) -> None:
