@@ -1,6 +1,9 @@
 """structlog set-up: one configuration for the whole process, subscriber numbers masked.
 
 JSON lines in production (stdout collected by the service manager), a readable console on a TTY.
+The JSON line's processor, its masking and the batch that writes lines are in
+hotline_core.loglines, which is compiled; what stays here subclasses structlog's classes at run
+time, which compiled classes cannot be.
 """
 
 from __future__ import annotations
