@@ -24,21 +24,22 @@ venv: $(STAMP)
 ## sources), rebuilt whenever a file of the packages it is compiled from changes. `make pure`
 ## removes it, and `make test PURE=1` tests the sources as they are.
 COMPILED := $(VENV)/.compiled
-COMPILED_FROM := setup.py $(wildcard agi/*.py hotline_core/*.py tier_lookup/*.py)
+COMPILED_DIRS := agi hotline_core tier_lookup  # as harness/compiled.py's guard has them
+COMPILED_FROM := setup.py $(foreach dir,$(COMPILED_DIRS),$(wildcard $(dir)/*.py))
 BUILD := $(if $(PURE),pure,compiled)
 
 $(COMPILED): $(STAMP) $(COMPILED_FROM)
 	@echo "make: compiling the call path with mypyc (log: $(VENV)/mypyc.log)"
-	@find agi hotline_core tier_lookup -name '*.so' -delete  # none left over from a module no longer listed
+	@find $(COMPILED_DIRS) -name '*.so' -delete  # none left over from a module no longer listed
 	@HOTLINE_COMPILE=1 $(PY) setup.py build_ext --inplace > $(VENV)/mypyc.log 2>&1 || { tail -n 40 $(VENV)/mypyc.log; exit 1; }
-	@find agi hotline_core tier_lookup -name '*.so' -exec touch {} +  # copied from build/ with their old times
+	@find $(COMPILED_DIRS) -name '*.so' -exec touch {} +  # copied from build/ with their old times
 	@touch $@
 
 compiled: $(COMPILED)
 
 pure:
 	@rm -f $(COMPILED)
-	@find agi hotline_core tier_lookup -name '*.so' -delete
+	@find $(COMPILED_DIRS) -name '*.so' -delete
 
 ## The Debian sid root that runs Asterisk 22, built once and cached outside the checkout.
 asterisk-root: deps
