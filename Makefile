@@ -24,7 +24,9 @@ venv: $(STAMP)
 ## sources), rebuilt whenever a file of the packages it is compiled from changes. `make pure`
 ## removes it, and `make test PURE=1` tests the sources as they are.
 COMPILED := $(VENV)/.compiled
-COMPILED_DIRS := agi hotline_core tier_lookup  # as harness/compiled.py's guard has them
+# The packages of setup.py's COMPILED list (read by harness/compiled.py, the tests' guard too).
+COMPILED_DIRS := $(or $(shell $(PYTHON) -m harness.compiled dirs 2>/dev/null),\
+                 $(error make: cannot read setup.py's COMPILED list with $(PYTHON) (Python 3.11 is required)))
 COMPILED_FROM := setup.py $(foreach dir,$(COMPILED_DIRS),$(wildcard $(dir)/*.py))
 BUILD := $(if $(PURE),pure,compiled)
 

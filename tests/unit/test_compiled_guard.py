@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.compiled import stale_build
+from harness.compiled import compiled_packages, compiled_sources, stale_build
 
+ROOT = Path(__file__).resolve().parents[2]
 SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
+SETUP = 'from setuptools import setup\nCOMPILED = ["agi/entry.py", "tier_lookup/identity.py"]\nsetup()\n'
 
 
 def tree(root: Path, built_at: float, edited_at: float) -> None:
     for package in ("agi", "hotline_core", "tier_lookup"):
         (root / package).mkdir()
-    (root / "setup.py").write_text("")
+    (root / "setup.py").write_text(SETUP)
     (root / "agi" / "entry.py").write_text("")
     (root / "agi" / "ivr.py").write_text("")
     (root / "agi" / f"entry{SUFFIX}").write_bytes(b"")
@@ -24,9 +26,17 @@ def tree(root: Path, built_at: float, edited_at: float) -> None:
     os.utime(root / "agi" / "ivr.py", (edited_at, edited_at))
 
 
+def test_the_compiled_list_is_read_from_setup_py_and_names_real_sources() -> None:
+    sources = compiled_sources(ROOT)
+    assert "agi/entry.py" in sources
+    assert [path for path in sources if not (ROOT / path).is_file()] == []
+    assert compiled_packages(ROOT) == ["agi", "hotline_core", "tier_lookup"]
+
+
 def test_nothing_compiled_is_nothing_stale(tmp_path: Path) -> None:
     for package in ("agi", "hotline_core", "tier_lookup"):
         (tmp_path / package).mkdir()
+    (tmp_path / "setup.py").write_text(SETUP)
     (tmp_path / "agi" / "entry.py").write_text("")
     assert stale_build(tmp_path) is None
 
