@@ -5,20 +5,33 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down call test check deps venv compiled pure asterisk-root bench clean
+.PHONY: up down call test check deps venv lock compiled pure asterisk-root bench clean
 
 deps:
 	@scripts/install-deps.sh
 
-$(STAMP): pyproject.toml
+# The environment is the lock (scripts/lock.sh wrote it): exactly those releases, their hashes
+# checked, nothing resolved here; then this checkout, editable, with no dependency of its own.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "make: installing Python packages into $(VENV) (log: $(VENV)/pip.log)"
-	@$(PY) -m pip install --disable-pip-version-check -U pip > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
-	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@echo "make: installing the locked Python packages into $(VENV) (log: $(VENV)/pip.log)"
+	@$(PY) -m pip install --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock \
+	    > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . \
+	    >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(PY) -m pip check >> $(VENV)/pip.log 2>&1 || { echo "make: requirements-dev.lock lacks what pyproject.toml asks for (make lock KEEP=1):"; tail -n 5 $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+## Move the lock to the newest releases pyproject.toml allows, on purpose, then install and check
+## them (commit the lock with what it changed): make lock; `make lock KEEP=1` changes only what
+## pyproject.toml's own edits need.
+lock: venv
+	@scripts/lock.sh $(if $(KEEP),--keep)
+	@$(MAKE) --no-print-directory venv check
+	@git diff --stat -- 'requirements*.lock' 2>/dev/null || true
 
 ## The call path compiled with mypyc (setup.py lists the modules; C extensions beside the
 ## sources), rebuilt whenever a file of the packages it is compiled from changes. `make pure`

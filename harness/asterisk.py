@@ -41,12 +41,11 @@ def srv_deployment(sip_port: int, ami_port: int, ami_secret: str, agi_srv: str, 
 
 
 def ensure_root(root: Path) -> Path:
-    """The sid root with Asterisk, built by the project's script if missing (about a minute)."""
-    if (root / ".hotline-ready").exists():
-        return root
+    """The sid root with Asterisk, built by the project's script if missing (about a minute);
+    the script also refuses a root whose Asterisk is not the major version asterisk_conf/ is for."""
     done = subprocess.run([str(ROOT_SCRIPT), str(root)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise StackError(f"building the Asterisk root failed:\n{done.stderr.strip()}")
+        raise StackError(f"the Asterisk root is not usable:\n{done.stderr.strip()}")
     return root
 
 

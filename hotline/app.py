@@ -85,7 +85,7 @@ def clock(settings: Settings) -> Callable[[], datetime]:
 
 def sentinels(settings: Settings, timeout_s: float) -> Sentinel:
     """The configured sentinels, each asked within `timeout_s`."""
-    return Sentinel(list(settings.redis_sentinels),  # type: ignore[no-untyped-call]
+    return Sentinel(list(settings.redis_sentinels),
                     sentinel_kwargs={"socket_connect_timeout": timeout_s, "socket_timeout": timeout_s})
 
 

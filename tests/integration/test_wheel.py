@@ -53,9 +53,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     [wheel] = (work / "dist").glob("hotline-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
     bin_dir = work / "venv" / "bin"
-    done = subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel)],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # What the image installs: the run-time lock, hashes checked, then the wheel with nothing resolved.
+    for args in (["--require-hashes", "-r", str(ROOT / "requirements.lock")], [str(wheel)]):
+        done = subprocess.run([str(bin_dir / "pip"), "install", "-q", "--disable-pip-version-check", "--no-deps",
+                               *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+    checked = subprocess.run([str(bin_dir / "pip"), "check"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, f"requirements.lock lacks what the wheel needs: {checked.stdout}"
     return bin_dir, wheel
 
 

@@ -86,7 +86,7 @@ def test_every_image_builds_from_files_that_exist(compose: dict[str, Any]) -> No
 def test_the_service_image_runs_the_wheel_without_build_tools() -> None:
     stages = (DOCKER / "hotline.Dockerfile").read_text().split("\nFROM ")
     runtime = stages[-1]
-    assert "pip install --no-cache-dir --no-index --find-links /wheels hotline" in runtime
+    assert "pip install --no-cache-dir --no-index --no-deps /wheels/*.whl" in runtime
     assert "COPY --from=build /wheels /wheels" in runtime
     assert not re.search(r"apt-get install|gcc|build-essential|COPY (hotline|agi|tier_lookup)", runtime)
     assert "USER hotline" in runtime
@@ -98,6 +98,15 @@ def test_the_service_image_builds_the_compiled_wheel() -> None:
     assert re.search(r"HOTLINE_COMPILE=1 pip wheel [^\n]*--no-build-isolation", build)
     assert "gcc" in build
     assert "setup.py" in build
+
+
+def test_the_service_image_installs_the_locks_and_nothing_resolved() -> None:
+    # What CI tested is what the image runs: the locks' releases, hashes checked, no resolution.
+    build = (DOCKER / "hotline.Dockerfile").read_text().split("\nFROM ")[1]
+    assert "--require-hashes --no-deps -r requirements-build.lock" in build
+    assert "--require-hashes --no-deps --wheel-dir /wheels -r requirements.lock" in build
+    installs = re.findall(r"pip (?:install|wheel) [^\n]*", build)
+    assert installs and all("--no-deps" in line for line in installs), installs
 
 
 def test_the_settings_it_passes_are_settings(compose: dict[str, Any]) -> None:
