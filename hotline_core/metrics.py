@@ -39,6 +39,11 @@ class Metrics:
         self.sms = Counter("hotline_sms", "SMS jobs by what became of them (queued, sent, delivered, failed, dead)",
                            ["status"], registry=r)
         self._entry_children: dict[tuple[str, str], Counter] = {}
+        # Per background component (a bounded set of names: the loops `hotline serve` runs).
+        self.component_restarts = Counter("hotline_component_restarts", "Restarts of a background component after "
+                                          "it failed unexpectedly", ["component"], registry=r)
+        self.component_up = Gauge("hotline_component_up", "1 while a background component runs, 0 while it waits "
+                                  "to restart", ["component"], registry=r, multiprocess_mode="livemin")
         self.ami_up = Gauge("hotline_ami_link_up", "1 while the AMI bridge is logged in to Asterisk", registry=r,
                             multiprocess_mode="livemax")
 
