@@ -21,12 +21,13 @@ from pathlib import Path
 import asyncpg
 
 from harness.postgres_server import PostgresServer
+from hotline.app import migrate_records
 from hotline.records.facts import read_fact
+from hotline.records.partitions import months_around
 from hotline.records.queue_log import QueueLogRow
 from hotline.records.report import Period, build_report, fetch_counts, refresh_rollup
 from hotline.records.store import RecordStore
 from hotline_core.calls import CallRecord, fact_fields
-from hotline_core.db import migrate, months_around
 from hotline_core.policy import load_policy
 
 MONTH = date(2026, 10, 1)
@@ -101,7 +102,7 @@ async def main(calls: int) -> None:
     server = PostgresServer(directory / "cluster").start()
     try:
         conn = await asyncpg.connect(server.url())
-        await migrate(conn, MONTH)
+        await migrate_records(conn, MONTH)
         pool = await asyncpg.create_pool(server.url(), min_size=1, max_size=4)
         rate = await write_path_rate(pool, 20_000)
         print(f"write path (outbox facts + 3 queue_log lines per call, RecordStore): {rate:,.0f} calls/s")

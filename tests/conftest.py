@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from harness.compiled import stale_build
 from harness.postgres_server import PostgresServer
 from harness.redis_server import RedisServer
-from hotline_core.db import migrate
+from hotline.app import migrate_records
 from hotline_core.policy import Policy, load_policy
 from hotline_core.redispipe import RedisPipe
 from tier_lookup.store import TierStore
@@ -95,7 +95,7 @@ async def records_db(postgres_server: PostgresServer, request: pytest.FixtureReq
     url = postgres_server.create_database(name)
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn, datetime.now(policy.zone).date())
+        await migrate_records(conn, datetime.now(policy.zone).date())
     finally:
         await conn.close()
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)

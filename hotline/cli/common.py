@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from hotline.app import Services, open_services
+from hotline_core import db
 from hotline_core.policy import Policy
 from hotline_core.settings import Settings, load_settings, redacted_url
 
@@ -85,18 +86,31 @@ async def records_connection(settings: Settings) -> AsyncIterator[asyncpg.Connec
 @asynccontextmanager
 async def records_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool[Any]]:
     """A small pool on the records database (for code written against a pool), same errors."""
-    async with _records(settings, lambda url: asyncpg.create_pool(url, min_size=1, max_size=2, timeout=5)) as pool:
+    if not settings.database_url:
+        raise CliError(NO_DATABASE)
+    async with AsyncExitStack() as stack:
+        try:
+            pool = await stack.enter_async_context(db.records_pool(settings.database_url, 2, eager=True))
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            raise CliError(unreachable(exc), EXIT_UNAVAILABLE) from None
         yield pool
+
+
+NO_DATABASE = "no records database configured: set HOTLINE_DATABASE_URL (or database_url)"
+
+
+def unreachable(exc: BaseException) -> str:
+    return f"cannot reach the records database: {type(exc).__name__}: {exc}"
 
 
 @asynccontextmanager
 async def _records(settings: Settings, opening: Callable[[str], Awaitable[Any]]) -> AsyncIterator[Any]:
     if not settings.database_url:
-        raise CliError("no records database configured: set HOTLINE_DATABASE_URL (or database_url)")
+        raise CliError(NO_DATABASE)
     try:
         opened = await opening(settings.database_url)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise CliError(f"cannot reach the records database: {type(exc).__name__}: {exc}", EXIT_UNAVAILABLE) from None
+        raise CliError(unreachable(exc), EXIT_UNAVAILABLE) from None
     try:
         yield opened
     finally:

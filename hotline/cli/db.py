@@ -6,8 +6,10 @@ import argparse
 import asyncio
 from datetime import datetime
 
+from hotline.app import SCHEMAS, migrate_records
 from hotline.cli.common import EXIT_REFUSED, CliError, records_connection
-from hotline_core.db import SchemaError, current_version, expected_version, migrate, partitions, prune
+from hotline.records.partitions import partitions, prune
+from hotline_core.db import SchemaError, current_version, expected_version
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 
@@ -29,7 +31,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with records_connection(settings) as conn:
         if args.action == "migrate":
             try:
-                applied = await migrate(conn, today)
+                applied = await migrate_records(conn, today)
             except SchemaError as exc:
                 raise CliError(str(exc), EXIT_REFUSED) from None
             names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing to do"
@@ -41,7 +43,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                   + (": " + ", ".join(dropped) if dropped else ""))
             return 0
         version = await current_version(conn)
-        print(f"schema version {version} (this hotline needs {expected_version()})")
+        print(f"schema version {version} (this hotline needs {expected_version(SCHEMAS)})")
         months = sorted({month for _, month in await partitions(conn)})
         print("months: " + (", ".join(m.strftime("%Y-%m") for m in months) or "none"))
-        return 0 if version == expected_version() else EXIT_REFUSED
+        return 0 if version == expected_version(SCHEMAS) else EXIT_REFUSED

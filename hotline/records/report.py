@@ -72,6 +72,8 @@ _STALE = (_POLICY + "SELECT DISTINCT h.hour FROM call_hours h CROSS JOIN p "
           "WHERE h.hour >= $8 AND h.hour < $9 AND (h.sl_s <> coalesce(t.sl, p.fallback_sl) OR h.short_s <> p.short_s) "
           "UNION SELECT hour FROM dirty_hours WHERE hour >= $8 AND hour < $9")
 ROLLUP_BATCH_HOURS = 48
+# One number for every instance and process: one rollup writer at a time.
+ROLLUP_LOCK = 0x686C7275  # "hlru"
 
 
 class ReportError(ValueError):
@@ -101,7 +103,7 @@ def parse_by(text: str) -> tuple[str, ...]:
     return dims
 
 
-def _policy_args(policy: Policy) -> list[Any]:
+def policy_args(policy: Policy) -> list[Any]:
     fallback = access_level(policy, NORMAL, "unknown")
     return [[lv.name for lv in policy.levels], [lv.service_level_seconds for lv in policy.levels], fallback.name,
             policy.timezone, fallback.service_level_seconds, policy.reports.short_abandon_seconds,
@@ -122,17 +124,32 @@ def raw_sql(by: Sequence[str]) -> str:
 def rollup_report_sql(by: Sequence[str]) -> str:
     keys = ", ".join(f"{_KEYS[d][1]} AS {d}" for d in by)
     sums = ", ".join(f"sum(h.{name})::bigint AS {name}" for name in COUNTS)
-    # $1, $2 (the levels) are typed by a no-op so every query takes the same arguments.
+    # $1, $2 (the levels) are typed by a no-op so every query takes the same arguments; $10 are
+    # the hours the rollup does not hold correctly yet (read from the calls instead).
     return (_POLICY + f"SELECT {keys}, {sums} FROM call_hours h CROSS JOIN p "
             "WHERE h.hour >= $8 AND h.hour < $9 AND cardinality($1::text[]) = cardinality($2::int[]) "
-            f"GROUP BY {_positions(by)}")
+            f"AND h.hour <> ALL($10::timestamptz[]) GROUP BY {_positions(by)}")
+
+
+def recent_sql(by: Sequence[str]) -> str:
+    """The raw counts of the hours in $10 only (those not rolled up yet, or stale)."""
+    keys = ", ".join(f"{_KEYS[d][0]} AS {d}" for d in by)
+    return (_POLICY + f"SELECT {keys}, {_COUNTS_SQL} {_CALLS}"
+            "WHERE c.started_at >= $8 AND c.started_at < $9 "
+            f"AND date_trunc('hour', c.started_at) = ANY($10::timestamptz[]) GROUP BY {_positions(by)}")
+
+
+async def stale_hours(conn: Conn, policy: Policy, period: Period) -> list[datetime]:
+    """The hours of `period` that writers marked since they were rolled up, or whose thresholds
+    the policy has since changed (read only)."""
+    return sorted(r["hour"] for r in await conn.fetch(_STALE, *policy_args(policy), period.start, period.end))
 
 
 async def refresh_rollup(conn: Conn, policy: Policy, period: Period) -> int:
-    """Recompute the hours of `period` that writers marked, or whose thresholds the policy has
-    since changed; returns how many hours were recomputed."""
-    args = _policy_args(policy)
-    hours = sorted(r["hour"] for r in await conn.fetch(_STALE, *args, period.start, period.end))
+    """Recompute the stale hours of `period`; returns how many were recomputed. The rollup's one
+    writer (`hotline.records.service.keep_rollup`, under ROLLUP_LOCK) calls this; reports never do."""
+    args = policy_args(policy)
+    hours = await stale_hours(conn, policy, period)
     for n in range(0, len(hours), ROLLUP_BATCH_HOURS):
         batch = hours[n:n + ROLLUP_BATCH_HOURS]
         async with conn.transaction():
@@ -144,16 +161,37 @@ async def refresh_rollup(conn: Conn, policy: Policy, period: Period) -> int:
     return len(hours)
 
 
+def _merge(parts: Sequence[Sequence[Mapping[str, Any]]], by: Sequence[str]) -> list[dict[str, Any]]:
+    """Counts of the same group from the rollup and from the raw calls, added (pure)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rows in parts:
+        for row in rows:
+            key = tuple(row[d] for d in by)
+            into = merged.get(key)
+            if into is None:
+                merged[key] = {**{d: row[d] for d in by}, **{name: int(row[name]) for name in COUNTS}}
+            else:
+                for name in COUNTS:
+                    into[name] += int(row[name])
+    return list(merged.values())
+
+
 async def fetch_counts(conn: Conn, policy: Policy, period: Period, by: Sequence[str]) -> list[dict[str, Any]]:
-    """Counts per group: from the hourly rollup (brought up to date first), or from the calls
-    themselves when grouping by agent (agents are not a dimension of the rollup)."""
+    """Counts per group, read only: the hourly rollup for the hours it holds correctly and the
+    calls themselves for the few it does not yet (so a report is never stale and never writes);
+    the calls alone when grouping by agent (agents are not a dimension of the rollup)."""
+    args = policy_args(policy)
     if "agent" in by:
-        sql = raw_sql(by)
-    else:
-        await refresh_rollup(conn, policy, period)
-        sql = rollup_report_sql(by)
-    rows = await conn.fetch(sql, *_policy_args(policy), period.start, period.end)
-    return [dict(row) for row in rows]
+        return [dict(row) for row in await conn.fetch(raw_sql(by), *args, period.start, period.end)]
+    # One snapshot for both reads: the upkeep committing between them would count an hour twice.
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        stale = await stale_hours(conn, policy, period)
+        rolled = await conn.fetch(rollup_report_sql(by), *args, period.start, period.end, stale)
+        recent: list[Any] = []
+        if stale:
+            start, end = max(period.start, stale[0]), min(period.end, stale[-1] + timedelta(hours=1))
+            recent = await conn.fetch(recent_sql(by), *args, start, end, stale)
+    return _merge([rolled, recent], by)
 
 
 def overflow_step(chain: Sequence[str], desk: str | None, everyone: str) -> int | None:

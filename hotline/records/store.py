@@ -13,8 +13,9 @@ import asyncpg
 from ami_bridge.seating import DeskOf
 from hotline.records.facts import SMS_RANK, EntryRow, Fact, IvrRow, SmsRow
 from hotline.records.outcome import QueueOutcome, started_at, summarise
+from hotline.records.partitions import ensure_partitions, month_start
 from hotline.records.queue_log import QueueLogRow
-from hotline_core.db import Conn, ensure_partitions, month_start
+from hotline_core.db import Conn
 
 _SMS_RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in SMS_RANK.items()) + " ELSE -1 END"
 

@@ -50,7 +50,16 @@ class PostCallSms:
         """Handle an AMI event; returns the new job id when one was queued."""
         if event.get("Event") not in TRIGGERS:
             return None
-        uniqueid = str(event.get("Uniqueid", ""))
+        return await self.call_ended(str(event.get("Uniqueid", "")))
+
+    async def calls_ended(self, uniqueids: list[str]) -> None:
+        """Calls an agent finished, as the queue_log says (a call that ended while no bridge heard
+        AMI): queued once per call, whichever of the two tells first."""
+        for uniqueid in uniqueids:
+            await self.call_ended(uniqueid)
+
+    async def call_ended(self, uniqueid: str) -> str | None:
+        """An agent finished the call `uniqueid`: its SMS, if its tier has one; returns the new job id."""
         record = await self._records.get(uniqueid)
         if record is None:
             return None  # not a call that came through the hotline's entry

@@ -21,11 +21,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hotline.web.auth import COOKIE, SESSION_TTL_S, Principal, Sessions
+from hotline_core.feature import Rule
 from hotline_core.keys import RedisKeys
 
 log = structlog.get_logger("web.access")
 
-Rule = tuple[str, frozenset[str]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HOME = {"agent": "/agent", "handler": "/workorders", "supervisor": "/board"}
 # Who made this request (None: nobody signed in), for handlers that show per-person data.

@@ -13,11 +13,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from harness.procs import free_tcp_port
-from hotline.app import ACCESS
+from hotline.monitor.feature import BOARD_ACCESS
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import advance
-from hotline.web.access import Limits, SignIn, access_middleware
+from hotline.web.access import Limits, SignIn
 from hotline.web.auth import Sessions
+from hotline.web.pages import pages_app
+from hotline_core.feature import Feature
 from hotline_core.keys import RedisKeys
 
 PREFIX = "hard"
@@ -28,14 +30,14 @@ async def site(redis: Redis) -> AsyncIterator[tuple[str, Sessions]]:
     sessions = Sessions(redis, PREFIX)
     await sessions.set_secret("agent1", "agent1-secret")
     await sessions.set_staff("boss", "supervisor", "boss-secret-1")
-    app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
-    app.add_routes(SignIn(sessions, redis, PREFIX, limits=Limits(per_user=3, per_address=8, window_s=60)).routes())
-    app.add_routes(report_routes(redis, PREFIX, "report-token"))
 
     async def board(_request: web.Request) -> web.Response:
         return web.Response(text="board")
 
-    app.add_routes([web.get("/board", board)])
+    # The service's own assembly, with a stand-in page under the board's own access rule.
+    app = pages_app(sessions, SignIn(sessions, redis, PREFIX, limits=Limits(per_user=3, per_address=8, window_s=60)),
+                    [Feature("sms", routes=report_routes(redis, PREFIX, "report-token")),
+                     Feature("board", routes=[web.get("/board", board)], access=BOARD_ACCESS)])
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_tcp_port()

@@ -13,9 +13,10 @@ from redis.asyncio import Redis
 
 from ami_bridge.roster import Roster, parse_roster
 from harness.procs import free_tcp_port
-from hotline.app import ACCESS
-from hotline.web.access import SignIn, access_middleware
+from hotline.web.access import SignIn
 from hotline.web.auth import Sessions, hash_secret, secret_matches
+from hotline.web.feature import screens_feature
+from hotline.web.pages import pages_app
 from hotline.web.screen import Screens, screen_card
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
@@ -32,19 +33,19 @@ RURAL = {"number": "8613800000004", "tier": "rural", "label": "农村", "brand_l
 @pytest.fixture
 async def site(redis: Redis, pipe: RedisPipe) -> AsyncIterator[tuple[str, Screens]]:
     sessions = Sessions(redis, "scr")
-    screens = Screens(redis, "scr", CallRecords(pipe, "scr", 600), sessions)
+    feature = screens_feature(redis, "scr", CallRecords(pipe, "scr", 600), sessions)
+    screens = feature.screens
     agents, _ = parse_roster(ROSTER)
     await Roster(redis, "scr").replace_all(agents)
     await sessions.set_secret("agent1", "secret-one")
     await sessions.set_secret("agent2", "secret-two")
-    app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
-    app.add_routes(SignIn(sessions, redis, "scr").routes())
-    app.add_routes(screens.routes())
+    # The service's own assembly: the feature's routes under the rules it declares.
+    app = pages_app(sessions, SignIn(sessions, redis, "scr"), [feature.feature])
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_tcp_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    fan_out = asyncio.create_task(screens.fan_out())
+    fan_out = asyncio.create_task(feature.feature.loops["screen fan-out"]())
     yield f"http://127.0.0.1:{port}", screens
     fan_out.cancel()
     await runner.cleanup()

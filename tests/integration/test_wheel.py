@@ -34,6 +34,8 @@ DATA_FILES = (
     "hotline/whatif/traffic.schema.json",
     "asterisk_conf/queues.conf",
     "asterisk_conf/extensions.conf",
+    "hotline/records/migrations/001_call_records.sql",
+    "hotline/workorders/migrations/003_work_orders.sql",
 )
 
 pytestmark = pytest.mark.timeout(600)

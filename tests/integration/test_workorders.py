@@ -19,13 +19,13 @@ from openpyxl import load_workbook
 from redis.asyncio import Redis
 
 from harness.procs import free_tcp_port
-from hotline.app import ACCESS
 from hotline.sms.jobs import OnceQueue, SmsRequest
-from hotline.web.access import SignIn, access_middleware
+from hotline.web.access import SignIn
 from hotline.web.auth import Sessions
+from hotline.web.pages import pages_app
+from hotline.workorders.feature import pages_feature
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
-from hotline.workorders.web import WorkOrderPages
 from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.numbers import NumberPlan
@@ -83,9 +83,7 @@ async def site(redis: Redis, pipe: RedisPipe, records_db: tuple[str, asyncpg.Poo
         return await once.add(KEYS.sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
 
     service = WorkOrderService(WorkOrders(records_db[1]), records, policy, NumberPlan("86", "CN"), clock, send_reply)
-    app = web.Application(middlewares=[access_middleware(sessions, ACCESS)])
-    app.add_routes(SignIn(sessions, redis, PREFIX).routes())
-    app.add_routes(WorkOrderPages(service, redis, PREFIX, records, policy).routes())
+    app = pages_app(sessions, SignIn(sessions, redis, PREFIX), [pages_feature(service, redis, PREFIX, records, policy)])
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_tcp_port()

@@ -4,9 +4,11 @@ database away."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from datetime import date
+from collections.abc import Awaitable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,18 @@ from redis.asyncio import Redis
 
 from ami_bridge.seating import DeskOf
 from harness.postgres_server import PostgresServer
+from hotline.app import SCHEMAS, migrate_records
 from hotline.records.facts import read_fact
 from hotline.records.ingest import QueueLogReader
+from hotline.records.partitions import partitions, prune
 from hotline.records.recorder import OutboxRecorder
-from hotline.records.report import Period, build_report, fetch_counts
+from hotline.records.report import Period, build_report, fetch_counts, policy_args, raw_sql
+from hotline.records.service import roll_up
 from hotline.records.store import RecordStore
 from hotline.records.why import find_call, story_json
 from hotline.sms.postcall import PostCallSms
 from hotline_core.calls import CallRecord, CallRecords, fact_fields
-from hotline_core.db import SchemaError, check_schema, current_version, expected_version, migrate, partitions, prune
+from hotline_core.db import SchemaError, check_schema, current_version, expected_version
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy
 from hotline_core.redispipe import RedisPipe
@@ -108,17 +113,17 @@ async def test_migrate_is_idempotent_and_the_schema_is_checked(records_db: tuple
                                                                postgres_server: PostgresServer) -> None:
     _, pool = records_db
     async with pool.acquire() as conn:
-        assert await migrate(conn, date(2026, 11, 30)) == []  # the fixture migrated already
-        assert await check_schema(conn) == expected_version()
+        assert await migrate_records(conn, date(2026, 11, 30)) == []  # the fixture migrated already
+        assert await check_schema(conn, SCHEMAS) == expected_version(SCHEMAS)
         await conn.execute("INSERT INTO schema_version (version, name) VALUES (999, 'from the future')")
         with pytest.raises(SchemaError, match="newer than this hotline knows"):
-            await check_schema(conn)
+            await check_schema(conn, SCHEMAS)
     empty = postgres_server.create_database("t_empty_schema")
     conn = await asyncpg.connect(empty)
     try:
         assert await current_version(conn) == 0
         with pytest.raises(SchemaError, match="run `hotline db migrate`"):
-            await check_schema(conn)
+            await check_schema(conn, SCHEMAS)
     finally:
         await conn.close()
 
@@ -243,7 +248,7 @@ async def test_why_tells_the_story_of_the_last_call_of_a_number(store: RecordSto
 async def test_old_months_are_pruned_by_retention(records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
     _, pool = records_db
     async with pool.acquire() as conn:
-        await migrate(conn, date(2025, 1, 15))  # partitions around January 2025 too
+        await migrate_records(conn, date(2025, 1, 15))  # partitions around January 2025 too
         before = {m for _, m in await partitions(conn)}
         assert date(2025, 1, 1) in before
         dropped = await prune(conn, date(2026, 11, 30), keep_months=13)
@@ -269,8 +274,18 @@ async def test_the_hourly_rollup_follows_late_writes_and_policy_changes(store: R
             rows = build_report(await fetch_counts(conn, with_policy, period, by), by, with_policy)
         return next(r for r in rows if r["tier"] == tier and (r["offered"] or by == ("tier",)))
 
+    def upkeep(with_policy: Policy) -> Awaitable[int | None]:
+        return roll_up(pool, with_policy, lambda: datetime(2026, 11, 30, 12, tzinfo=UTC), keep_months=13)
+
     assert (await tier_row("highend", policy))["service_level"] == 0.5
-    assert await count(pool, "SELECT count(*) FROM dirty_hours") == 0  # the report brought the rollup up to date
+    # Reports only read: the hours not rolled up yet were read from the calls, and are still marked.
+    assert await count(pool, "SELECT count(*) FROM dirty_hours") > 0
+    assert await count(pool, "SELECT count(*) FROM call_hours") == 0
+    marked = await count(pool, "SELECT count(DISTINCT hour) FROM dirty_hours")
+    assert await upkeep(policy) == marked
+    assert await count(pool, "SELECT count(*) FROM dirty_hours") == 0  # the upkeep brought the rollup up to date
+    assert await count(pool, "SELECT count(*) FROM call_hours") > 0
+    assert (await tier_row("highend", policy))["service_level"] == 0.5  # the same figure, now from the rollup
     # A new call in an hour the rollup already holds.
     with path.open("a") as handle:
         handle.write(f"{T0 + 9}|{T0}.9|hotline-highend_easyown|NONE|ENTERQUEUE||8613800000009|1\n"
@@ -278,13 +293,19 @@ async def test_the_hourly_rollup_follows_late_writes_and_policy_changes(store: R
     await store.write_facts([read_fact(entry(f"{T0}.9", identity("highend", "highend_easyown",
                                                                    ["highend_desk", "general"], "8613800000009")))])
     await read_all(reader(store, path))
-    late = await tier_row("highend", policy)
+    late = await tier_row("highend", policy)  # the marked hour from the calls, before any upkeep
     assert (late["offered"], late["answered"], late["service_level"]) == (3, 3, round(2 / 3, 4))
-    # The operators give high-value callers 30 s: the rows built with 20 s are stale and rebuilt.
+    assert await upkeep(policy) == 1
+    assert await tier_row("highend", policy) == late
+    # The operators give high-value callers 30 s: the rows built with 20 s are stale, read from the
+    # calls until the upkeep rebuilds them.
     levels = tuple(lv.model_copy(update={"service_level_seconds": 30}) if lv.name == "highend_easyown" else lv
                    for lv in policy.levels)
     relaxed = policy.model_copy(update={"levels": levels})
     assert (await tier_row("highend", relaxed))["service_level"] == 1.0
+    assert await upkeep(relaxed) >= 1
+    assert (await tier_row("highend", relaxed))["service_level"] == 1.0
+    assert await upkeep(relaxed) == 0
     by_agent = await tier_row("highend", relaxed, ("tier", "agent"))  # agents: from the calls themselves
     assert by_agent["agent"] in ("agent2", "agent4")
 
@@ -302,10 +323,7 @@ async def test_a_call_that_ended_while_no_bridge_listened_still_gets_its_post_ca
     await records.write(CallRecord(uid, uid, "PJSIP/c", rural, now - 60.0, "ivr"))
     post_call = PostCallSms(redis, "rec", policy, records)
     old = f"{now - 90_000}.7"  # a day ago: too late to text anyone now
-
-    async def ended(uniqueids: list[str]) -> None:
-        for uniqueid in uniqueids:
-            await post_call.on_event({"Event": "AgentComplete", "Uniqueid": uniqueid})
+    ended = post_call.calls_ended  # as the records feature is wired to the SMS feature
 
     path = tmp_path / "queue_log"
     path.write_text(f"{now - 50}|{uid}|hotline-ordinary_easyown|NONE|ENTERQUEUE||8613800000004|1\n"
@@ -318,3 +336,47 @@ async def test_a_call_that_ended_while_no_bridge_listened_still_gets_its_post_ca
     await read_all(QueueLogReader(store, path, "ast1", desks, completed=ended))  # read again: no second SMS
     jobs = await redis.xrange(RedisKeys("rec").sms_jobs)
     assert [(f["kind"], f["uniqueid"], f["number"]) for _, f in jobs] == [("post_call", uid, "8613800000004")]
+
+
+async def test_reports_and_board_refreshes_at_once_while_calls_are_recorded_never_write_nor_double_count(
+        store: RecordStore, records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy) -> None:
+    """Many readers (reports, the board's figures of the day) and the rollup's upkeep from several
+    connections, while calls keep being written into hours the rollup holds and hours it does not."""
+    _, pool = records_db
+    period = Period.days(date(2026, 11, 30), date(2026, 11, 30), policy)
+    written = 0
+    writing = True
+    totals: list[tuple[int, int, int]] = []  # (written before, report total, written after)
+
+    async def write_calls() -> None:
+        nonlocal written, writing
+        for batch in range(30):
+            ids = [f"{T0 + (batch % 6) * 3600 + n}.{batch}" for n in range(5)]
+            await store.write_facts([read_fact(entry(uid, identity("highend", "highend_easyown",
+                                                                   ["highend_desk", "general"], "8613800000001")))
+                                     for uid in ids])
+            written += len(ids)
+            await asyncio.sleep(0.01)
+        writing = False
+
+    async def report(by: tuple[str, ...]) -> None:
+        while writing:
+            before = written
+            async with pool.acquire() as conn:
+                rows = await fetch_counts(conn, policy, period, by)
+            totals.append((before, sum(int(r["calls"]) for r in rows), written))
+
+    async def upkeep() -> None:
+        while writing:
+            await roll_up(pool, policy, lambda: datetime(2026, 11, 30, 12, tzinfo=UTC), keep_months=13)
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(write_calls(), *(report(by) for by in (("tier",), ("level",), ("hour",), ("tier", "day"))),
+                         upkeep(), upkeep())
+    assert len(totals) > 20
+    # Each report saw every call committed before it began, and none twice (at most what was written by its end).
+    assert all(before <= total <= after for before, total, after in totals), totals
+    async with pool.acquire() as conn:
+        final = await fetch_counts(conn, policy, period, ("tier",))
+        truth = await conn.fetch(raw_sql(("tier",)), *policy_args(policy), period.start, period.end)
+    assert sum(int(r["calls"]) for r in final) == written == sum(int(r["calls"]) for r in truth)
