@@ -18,7 +18,7 @@ from harness.procs import Managed, StackError, tcp_listening, udp_bound
 from harness.sipp import SippAgent
 from hotline_core.policy import load_policy
 
-ROOT_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "asterisk-root.sh"
+ROOT_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "asterisk-root.sh"
 
 
 def default_root() -> Path:
