@@ -59,7 +59,7 @@ from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy, load_policy
 from hotline_core.redispipe import RedisPipe
 from hotline_core.settings import Settings, redacted_url
-from hotline_core.supervise import STOP_GRACE_S, Supervisor
+from hotline_core.supervise import STOP_GRACE_S, Backoff, Supervisor
 from ivr_flows.validate import queue_names, shipped_flows
 from tier_lookup.reader import TierReader
 from tier_lookup.service import TierLookup
@@ -263,6 +263,11 @@ async def readiness(services: Services, flows: FlowRegistry, supervisor: Supervi
     return missing + supervisor.down()
 
 
+def restart_backoff(settings: Settings) -> Backoff:
+    first = settings.restart_backoff_s
+    return Backoff(first_s=first, max_s=max(first, settings.restart_backoff_max_s))
+
+
 # What one `hotline serve` process runs: everything, only the call path (FastAGI), or only the
 # pages with the AMI bridge and the background work (`separate_pages`).
 ROLES = ("all", "calls", "pages")
@@ -295,7 +300,7 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None, role: s
     loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     # Closed in reverse: the loops stop first, then what they used (pages, pool, HTTP client), then Redis.
     async with open_services(settings, multiprocess_dir=multiprocess_dir) as services, \
-            AsyncExitStack() as stack, Supervisor(services.metrics) as supervisor:
+            AsyncExitStack() as stack, Supervisor(services.metrics, restart_backoff(settings)) as supervisor:
         supervisor.start("flow reloads", lambda: watch_reloads(services.redis, services.keys.flows_reload, flows))
         server: FastAgiServer | None = None
         if role in ("all", "calls"):

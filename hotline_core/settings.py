@@ -62,6 +62,10 @@ class Settings(BaseModel):
     ami_secret: str = ""  # empty: no AMI bridge (queue membership is then left to Asterisk's config)
     ami_keepalive_s: float = Field(default=5.0, gt=0)
     desk_reconcile_s: float = Field(default=10.0, gt=0)
+    # A background component that fails unexpectedly is restarted after this, doubling while it
+    # keeps failing, up to the ceiling (hotline_core.supervise).
+    restart_backoff_s: float = Field(default=1.0, gt=0, le=60)
+    restart_backoff_max_s: float = Field(default=60.0, gt=0, le=3600)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8088, ge=0, le=65535)
     # A connection must have sent a whole request head this soon after connecting (or after its

@@ -1,0 +1,134 @@
+"""Background work that fails on real input comes back: `hotline serve` with a scripted AMI peer
+that sends a QueueStatus the bridge cannot read, and a flow file that breaks the reload listener.
+Each component is named by /readyz while it is down, counted in /metrics, logged once with its
+traceback, and back within its backoff with nothing lost (the desks staffed, the next reload done)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from ami_bridge.roster import Roster, parse_roster
+from harness.ami_peer import Message, ScriptedAmi
+from harness.procs import Managed, free_tcp_port, tcp_listening
+from harness.redis_server import RedisServer
+from harness.waiting import until
+from hotline_core.keys import RedisKeys
+from ivr_flows.validate import shipped_flows
+from tests.integration.test_monitor_http import HOTLINE, TOKEN, cli, get, scrape
+
+ROSTER = """agent_id,name,interface,skills,tenure_start,satisfaction,first_contact_resolution
+agent1,李娜,PJSIP/agent1,billing;vip,2023-03-01,97%,90%
+agent2,王芳,PJSIP/agent2,billing,2022-08-15,96%,88%
+"""
+
+
+def queue_status(asked: int) -> list[Message]:
+    """The first answer carries a member whose penalty is not a number (what a broken or a newer
+    Asterisk might send); later answers are well formed, with nobody in any queue yet."""
+    if asked == 1:
+        return [{"Event": "QueueMember", "Queue": "general", "StateInterface": "PJSIP/agent9", "Penalty": "high",
+                 "Membership": "dynamic", "Status": "1", "Paused": "0"}]
+    return []
+
+
+class Serve:
+    def __init__(self, run_dir: Path, redis_url: str, **env: str):
+        self.http_port = free_tcp_port()
+        self.process = Managed("hotline serve", run_dir / "serve.pid", run_dir / "serve.log")
+        self.env = {**os.environ, "HOTLINE_REDIS_URL": redis_url, "HOTLINE_AGI_PORT": str(free_tcp_port()),
+                    "HOTLINE_HTTP_PORT": str(self.http_port), "HOTLINE_METRICS_TOKEN": TOKEN,
+                    "HOTLINE_LOG_FORMAT": "json", "HOTLINE_RESTART_BACKOFF_S": "1.5", **env}
+        self.base = f"http://127.0.0.1:{self.http_port}"
+
+    def lines(self, event: str) -> list[dict[str, object]]:
+        found = []
+        for line in self.process.log_file.read_text().splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                found.append(json.loads(line))
+        return found
+
+
+@pytest.fixture
+async def roster(own_redis: RedisServer) -> None:
+    redis = Redis.from_url(own_redis.url, decode_responses=True)
+    agents, _ = parse_roster(ROSTER)
+    await Roster(redis, "hl").replace_all(agents)
+    await redis.aclose()
+
+
+async def test_the_ami_bridge_comes_back_after_a_reply_it_cannot_read(own_redis: RedisServer, roster: None,
+                                                                      tmp_path: Path) -> None:
+    peer = ScriptedAmi(queue_status)
+    port = await peer.start()
+    serve = Serve(tmp_path, own_redis.url, HOTLINE_AMI_PORT=str(port), HOTLINE_AMI_SECRET="x",
+                  HOTLINE_DESK_RECONCILE_S="60")
+    serve.process.start([HOTLINE, "serve"], env=serve.env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            # Down during its backoff, and named.
+            await until(lambda: tcp_listening(serve.http_port), "the pages to listen", 20)
+            down = await until(lambda: _not_ready(session, serve.base), "/readyz to name the bridge", 20)
+            assert "ami bridge restarting (ValueError: invalid literal for int() with base 10: 'high')" in down
+            # Back within its backoff, and the desks it failed to staff are staffed: nothing lost.
+            await until(lambda: peer.sent("QueueAdd"), "the bridge to staff the queues after its restart", 15)
+            assert peer.status_asked >= 2
+            assert peer.logins >= 2
+            assert {a["Interface"] for a in peer.sent("QueueAdd")} == {"PJSIP/agent1", "PJSIP/agent2"}
+            assert await until(lambda: _ready(session, serve.base), "/readyz to be ready again", 10)
+            samples = await scrape(session, serve.base)
+            assert samples['hotline_component_restarts_total{component="ami bridge"}'] == 1.0
+            assert samples['hotline_component_up{component="ami bridge"}'] == 1.0
+        [failed] = serve.lines("component failed; restarting")
+        assert failed["component"] == "ami bridge"
+        assert "Traceback" in str(failed["exception"])
+        assert "read_members" in str(failed["exception"]) or "apply" in str(failed["exception"])
+    finally:
+        serve.process.stop()
+        await peer.stop()
+
+
+async def test_the_flow_reload_listener_comes_back_after_a_flow_file_that_broke_it(own_redis: RedisServer,
+                                                                                   tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(shipped_flows(), flows)
+    serve = Serve(tmp_path, own_redis.url, HOTLINE_FLOWS_DIR=str(flows))
+    serve.process.start([HOTLINE, "serve"], env=serve.env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await until(lambda: tcp_listening(serve.http_port), "the pages to listen", 20)
+            await until(lambda: _ready(session, serve.base), "hotline serve to be ready", 20)
+            # Nested far deeper than any flow: reading it exhausts Python's recursion limit.
+            (flows / "deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+            redis = Redis.from_url(own_redis.url, decode_responses=True)
+            try:  # what `hotline flows reload` publishes, without waiting for the answer that cannot come
+                assert await redis.publish(RedisKeys("hl").flows_reload, "") == 1
+            finally:
+                await redis.aclose()
+            down = await until(lambda: _not_ready(session, serve.base), "/readyz to name the listener", 10)
+            assert "flow reloads restarting (RecursionError" in down
+            (flows / "deep.yaml").unlink()
+            await until(lambda: _ready(session, serve.base), "the listener to be back", 10)
+            again = cli(own_redis.url, "flows", "reload")
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert "1 running instance(s) heard it, 1 answered: reloaded" in again.stdout
+            samples = await scrape(session, serve.base)
+            assert samples['hotline_component_restarts_total{component="flow reloads"}'] == 1.0
+        assert [line["component"] for line in serve.lines("component failed; restarting")] == ["flow reloads"]
+    finally:
+        serve.process.stop()
+
+
+async def _not_ready(session: aiohttp.ClientSession, base: str) -> str | None:
+    status, text = await get(session, f"{base}/readyz")
+    return text if status == 503 else None
+
+
+async def _ready(session: aiohttp.ClientSession, base: str) -> bool:
+    return (await get(session, f"{base}/readyz"))[0] == 200
