@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from hotline.records.facts import BadFact, Fact, read_fact
 from hotline.records.store import RecordStore
 from hotline_core.keys import RedisKeys
-from hotline_core.loops import keep_stepping
+from hotline_core.streams import ConsumerGroup, Entry
 
 log = structlog.get_logger("records.outbox")
 
@@ -28,42 +26,23 @@ GROUP = "recorders"
 
 class OutboxRecorder:
     def __init__(self, redis: Redis, prefix: str, store: RecordStore, batch: int = 500, claim_idle_s: float = 30.0):
-        self._redis = redis
-        self._keys = RedisKeys(prefix)
-        self._store = store
-        self._batch = batch
-        self._claim_idle_ms = int(claim_idle_s * 1000)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self._group = ConsumerGroup(redis, RedisKeys(prefix).records_outbox, GROUP, self.consumer, claim_idle_s, batch)
+        self._store = store
 
     async def ensure_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(self._keys.records_outbox, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._group.ensure()
 
     async def run(self) -> None:
         """Forever; Redis or the database away: the facts wait in Redis, the trouble is said once."""
-        async def step() -> int:
-            await self.ensure_group()
-            return await self.step(block_ms=1000)
-
-        await keep_stepping(step, "records not written; retrying", "records outbox flowing again")
+        await self._group.consume(self.write, "records outbox")
 
     async def step(self, block_ms: int = 0) -> int:
-        """Write one batch: this consumer's unacknowledged entries first (a failed write), then
-        entries a dead recorder left, then new ones. Returns the facts written."""
-        stream = self._keys.records_outbox
-        reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self._batch)
-        entries = [(i, f) for _s, batch in reply or [] for i, f in batch if f]
-        if not entries:
-            claimed: Any = await self._redis.xautoclaim(stream, GROUP, self.consumer, self._claim_idle_ms, "0-0",
-                                                        count=self._batch)
-            entries = [(i, f) for i, f in claimed[1] if f]
-        if not entries:
-            reply = await self._redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self._batch,
-                                                 block=block_ms or None)
-            entries = [(i, f) for _s, batch in reply or [] for i, f in batch if f]
+        """Write one batch (this consumer's unacknowledged entries first: a failed write; then
+        entries a dead recorder left, then new ones). Returns the facts written."""
+        return await self.write(await self._group.read(block_ms))
+
+    async def write(self, entries: list[Entry]) -> int:
         if not entries:
             return 0
         facts: list[Fact] = []
@@ -74,9 +53,5 @@ class OutboxRecorder:
                 log.error("records outbox entry skipped", entry=entry_id, reason=str(exc))
         if facts:
             await self._store.write_facts(facts)
-        ids = [entry_id for entry_id, _ in entries]
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.xack(stream, GROUP, *ids)
-            tx.xdel(stream, *ids)
-            await tx.execute()
+        await self._group.ack([entry_id for entry_id, _ in entries], delete=True)
         return len(facts)

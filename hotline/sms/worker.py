@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from hotline.sms.gateway import GatewayError, SmsGateway
 from hotline.sms.jobs import Replicas
@@ -29,6 +29,7 @@ from hotline_core.calls import OUTBOX_MAX, fact_fields
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
 from hotline_core.numbers import mask_number
+from hotline_core.streams import ConsumerGroup, Entry
 
 log = structlog.get_logger("sms")
 
@@ -78,48 +79,30 @@ class SmsWorker:
         self._gateway = gateway
         self.keys = RedisKeys(prefix)
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+        self._group = ConsumerGroup(redis, self.keys.sms_jobs, GROUP, self.consumer, claim_idle_s, count=20)
         self._max_attempts = max_attempts
         self._retry_window = retry_window_s  # a gateway away for hours still gets the SMS out
         self._retry_base = retry_base_s
-        self._claim_idle_ms = int(claim_idle_s * 1000)
         self._state_ttl = state_ttl_s
         self._slots = asyncio.Semaphore(concurrency)  # sends in flight, bounded (and Redis connections with it)
 
     async def ensure_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(self.keys.sms_jobs, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._group.ensure()
 
     async def run(self) -> None:
-        """Forever; a Redis outage pauses the worker, nothing is dropped."""
-        while True:
-            try:
-                await self.ensure_group()
-                while True:
-                    await self.step(block_ms=1000)
-            except (RedisError, OSError) as exc:
-                log.warning("sms worker lost Redis; retrying", error=str(exc))
-                await asyncio.sleep(2.0)
+        """Forever; a Redis outage pauses the worker, nothing is dropped. Jobs waiting for their
+        retry are looked at again after `idle_s` when nothing else was sent."""
+        await self._group.consume(self.send, "sms worker", idle_s=0.2)
 
-    async def step(self, block_ms: int = 0, count: int = 20) -> int:
+    async def step(self, block_ms: int = 0) -> int:
         """Claim stale jobs, read new ones, process them; returns how many were handled."""
-        claimed = await self._redis.xautoclaim(self.keys.sms_jobs, GROUP, self.consumer, self._claim_idle_ms,
-                                               "0-0", count=count)
-        batch = [(job_id, fields) for job_id, fields in claimed[1] if fields]
-        # This worker's own jobs waiting for a retry: each goes when its delay has passed (_process
-        # checks), not when it has been idle long enough for a dead worker's jobs to be claimed.
-        mine: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.sms_jobs: "0"}, count=count)
-        for _stream, entries in mine or []:
-            batch.extend((job_id, fields) for job_id, fields in entries if fields)
-        reply: Any = await self._redis.xreadgroup(GROUP, self.consumer, {self.keys.sms_jobs: ">"}, count=count,
-                                                  block=block_ms or None)
-        for _stream, entries in reply or []:
-            batch.extend(entries)
-        unique = dict(batch)  # a job may come by two of these ways; it is processed once
+        return await self.send(await self._group.read(block_ms))
+
+    async def send(self, jobs: list[Entry]) -> int:
         # A batch goes to the gateway concurrently: each send waits on the network, not on the CPU.
-        done = await asyncio.gather(*(self._bounded(job_id, fields) for job_id, fields in unique.items()))
+        # This worker's own jobs waiting for a retry come back each time: each goes when its delay
+        # has passed (_process checks), not when idle long enough for a dead worker's to be claimed.
+        done = await asyncio.gather(*(self._bounded(job_id, fields) for job_id, fields in jobs))
         return sum(done)
 
     async def _bounded(self, job_id: str, fields: dict[str, Any]) -> int:
