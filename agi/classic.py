@@ -15,7 +15,7 @@ import structlog
 from asterisk.agi import AGI, AGIException
 
 from agi.protocol import quote
-from agi.variables import one_by_one, set_commands
+from agi.variables import NO_APPLICATION, instead_of_refused, set_commands
 
 log = structlog.get_logger("agi.classic")
 
@@ -32,9 +32,10 @@ def open_agi() -> AGI:
 def set_on_channel(agi: AGI, variables: Sequence[tuple[str, str]]) -> None:
     """One MSet, or one SET VARIABLE each where Asterisk has no MSet; a hang-up is only logged."""
     try:
-        replies = [_send(agi, command) for command in set_commands(variables)]
-        if len(replies) == 1 and replies[0] == "-2":  # no MSet application: one command each
-            for command in one_by_one(variables):
+        commands = set_commands(variables)
+        replies = [_send(agi, command) for command in commands]
+        if replies[0] == NO_APPLICATION:
+            for command in instead_of_refused(commands, variables):
                 _send(agi, command)
     except AGIException as exc:
         log.warning("classic agi: asterisk refused or hung up", error=str(exc))

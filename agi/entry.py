@@ -23,7 +23,7 @@ import structlog
 
 from agi.protocol import CommandFailed, Environment, Response, format_command
 from agi.session import AgiSession, Ended, log_ended
-from agi.variables import Contract, ContractLines, one_by_one, set_commands
+from agi.variables import NO_APPLICATION, Contract, ContractLines, instead_of_refused, set_commands
 from hotline_core.calls import CallRecords
 from hotline_core.logs import bind_call_fields
 from hotline_core.loops import handed, settled
@@ -163,10 +163,13 @@ class EntryCall:
                 return
             if not _succeeded(reply):
                 _log_refusal(reply)
+                instead: list[tuple[str, ...]] = []
                 if self._mset:
-                    # MSet missing or refused (an unusual Asterisk build): one command each.
                     assert self._entered is not None
-                    self._queue.extend(format_command(*c) for c in one_by_one(self._entered.contract.variables))
+                    pairs = self._entered.contract.variables
+                    instead = instead_of_refused(set_commands(pairs), pairs)
+                if instead:
+                    self._queue.extend(format_command(*c) for c in instead)
                 else:
                     self._failed += 1
             self._mset = False
@@ -233,12 +236,12 @@ async def enter_channel(entry: CallEntry, session: AgiSession, env: Environment,
 async def set_variables(session: AgiSession, variables: Sequence[tuple[str, str]]) -> int:
     """Set channel variables from a task in as few round trips as Asterisk allows; returns how
     many commands Asterisk refused (each logged). Raises ChannelGone if the caller has gone."""
-    commands = [format_command(*c) for c in set_commands(variables)]
-    replies = await session.run_lines(commands)
-    if len(commands) == 1 and not _succeeded(replies[0]):
-        # MSet missing or refused (an unusual Asterisk build): fall back to one command each.
+    commands = set_commands(variables)
+    replies = await session.run_lines([format_command(*c) for c in commands])
+    instead = instead_of_refused(commands, variables) if not _succeeded(replies[0]) else []
+    if instead:
         _log_refusal(replies[0])
-        replies = await session.run(one_by_one(variables))
+        replies = await session.run(instead)
     failed = [r for r in replies if not _succeeded(r)]
     for failure in failed:
         _log_refusal(failure)
@@ -246,8 +249,7 @@ async def set_variables(session: AgiSession, variables: Sequence[tuple[str, str]
 
 
 def _succeeded(reply: Response | CommandFailed) -> bool:
-    # EXEC answers result=-2 when the application does not exist.
-    return isinstance(reply, Response) and reply.result != "-2"
+    return isinstance(reply, Response) and reply.result != NO_APPLICATION
 
 
 def _log_refusal(reply: Response | CommandFailed) -> None:

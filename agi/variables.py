@@ -64,6 +64,18 @@ def one_by_one(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, ...]]:
     return [("SET VARIABLE", name, value) for name, value in pairs]
 
 
+NO_APPLICATION = "-2"  # EXEC's result when Asterisk has no such application
+
+
+def instead_of_refused(commands: Sequence[tuple[str, ...]], pairs: Sequence[tuple[str, str]]) -> list[tuple[str, ...]]:
+    """What to send when Asterisk refused the first of `commands`, which set `pairs` (pure): where
+    that was the lone MSet (an Asterisk build without it, or it refused), one SET VARIABLE each;
+    after any other refusal nothing (it is counted and logged, the call goes on)."""
+    if len(commands) == 1 and commands[0][:2] == ("EXEC", "MSet"):
+        return one_by_one(pairs)
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class Contract:
     """The contract's values for one caller and the AGI lines that set them on the channel."""

@@ -285,3 +285,14 @@ def test_values_too_long_for_one_mset_are_set_one_by_one() -> None:
 
     huge = [(f"V{i}", "x" * 300) for i in range(11)]
     assert [command[0] for command in set_commands(huge)] == ["SET VARIABLE"] * 11
+
+
+def test_only_a_refused_lone_mset_is_sent_again_one_variable_at_a_time() -> None:
+    from agi.variables import instead_of_refused, one_by_one, set_commands
+
+    pairs = [("HOTLINE_TIER", "rural"), ("QUEUE_PRIO", "10")]
+    mset = set_commands(pairs)
+    assert instead_of_refused(mset, pairs) == [("SET VARIABLE", "HOTLINE_TIER", "rural"),
+                                               ("SET VARIABLE", "QUEUE_PRIO", "10")]
+    assert instead_of_refused(one_by_one(pairs), pairs) == []  # those refused are counted, not resent
+    assert instead_of_refused([("SET VARIABLE", "HOTLINE_TIER", "rural")], pairs[:1]) == []
