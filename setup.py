@@ -19,10 +19,10 @@ from setuptools import setup
 COMPILED = [
     "agi/entry.py",
     "agi/protocol.py",
+    "agi/records.py",
     "agi/server.py",
     "agi/session.py",
     "agi/variables.py",
-    "hotline_core/calls.py",
     "hotline_core/keys.py",
     "hotline_core/loglines.py",
     "hotline_core/numbers.py",

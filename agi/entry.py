@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 import structlog
 
 from agi.protocol import CommandFailed, Environment, Response, format_command
+from agi.records import CallRecords
 from agi.session import AgiSession, Ended, log_ended
 from agi.variables import NO_APPLICATION, Contract, ContractLines, instead_of_refused, set_commands
-from hotline_core.calls import CallRecords
 from hotline_core.logs import bind_call_fields
 from hotline_core.loops import handed, settled
 from hotline_core.metrics import Metrics

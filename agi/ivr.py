@@ -17,8 +17,8 @@ import structlog
 
 from agi.entry import CallEntry, enter_channel, set_variables
 from agi.protocol import CommandFailed, Environment, Response
+from agi.records import CallRecords
 from agi.session import AgiSession, ChannelGone
-from hotline_core.calls import CallRecords
 from hotline_core.logs import bind_call_fields
 from hotline_core.yamlpos import ConfigFileError
 from ivr_flows.engine import Ask, Caller, Note, Outcome, PlayPrompt, SendSms, Walk, run

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
+from agi.records import CallRecord, fact_fields
 from harness.postgres_server import PostgresServer
 from hotline.app import migrate_records
 from hotline.records.facts import read_fact
@@ -27,7 +28,6 @@ from hotline.records.partitions import months_around
 from hotline.records.queue_log import QueueLogRow
 from hotline.records.report import Period, build_report, fetch_counts, refresh_rollup
 from hotline.records.store import RecordStore
-from hotline_core.calls import CallRecord, fact_fields
 from hotline_core.policy import load_policy
 
 MONTH = date(2026, 10, 1)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from agi.entry import CallEntry, EntryRoute
 from agi.ivr import FlowRegistry, IvrRoute
+from agi.records import CallRecords
 from agi.server import FastAgiServer, Route
 from ami_bridge.bridge import AmiBridge, Listener
 from ami_bridge.client import AmiClient
@@ -49,7 +50,6 @@ from hotline.web.pages import pages_app
 from hotline.web.screen import SCREEN_EVENTS
 from hotline.workorders.feature import SCHEMA as WORKORDERS_SCHEMA
 from hotline.workorders.feature import workorders_feature
-from hotline_core.calls import CallRecords
 from hotline_core.db import Conn, Migration, check_schema, migrate, records_pool
 from hotline_core.feature import Feature
 from hotline_core.keys import RedisKeys

@@ -44,7 +44,7 @@ class RedisKeys:
 
     # -- calls ------------------------------------------------------------------------------
     def call(self, uniqueid: str) -> str:
-        """Hash: the call record written at call entry (hotline_core/calls.py)."""
+        """Hash: the call record written at call entry (agi/records.py)."""
         return f"{self.prefix}:call:{uniqueid}"
 
     def call_by_linkedid(self, linkedid: str) -> str:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import aiohttp
 from redis.asyncio import Redis
 
+from agi.records import CallRecords
 from hotline.sms.gateway import KannelGateway
 from hotline.sms.jobs import OnceQueue, Replicas, SmsRequest
 from hotline.sms.postcall import PostCallSms
 from hotline.sms.reports import report_routes
 from hotline.sms.worker import SmsWorker
-from hotline_core.calls import CallRecords
 from hotline_core.feature import Feature, Work
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics

@@ -13,9 +13,9 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from agi.records import CallRecord, CallRecords
 from hotline.sms.jobs import OnceQueue, SmsRequest
 from hotline.sms.worker import record_sms_outcome
-from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
 from hotline_core.policy import Policy, render_template

@@ -23,9 +23,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
+from agi.records import OUTBOX_MAX, fact_fields
 from hotline.sms.gateway import GatewayError, SmsGateway
 from hotline.sms.jobs import Replicas
-from hotline_core.calls import OUTBOX_MAX, fact_fields
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
 from hotline_core.numbers import mask_number

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from agi.records import CallRecords
 from hotline.web.auth import Sessions
 from hotline.web.screen import Screens
-from hotline_core.calls import CallRecords
 from hotline_core.feature import AGENT, Feature
 
 

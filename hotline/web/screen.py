@@ -20,9 +20,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from agi.records import CallRecord, CallRecords
 from ami_bridge.roster import Roster
 from hotline.web.auth import COOKIE, Sessions
-from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.loops import subscription
 from hotline_core.numbers import mask_number

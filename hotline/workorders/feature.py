@@ -11,10 +11,10 @@ import asyncpg
 import structlog
 from redis.asyncio import Redis
 
+from agi.records import CallRecords
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
 from hotline.workorders.web import WorkOrderPages
-from hotline_core.calls import CallRecords
 from hotline_core.feature import AGENT, STAFF, Feature
 from hotline_core.loops import every
 from hotline_core.numbers import NumberPlan

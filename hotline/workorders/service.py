@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from agi.records import CallRecords
 from hotline.workorders.rules import WorkOrderError, deadlines, read_new, settings_of
 from hotline.workorders.store import Caller, WorkOrders, as_json
-from hotline_core.calls import CallRecords
 from hotline_core.numbers import NumberPlan, normalize_number
 from hotline_core.policy import NORMAL, Policy
 

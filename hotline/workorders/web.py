@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 from redis.asyncio import Redis
 
+from agi.records import CallRecords
 from hotline.web.access import principal_of
 from hotline.web.auth import Principal
 from hotline.workorders.rules import MOVES, SPECIAL_CUSTOMERS, STATUSES, Filters, WorkOrderError, settings_of
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import as_json
-from hotline_core.calls import CallRecords
 from hotline_core.export import render
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy

@@ -15,13 +15,13 @@ import structlog
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
+from agi.records import CallRecords
 from agi.server import FastAgiServer
 from agi.variables import CONTRACT
 from harness.agi_peer import always_ok, environment, play
 from harness.procs import free_tcp_port
 from harness.redis_server import RedisServer
 from hotline.app import Services, build_agi_server, flow_registry, open_services
-from hotline_core.calls import CallRecords
 from hotline_core.logs import configure_logging
 from hotline_core.policy import Policy
 from hotline_core.settings import Settings

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from agi.records import CallRecord, CallRecords
 from ami_bridge.roster import Roster, parse_roster
 from harness.procs import free_tcp_port
 from hotline.web.access import SignIn
@@ -18,7 +19,6 @@ from hotline.web.auth import Sessions, hash_secret, secret_matches
 from hotline.web.feature import screens_feature
 from hotline.web.pages import pages_app
 from hotline.web.screen import Screens, screen_card
-from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.redispipe import RedisPipe
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from openpyxl import load_workbook
 from redis.asyncio import Redis
 
+from agi.records import CallRecord, CallRecords
 from harness.procs import free_tcp_port
 from hotline.sms.jobs import OnceQueue, SmsRequest
 from hotline.web.access import SignIn
@@ -26,7 +27,6 @@ from hotline.web.pages import pages_app
 from hotline.workorders.feature import pages_feature
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
-from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy

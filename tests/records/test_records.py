@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from agi.records import CallRecord, CallRecords, fact_fields
 from ami_bridge.seating import DeskOf
 from harness.postgres_server import PostgresServer
 from hotline.app import SCHEMAS, migrate_records
@@ -28,7 +29,6 @@ from hotline.records.service import roll_up
 from hotline.records.store import RecordStore
 from hotline.records.why import find_call, story_json
 from hotline.sms.postcall import PostCallSms
-from hotline_core.calls import CallRecord, CallRecords, fact_fields
 from hotline_core.db import SchemaError, check_schema, current_version, expected_version
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy

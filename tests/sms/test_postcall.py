@@ -6,8 +6,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from agi.records import CallRecord, CallRecords
 from hotline.sms.postcall import PostCallSms, post_call_text
-from hotline_core.calls import CallRecord, CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy
 from hotline_core.redispipe import RedisPipe

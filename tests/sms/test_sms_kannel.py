@@ -13,13 +13,13 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from agi.records import CallRecords
 from harness.kannel import Kannel, delivered
 from hotline.sms.gateway import GatewayError, KannelGateway
 from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
 from hotline.sms.worker import GROUP, SmsWorker, requeue_dead, status_counts
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
-from hotline_core.calls import CallRecords
 from hotline_core.keys import RedisKeys
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy
