@@ -1,7 +1,7 @@
 """The call path compiled with mypyc, when asked for: HOTLINE_COMPILE=1.
 
 Everything else about the package is in pyproject.toml. The modules below run at every call
-entry; compiled, the entry costs about a quarter less CPU (README, "Benchmarks"). mypyc type-checks
+entry; compiled, the entry costs about a quarter less CPU (docs/benchmarks.md). mypyc type-checks
 them as it compiles, so it needs the project's dependencies installed: build without isolation.
 
     HOTLINE_COMPILE=1 python setup.py build_ext --inplace      # beside the sources (make compiled)

@@ -7,7 +7,7 @@ variables.
 Over FastAGI an entry is driven by callbacks (`EntryCall`): Redis's reply to the lookup,
 Asterisk's reply to the MSet, Redis's reply to the record, each calling the next step. A task
 per call, and the wake-ups of its stack of coroutines at each reply, cost more CPU than the
-entry's own work (measured with bench/bench_agi.py --cpu-only; see the README).
+entry's own work (measured with bench/bench_agi.py --cpu-only; see docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -307,7 +307,7 @@ def app_escape(value: str) -> str:
     Asterisk splits application arguments on commas, groups on quotes and parentheses and takes
     the character after a backslash literally; escaping every ASCII punctuation character makes
     any value (commas, quotes, `${...}`, Chinese text) arrive as written. Verified against
-    Asterisk 22 with MSet (see tests/e2e and the README)."""
+    Asterisk 22 with MSet (see tests/e2e and docs/benchmarks.md)."""
     return value.translate(_APP_ESCAPES)
 
 

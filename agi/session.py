@@ -251,7 +251,7 @@ class AgiSession(asyncio.Protocol):
         """Send commands one at a time and return their final replies in order.
 
         One at a time because Asterisk 22's res_agi reads a command only when the socket turns
-        readable: commands written together stall after the first (measured; see the README).
+        readable: commands written together stall after the first (measured; see docs/benchmarks.md).
         A dead channel (511) or a closed socket raises ChannelGone; 510 and 520 are returned."""
         return await self.run_lines([format_command(*command) for command in commands])
 

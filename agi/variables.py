@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from agi.protocol import app_escape, format_command
 from tier_lookup.identity import Identity, Service
 
-# Names documented in the README; the dialplan, the IVR and the queue read them.
+# Names documented in the README and docs/dialplan.md; the dialplan, the IVR and the queue read them.
 CONTRACT: tuple[str, ...] = (
     "HOTLINE_TIER",
     "HOTLINE_TIER_LABEL",

@@ -118,7 +118,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
 
 def big_import(megabytes: int, url: str, workdir: Path) -> None:
     """A monthly rural-liaison file of `megabytes` through the CLI, as an operator runs it: its
-    time and the import process's peak RSS (the whole file is never held: see the README)."""
+    time and the import process's peak RSS (the whole file is never held: see docs/benchmarks.md)."""
     path = workdir / "rural.csv"
     rng = random.Random(11)
     names, stations = ("王", "李", "张", "刘", "陈"), ("石门村服务站", "横峰乡服务站", "青山村服务站")

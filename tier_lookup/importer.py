@@ -4,7 +4,7 @@ A replace reads the file a block at a time, parks the rows on local disk by buck
 (tier_lookup.spill), then groups and writes one range at a time into a staged generation that is
 published only when the whole file passed; an upsert or delete (a delta) is parsed whole.
 
-Policy for bad rows (documented in the README): by default a file with any bad row is refused
+Policy for bad rows (documented in docs/operations.md): by default a file with any bad row is refused
 whole and nothing changes, because a silently partial monthly refresh is worse than a late one.
 With `skip_bad` the valid rows are applied and every rejected row is listed. A replace that would
 shrink a table to under half its rows is refused unless `allow_shrink`: a truncated export must

@@ -1,6 +1,6 @@
 """Reports by tier, level, desk, service, agent, hour or day: counts from SQL, figures here (pure).
 
-The formulas (also in the README):
+The formulas (also in docs/operations.md, "Reports"):
 
 - offered: calls that asked for a human, i.e. entered at least one queue (or were refused at a
   full queue's door); a call that visits two queues is one offered call.

@@ -13,7 +13,7 @@ configures them (asterisk_conf/queues.conf, ami_bridge.desks):
 - after each call the agent takes the wrap-up time.
 
 An event loop of our own rather than a library: bench/bench_whatif.py measured SimPy on the
-same model and this loop is several times faster (the README gives the figures).
+same model and this loop is several times faster (docs/benchmarks.md gives the figures).
 
 Common random numbers: each stream's callers (arrival, handle time, patience) are drawn from
 their own generator seeded by (seed, replication, stream) before any routing, so two policies

@@ -32,6 +32,7 @@ from harness.postgres_server import PostgresServer
 from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening, udp_bound
 from harness.redis_server import RedisServer
 from harness.sipp import CallResult, SippAgent, place_call
+from harness.waiting import until_sync
 from hotline_core.policy import DEFAULT_POLICY_FILE, load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,14 +191,6 @@ class Stack:
         return await place_call(caller, self.sip_port, free_udp_port(), _media_port(), **kw)
 
 
-def wait_until(check: Callable[[], object], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within} s for {what}")
-        time.sleep(0.1)
-
-
 def _media_port() -> int:
     """An even port whose next three are free too: SIPp binds the media port and the ones after
     it, and a taken one makes it exit before the call starts (a flaky "no channel for caller")."""
@@ -300,7 +293,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.append(lambda: asterisk.stop(remove_files=True))
         bridge.start()
         started.append(bridge.stop)
-        wait_until(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues")
+        until_sync(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues", 20)
         yield Stack(asterisk, bridge, redis, agents, sip_port, kannel, postgres)
     finally:
         for stop in reversed(started):

@@ -8,13 +8,13 @@ import asyncio
 import json
 import os
 import subprocess
-import time
 
 import aiohttp
 import pytest
 from playwright.async_api import Browser, Page
 
 from ami_bridge.client import AmiClient
+from harness.waiting import until
 from tests.e2e.conftest import HOTLINE, METRICS_TOKEN, ROOT, SUPERVISOR, Events, Stack, pause_all
 
 Ami = tuple[AmiClient, Events]
@@ -43,13 +43,6 @@ async def metrics(stack: Stack) -> dict[str, float]:
 
 async def cell(page: Page, level: str, column: int) -> str:
     return (await page.inner_text(f"tr[data-level={level}] td:nth-child({column})")).strip()
-
-
-async def until(check: object, what: str, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"waited {within} s for {what}"
-        await asyncio.sleep(0.2)
 
 
 async def test_the_board_and_metrics_follow_real_calls(stack: Stack, ami: Ami, board: Page) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
 
 import pytest
 
 from ami_bridge.client import AmiClient
+from harness.waiting import until
 from tests.e2e.conftest import HOTLINE, Events, Stack, load_demo, pause_all
 
 Ami = tuple[AmiClient, Events]
@@ -146,12 +146,13 @@ async def test_hot_reload_between_two_calls(stack: Stack, ami: Ami) -> None:
         flow_file.write_text(original.replace('"5": complaints', '"5": nowhere'))
         refused = await _reload(stack, expect=1)  # the engineer hears of the refusal in the exit code
         assert "1 running instance(s) heard it, 1 answered: refused; still serving" in refused
-        await _until(lambda: stack.bridge.log_lines("flow reload refused; the running version keeps serving"))
+        await until(lambda: stack.bridge.log_lines("flow reload refused; the running version keeps serving"),
+                    "the refusal in the bridge's log")
 
         flow_file.write_text(original.replace('"5": complaints', '"5": orders').replace('"4": orders',
                                                                                      '"4": complaints'))
         assert "1 answered: reloaded" in await _reload(stack)
-        await _until(lambda: stack.bridge.log_lines("flows reloaded"))
+        await until(lambda: stack.bridge.log_lines("flows reloaded"), "the reload in the bridge's log")
         second = await stack.call("13800000006", digits="5", wait_ms=400, talk_ms=1500)
         assert second.returncode == 0, second.output
         after = events.variables(events.caller_channel("13800000006")["Uniqueid"])
@@ -169,14 +170,6 @@ async def _reload(stack: Stack, expect: int = 0) -> str:
     out, _ = await proc.communicate()
     assert proc.returncode == expect, out
     return out.decode()
-
-
-async def _until(check: Callable[[], object], within: float = 10.0) -> None:
-    for _ in range(int(within / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_a_caller_waiting_in_the_queue_survives_a_restart_of_the_bridge(stack: Stack, ami: Ami) -> None:

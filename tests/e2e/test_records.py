@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from ami_bridge.client import AmiClient
+from harness.waiting import until
 from hotline_core.policy import load_policy
 from tests.e2e.conftest import HOTLINE, Events, Stack, pause_all
 
@@ -64,19 +65,21 @@ def from_queue_log(text: str, thresholds: dict[str, int]) -> dict[str, dict[str,
 
 async def caught_up(stack: Stack, within: float = 30.0) -> None:
     """Until the reader has the whole file and the outbox is empty."""
-    deadline = time.monotonic() + within
     conn = await asyncpg.connect(stack.postgres.url())
+
+    async def behind() -> tuple[int, int, str]:
+        offset = await conn.fetchval("SELECT line_offset FROM ingest_checkpoints WHERE source = 'e2e'")
+        size = stack.asterisk.queue_log.stat().st_size if stack.asterisk.queue_log.exists() else 0
+        outbox = await asyncio.to_thread(subprocess.run, ["redis-cli", "-u", stack.redis.url, "XLEN", "hl:records:outbox"],
+                                         capture_output=True, text=True, check=False)
+        return offset, size, outbox.stdout.strip()
+
+    async def done() -> bool:
+        offset, size, outbox = await behind()
+        return offset == size and outbox == "0"
+
     try:
-        while True:
-            offset = await conn.fetchval("SELECT line_offset FROM ingest_checkpoints WHERE source = 'e2e'")
-            size = stack.asterisk.queue_log.stat().st_size if stack.asterisk.queue_log.exists() else 0
-            outbox = await asyncio.to_thread(
-                subprocess.run, ["redis-cli", "-u", stack.redis.url, "XLEN", "hl:records:outbox"],
-                capture_output=True, text=True, check=False)
-            if offset == size and outbox.stdout.strip() == "0":
-                return
-            assert time.monotonic() < deadline, f"records not caught up: read {offset} of {size}, outbox {outbox.stdout}"
-            await asyncio.sleep(0.3)
+        await until(done, "the reader to have the whole queue_log and the outbox to be empty", within, every=0.3)
     finally:
         await conn.close()
 

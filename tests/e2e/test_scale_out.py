@@ -26,6 +26,7 @@ from harness.dns_server import DnsServer, Srv
 from harness.procs import Managed, free_tcp_port, free_udp_port, tcp_listening
 from harness.redis_server import RedisServer
 from harness.sipp import place_call
+from harness.waiting import until_sync
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 NAME = "agi.hotline.test"
@@ -48,11 +49,11 @@ class Instance:
         env = {**os.environ, "HOTLINE_REDIS_URL": self.redis_url, "HOTLINE_AGI_PORT": str(self.agi_port),
                "HOTLINE_HTTP_PORT": str(self.http_port), "HOTLINE_LOG_FORMAT": "json"}
         proc = self.process.start([HOTLINE, "serve"], env=env)
-        deadline = time.monotonic() + 20
-        while not tcp_listening(self.agi_port):
+        def listening() -> bool:
             assert proc.poll() is None, self.process.log_file.read_text()[-2000:]
-            assert time.monotonic() < deadline, "hotline serve did not listen"
-            time.sleep(0.05)
+            return tcp_listening(self.agi_port)
+
+        until_sync(listening, "hotline serve to listen", 20, every=0.05)
 
     def kill(self) -> None:
         pid = self.process.running_pid()

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from ami_bridge.client import AmiClient
 from harness.kannel import delivered
+from harness.waiting import until
 from hotline_core.keys import RedisKeys
 from tests.e2e.conftest import ROOT, Events, Stack
 
@@ -51,20 +52,16 @@ async def test_rural_liaison_screen_pop_then_one_thank_you_sms(stack: Stack, ami
     assert (await call).returncode == 0
     await page.wait_for_selector("#call", state="hidden", timeout=5000)  # cleared when the call ends
 
-    for _ in range(100):
-        if len(delivered(stack.kannel.delivered_log)) > before:
-            break
-        await asyncio.sleep(0.1)
+    await until(lambda: len(delivered(stack.kannel.delivered_log)) > before, "the thank-you SMS at the SMSC")
     await asyncio.sleep(2.0)  # time for a second copy to show up, if one were sent
     assert delivered(stack.kannel.delivered_log)[before:] == [("8613800000004", THANKS)]
     redis = Redis.from_url(stack.redis.url, decode_responses=True)
     try:
         job = await redis.get(KEYS.sms_post_call(connected["Linkedid"]))
         assert job
-        for _ in range(50):
-            if await redis.hget(KEYS.sms_state(job), "status") == "delivered":
-                break
-            await asyncio.sleep(0.1)
-        assert await redis.hget(KEYS.sms_state(job), "status") == "delivered"
+        async def status() -> bool:
+            return await redis.hget(KEYS.sms_state(job), "status") == "delivered"
+
+        await until(status, "the SMS's delivery report", 5)
     finally:
         await redis.aclose()

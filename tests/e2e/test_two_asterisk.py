@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -26,7 +26,8 @@ from harness.postgres_server import PostgresServer
 from harness.procs import free_tcp_port, free_udp_port
 from harness.redis_server import RedisServer
 from harness.sipp import SippAgent, place_call
-from tests.e2e.conftest import AMI_SECRET, Bridge, load_demo, records_database, wait_until
+from harness.waiting import until, until_sync
+from tests.e2e.conftest import AMI_SECRET, Bridge, load_demo, records_database
 
 NAME = "agi.two.test"
 
@@ -78,7 +79,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
             side.bridge.start()
             started.append(side.bridge.stop)
         for side in sides.values():
-            wait_until(lambda side=side: side.bridge.applied_since(0), "each bridge to staff its Asterisk's queues")  # type: ignore[misc]
+            until_sync(lambda side=side: side.bridge.applied_since(0), "each bridge to staff its Asterisk's queues")  # type: ignore[misc]
         yield Two(sides["a"], sides["b"], postgres)
     finally:
         for stop in reversed(started):
@@ -93,16 +94,19 @@ async def call(side: Side, caller: str, media: int) -> int:
     return result.returncode
 
 
+async def _at_least(rows: Callable[[], Awaitable[list[asyncpg.Record]]], count: int) -> list[asyncpg.Record]:
+    found = await rows()
+    return found if len(found) >= count else []
+
+
 async def recorded(two: Two, since: float, count: int) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(two.postgres.url())
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            rows = await conn.fetch("SELECT call_id, queue_outcome FROM calls WHERE started_at >= to_timestamp($1) "
-                                    "AND queue_outcome IS NOT NULL", since)
-            if len(rows) >= count or time.monotonic() > deadline:
-                return list(rows)
-            await asyncio.sleep(0.5)
+        async def rows() -> list[asyncpg.Record]:
+            return list(await conn.fetch("SELECT call_id, queue_outcome FROM calls WHERE started_at >= "
+                                         "to_timestamp($1) AND queue_outcome IS NOT NULL", since))
+
+        return await until(lambda: _at_least(rows, count), f"{count} calls recorded", 30, every=0.5)
     finally:
         await conn.close()
 
@@ -126,7 +130,7 @@ async def test_one_asterisk_stopped_the_other_serves_and_the_bridge_restaffs_on_
     assert await asyncio.gather(*(call(two.b, f"1390002{i:04d}", 46000 + 4 * i) for i in range(2))) == [0, 0]
     mark = two.a.bridge.log_mark()
     two.a.asterisk.start()
-    wait_until(lambda: two.a.bridge.applied_since(mark), "bridge A to log in again and staff its queues", 40)
+    until_sync(lambda: two.a.bridge.applied_since(mark), "bridge A to log in again and staff its queues", 40)
     assert await call(two.a, "13900030001", 46100) == 0
     rows = await recorded(two, began, 3)
     assert sorted(row["call_id"].split("-")[1] for row in rows) == ["a", "b", "b"]

@@ -30,6 +30,7 @@ from ami_bridge.client import AmiClient
 from ami_bridge.roster import parse_roster
 from harness.procs import free_udp_port
 from harness.sipp import SippAgent, place_call
+from harness.waiting import until
 from hotline.whatif.engine import Replication, draw_callers, simulate
 from hotline.whatif.setup import Setup, setup_from_roster
 from hotline.whatif.traffic import Arrivals, Distribution, Traffic
@@ -38,7 +39,7 @@ from tests.e2e.conftest import ROSTER, Events, Stack, pause_all
 
 TALK_S = 7.0
 DURATION_S = 120.0
-# Two levels without queue announcements (the simulator does not model them; see the README).
+# Two levels without queue announcements (the simulator does not model them; see docs/whatif.md).
 CALLERS = {"highend_easyown": ("13800000001", 0.15, None), "newsub_mzone": ("13800000002", 0.30, 12.0)}
 REPLICATIONS = 40
 MEDIA_BASE = 42000  # SIPp callers' RTP ports, 4 apart (the stack's own phones use 30000-39999)
@@ -113,15 +114,14 @@ async def recorded(stack: Stack, began: float, placed: int) -> list[asyncpg.Reco
     numbers = [f"86{number}" for number, _, _ in CALLERS.values()]
     conn = await asyncpg.connect(stack.postgres.url())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            rows = await conn.fetch(
+        async def finished() -> list[asyncpg.Record]:
+            found = await conn.fetch(
                 "SELECT level, queue_outcome, wait_s, queue_entered_at FROM calls WHERE number = ANY($1) "
                 "AND started_at >= to_timestamp($2) AND queue_outcome IN ('answered', 'abandoned', 'released')",
                 numbers, began - 1)
-            if len(rows) >= placed or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(1)
+            return list(found) if len(found) >= placed else []
+
+        rows = await until(finished, f"{placed} calls recorded with a queue outcome", 60, every=1)
     finally:
         await conn.close()
     assert len(rows) == placed, f"{len(rows)} of {placed} calls recorded with a queue outcome"

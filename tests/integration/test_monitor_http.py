@@ -21,6 +21,7 @@ import pytest
 from harness.agi_peer import environment, play
 from harness.procs import Managed, alive, free_tcp_port, tcp_listening
 from harness.redis_server import RedisServer
+from harness.waiting import until
 from tests.integration.test_workers import children_of
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
@@ -49,10 +50,8 @@ class Serve:
 
     async def start(self) -> None:
         self.process.start([HOTLINE, "serve"], env=self.env)
-        deadline = time.monotonic() + 20
-        while not (tcp_listening(self.http_port) and tcp_listening(self.agi_port)):
-            assert time.monotonic() < deadline, self.process.log_file.read_text()[-2000:]
-            await asyncio.sleep(0.05)
+        await until(lambda: tcp_listening(self.http_port) and tcp_listening(self.agi_port),
+                    "hotline serve to listen", 20, every=0.05)
 
     def stop(self) -> None:
         self.process.stop()
@@ -105,13 +104,11 @@ async def test_metrics_health_and_the_board(served: Serve, own_redis: RedisServe
         assert await get(session, f"{base}/healthz") == (200, "alive\n")
         assert await get(session, f"{base}/readyz") == (200, "ready\n")
         assert (await get(session, f"{base}/metrics"))[0] == 401
-        deadline = time.monotonic() + 10
-        while True:
-            samples = await scrape(session, base)
-            if samples.get('hotline_alarm_active{kind="feed_late",subject="newsub"}') == 1.0:
-                break
-            assert time.monotonic() < deadline, sorted(k for k in samples if "alarm" in k)
-            await asyncio.sleep(0.3)
+        async def late_feed_alarm() -> dict[str, float] | None:
+            found = await scrape(session, base)
+            return found if found.get('hotline_alarm_active{kind="feed_late",subject="newsub"}') == 1.0 else None
+
+        samples = await until(late_feed_alarm, "the late newsub feed's alarm in /metrics", 10, every=0.3)
         assert samples['hotline_call_entries_total{level="ordinary_easyown",tier="normal"}'] == 3.0
         assert samples["hotline_lookup_seconds_count"] == 3.0
         assert samples.get('hotline_alarm_active{kind="feed_late",subject="highend"}', 0.0) == 0.0
@@ -148,10 +145,10 @@ async def test_metrics_health_and_the_board(served: Serve, own_redis: RedisServe
         assert (await get(session, f"{base}/healthz"))[0] == 200  # alive all the same
         # Back on the same port; the fixture stops this one as its own.
         own_redis.process = RedisServer(data_dir, port=port).start().process
-        deadline = time.monotonic() + 10
-        while (await get(session, f"{base}/readyz"))[0] != 200:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+        async def ready() -> bool:
+            return (await get(session, f"{base}/readyz"))[0] == 200
+
+        await until(ready, "/readyz to answer 200 again", 10, every=0.2)
 
 
 async def test_an_agent_cannot_open_the_board(served: Serve, own_redis: RedisServer, tmp_path: Path) -> None:
@@ -206,10 +203,8 @@ async def test_separate_pages_count_the_call_path_and_die_with_their_parent(
             samples = await scrape(session, serve.base)  # served by the pages process
         assert samples['hotline_call_entries_total{level="ordinary_easyown",tier="normal"}'] == 12.0
         os.kill(parent, signal.SIGKILL)  # the supervisor dies: no worker may keep the ports
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in processes):
-            assert time.monotonic() < deadline, "a worker outlived its parent"
-            await asyncio.sleep(0.05)
+        await until(lambda: not any(alive(pid) for pid in processes), "the workers to die with their parent", 5,
+                    every=0.05)
         assert not tcp_listening(serve.agi_port)
         assert not tcp_listening(serve.http_port)
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.agi_peer import environment, play
 from harness.procs import Managed, free_tcp_port, tcp_listening
 from harness.redis_sentinel import SERVICE, Sentinels
+from harness.waiting import until
 from hotline.app import primary_locator, redis_client
 from hotline.sms.jobs import OnceQueue, Replicas, SmsJobs, SmsRequest
 from hotline_core.keys import RedisKeys
@@ -38,10 +39,7 @@ async def test_lookups_survive_the_loss_of_the_primary(tmp_path: Path) -> None:
                                            env=env, capture_output=True, text=True, timeout=60, check=False)
         assert imported.returncode == 0, imported.stderr
         serve.start([HOTLINE, "serve"], env=env)
-        deadline = time.monotonic() + 20
-        while not tcp_listening(agi_port):
-            assert time.monotonic() < deadline, serve.log_file.read_text()[-2000:]
-            await asyncio.sleep(0.05)
+        await until(lambda: tcp_listening(agi_port), "hotline serve to listen", 20, every=0.05)
 
         entries: list[tuple[float, float, str, str]] = []  # (at, seconds, tier, degraded)
         began = time.monotonic()

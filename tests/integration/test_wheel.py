@@ -4,14 +4,12 @@ configuration and serves a call entry, reading its data files from the installed
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 from harness.agi_peer import environment, play
 from harness.procs import free_tcp_port, tcp_listening
 from harness.redis_server import RedisServer
+from harness.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Build byproducts and local state that are not the project's files.
@@ -126,11 +125,11 @@ async def test_serve_from_the_install_answers_a_call_entry(installed: tuple[Path
            "HOTLINE_HTTP_PORT": str(http_port), "HOTLINE_LOG_FORMAT": "json"}
     serve = start_serve(bin_dir, env)
     try:
-        deadline = time.monotonic() + 20
-        while not (tcp_listening(agi_port) and tcp_listening(http_port)):
+        def started() -> bool:
             assert serve.poll() is None, "hotline serve exited"
-            assert time.monotonic() < deadline, "hotline serve did not start"
-            await asyncio.sleep(0.05)
+            return tcp_listening(agi_port) and tcp_listening(http_port)
+
+        await until(started, "hotline serve to start", 20, every=0.05)
         result = await play("127.0.0.1", agi_port, environment("ivr", "13800000009", "1732262400.9"),
                             answer=lambda _i, _c: b"200 result=0\n")
         variables = result.variables()

@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.agi_peer import environment, play
 from harness.procs import alive, free_tcp_port, tcp_listening
 from harness.redis_server import RedisServer
+from harness.waiting import until
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")
 
@@ -35,10 +36,8 @@ async def test_workers_share_the_port_and_stop_together(redis_server: RedisServe
     proc = await asyncio.create_subprocess_exec(HOTLINE, "serve", "--workers", "2", env=env,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            if tcp_listening(port) and len(children_of(proc.pid)) == 2:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: tcp_listening(port) and len(children_of(proc.pid)) == 2, "two workers on the port", 5,
+                    every=0.05)
         workers = children_of(proc.pid)
         assert len(workers) == 2
         results = await asyncio.gather(*(play("127.0.0.1", port, environment("entry", "13900000000", f"2.{i}"))

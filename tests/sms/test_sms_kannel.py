@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from agi.records import CallRecords
 from harness.kannel import Kannel, delivered
+from harness.waiting import until
 from hotline.sms.gateway import GatewayError, KannelGateway
 from hotline.sms.jobs import OnceQueue, SmsJobs, SmsRequest
 from hotline.sms.worker import GROUP, SmsWorker, requeue_dead, status_counts
@@ -56,12 +57,10 @@ def gateway_for(kannel: Kannel, http: aiohttp.ClientSession, reports: int, passw
     return KannelGateway(http, kannel.sendsms_url, kannel.username, password or kannel.password, dlr, timeout_s=2.0)
 
 
-async def until(check: object, within: float = 10.0) -> None:
-    for _ in range(int(within / 0.1)):
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("not reached in time")
+async def stepped(worker: SmsWorker, redis: Redis, status: str, count: int) -> bool:
+    """One more step of `worker`, then whether `count` jobs have reached `status`."""
+    await worker.step()
+    return (await status_counts(redis, PREFIX))[status] == count
 
 
 async def enqueue(redis: Redis, count: int = 1) -> list[str]:
@@ -87,9 +86,9 @@ async def test_chinese_text_arrives_intact_and_its_report_is_recorded(
     worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1")
     await worker.ensure_group()
     assert await worker.step() == 1
-    await until(lambda: _delivered_count(kannel, 1))
+    await until(lambda: _delivered_count(kannel, 1), "1 delivered at the SMSC")
     assert delivered(kannel.delivered_log) == [("8613800000000", TEXT)]
-    await until(lambda: _state_is(redis, job, "delivered"))
+    await until(lambda: _state_is(redis, job, "delivered"), "the job delivered")
     counts = await status_counts(redis, PREFIX)
     assert (counts["pending"], counts["sent"], counts["delivered"], counts["dead"]) == (0, 1, 1, 0)
 
@@ -104,12 +103,8 @@ async def test_gateway_down_then_back_sends_each_exactly_once(
     assert await worker.step() == 0  # refused at once: kept pending, nothing lost
     assert (await status_counts(redis, PREFIX))["pending"] == 3
     await asyncio.to_thread(kannel.start_smsbox)
-    for _ in range(30):
-        await worker.step()
-        if (await status_counts(redis, PREFIX))["sent"] == 3:
-            break
-        await asyncio.sleep(0.3)
-    await until(lambda: _delivered_count(kannel, 3))
+    await until(lambda: stepped(worker, redis, "sent", 3), "3 sent", 9.0, every=0.3)
+    await until(lambda: _delivered_count(kannel, 3), "3 delivered at the SMSC")
     await asyncio.sleep(0.5)
     assert sorted(to for to, _ in delivered(kannel.delivered_log)) == [f"861380000{i:04d}" for i in range(3)]
     assert len(jobs) == 3
@@ -127,7 +122,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     await asyncio.sleep(0.4)
     assert await survivor.step() == 5
     assert await survivor.step() == 0  # nothing twice
-    await until(lambda: _delivered_count(kannel, 5))
+    await until(lambda: _delivered_count(kannel, 5), "5 delivered at the SMSC")
     await asyncio.sleep(0.5)
     assert len(delivered(kannel.delivered_log)) == 5
 
@@ -146,7 +141,7 @@ async def test_a_lost_gateway_reply_is_not_sent_again_once_reported(
     worker = SmsWorker(redis, ReplyLost(), PREFIX, "w1", retry_base_s=0.1, claim_idle_s=0.2)
     await worker.ensure_group()
     await worker.step()
-    await until(lambda: _state_in(redis, job, ("smsc_ack", "delivered")))
+    await until(lambda: _state_in(redis, job, ("smsc_ack", "delivered")), "the SMSC's report")
     await asyncio.sleep(0.3)
     await worker.step()  # the retry finds the report: acknowledged, not sent again
     await asyncio.sleep(0.5)
@@ -200,12 +195,8 @@ async def test_a_work_order_reply_reaches_the_customer_once_though_the_gateway_w
     await worker.ensure_group()
     assert await worker.step() == 0  # refused: kept pending
     await asyncio.to_thread(kannel.start_smsbox)
-    for _ in range(30):
-        await worker.step()
-        if (await status_counts(redis, PREFIX))["sent"] == 1:
-            break
-        await asyncio.sleep(0.3)
-    await until(lambda: _delivered_count(kannel, 1))
+    await until(lambda: stepped(worker, redis, "sent", 1), "1 sent", 9.0, every=0.3)
+    await until(lambda: _delivered_count(kannel, 1), "1 delivered at the SMSC")
     await asyncio.sleep(1.0)  # time for a second copy to arrive, if one were sent
     assert delivered(kannel.delivered_log) == [
         ("8613800000004", f"您的工单{order['id']}已处理:已退还十元 如有疑问请致电10086。")]
@@ -236,19 +227,11 @@ async def test_an_outage_longer_than_the_window_ends_in_the_dead_letters_and_req
     worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1", retry_base_s=0.2,
                        retry_window_s=1.0)
     await worker.ensure_group()
-    for _ in range(20):
-        await worker.step()
-        if (await status_counts(redis, PREFIX))["dead"] == 2:
-            break
-        await asyncio.sleep(0.2)
+    await until(lambda: stepped(worker, redis, "dead", 2), "2 dead", 4.0, every=0.2)
     assert (await status_counts(redis, PREFIX))["dead"] == 2
     await asyncio.to_thread(kannel.start_smsbox)
     assert await requeue_dead(redis, PREFIX) == 2
     assert await redis.xlen(RedisKeys(PREFIX).sms_dead) == 0
-    for _ in range(30):
-        await worker.step()
-        if (await status_counts(redis, PREFIX))["sent"] == 2:
-            break
-        await asyncio.sleep(0.2)
-    await until(lambda: _delivered_count(kannel, 2))
+    await until(lambda: stepped(worker, redis, "sent", 2), "2 sent", 6.0, every=0.2)
+    await until(lambda: _delivered_count(kannel, 2), "2 delivered at the SMSC")
     assert len(delivered(kannel.delivered_log)) == 2
