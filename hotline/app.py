@@ -57,6 +57,7 @@ from hotline_core.loops import subscription
 from hotline_core.metrics import Metrics
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy, load_policy
+from hotline_core.progress import Progress, silent
 from hotline_core.redispipe import RedisPipe
 from hotline_core.settings import Settings, redacted_url
 from hotline_core.supervise import STOP_GRACE_S, Backoff, Supervisor
@@ -135,10 +136,10 @@ def primary_locator(settings: Settings) -> Callable[[], Awaitable[tuple[str, int
 SCHEMAS = (RECORDS_SCHEMA, WORKORDERS_SCHEMA)
 
 
-async def migrate_records(conn: Conn, today: date) -> list[Migration]:
+async def migrate_records(conn: Conn, today: date, progress: Progress = silent) -> list[Migration]:
     """Bring the records database to this code's schema, and this month's partitions and the
     next ones into being (`hotline db migrate`, the tests' databases)."""
-    applied = await migrate(conn, SCHEMAS)
+    applied = await migrate(conn, SCHEMAS, progress)
     await ensure_partitions(conn, months_around(today, back=1, ahead=2))
     return applied
 

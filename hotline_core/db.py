@@ -21,6 +21,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from hotline_core.progress import Progress, silent
+
 # A connection of our own or one borrowed from a pool: the SQL here takes either.
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
@@ -68,9 +70,10 @@ async def current_version(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
-async def migrate(conn: Conn, packages: Sequence[str]) -> list[Migration]:
-    """Apply the missing migrations of the features whose packages are named."""
-    applied = []
+async def migrate(conn: Conn, packages: Sequence[str], progress: Progress = silent) -> list[Migration]:
+    """Apply the missing migrations of the features whose packages are named (each told to
+    `progress` as it is done: one may rewrite a large table)."""
+    applied: list[Migration] = []
     known = migrations(packages)
     wanted = known[-1].version
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
@@ -81,14 +84,15 @@ async def migrate(conn: Conn, packages: Sequence[str]) -> list[Migration]:
         if version > wanted:
             raise SchemaError(f"the database is at schema version {version}, newer than this hotline knows "
                               f"({wanted}): upgrade hotline rather than migrate back")
-        for migration in known:
-            if migration.version <= version:
-                continue
+        missing = [m for m in known if m.version > version]
+        for migration in missing:
+            progress(f"migration {migration.version:03d}_{migration.name}", len(applied), len(missing))
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute("INSERT INTO schema_version (version, name) VALUES ($1, $2)",
                                    migration.version, migration.name)
             applied.append(migration)
+            progress(f"migration {migration.version:03d}_{migration.name}", len(applied), len(missing))
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
     return applied

@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
+from hotline_core.progress import Progress, silent
 from tier_lookup.csvfile import (
     BLOCK_BYTES,
     ParsedTable,
@@ -91,11 +92,13 @@ async def import_table(
     source: str,
     ctx: RowContext,
     options: ImportOptions,
+    progress: Progress = silent,
 ) -> ImportReport:
     """Parse `data` (a CSV file, or its bytes) and apply it to `table` as `options` say; never
     partially unless `skip_bad`. The table's lock is held throughout so two imports cannot
     interleave. A replace streams (see `_replace_streaming`: memory stays a few blocks' worth
-    whatever the file's size); upserts and deletes (deltas) are read whole."""
+    whatever the file's size), telling `progress` the bytes read and the parts written; upserts
+    and deletes (deltas) are read whole."""
     started = time.perf_counter()
     spec = TABLES[table]
     if options.mode is Mode.DELETE:
@@ -103,7 +106,7 @@ async def import_table(
         spec = replace(spec, required=("number",))
     async with store.table_lock(table):
         if options.mode is Mode.REPLACE:
-            report = await _replace_streaming(store, table, data, spec, source, ctx, options)
+            report = await _replace_streaming(store, table, data, spec, source, ctx, options, progress)
         else:
             whole = data if isinstance(data, bytes) else await asyncio.to_thread(data.read_bytes)
             report = await _import_whole(store, table, whole, spec, source, ctx, options)
@@ -124,7 +127,7 @@ async def _import_whole(store: TierStore, table: str, data: bytes, spec: TableSp
 
 
 async def _replace_streaming(store: TierStore, table: str, data: bytes | Path, spec: TableSpec, source: str,
-                             ctx: RowContext, options: ImportOptions) -> ImportReport:
+                             ctx: RowContext, options: ImportOptions, progress: Progress) -> ImportReport:
     """A replace a block at a time: the file's rows are parsed and parked on disk by bucket;
     then, a range of buckets at a time, each number's first row is kept (repeats are found as in
     a whole-file parse) and written into a staged generation, published only if the whole file
@@ -137,8 +140,10 @@ async def _replace_streaming(store: TierStore, table: str, data: bytes | Path, s
 
         def park() -> None:
             with _open(data) as stream:
+                size = len(data) if isinstance(data, bytes) else data.stat().st_size
                 for rows in read_file(reader, stream):
                     spill.add(rows)
+                    progress("reading", min(stream.tell(), size), size)
             spill.finish()
 
         await asyncio.to_thread(park)
@@ -158,6 +163,7 @@ async def _replace_streaming(store: TierStore, table: str, data: bytes | Path, s
                     clashing |= numbers
                 if generation is not None:
                     await store.write(table, generation, kept)
+                progress("writing", part + 1, spill.parts)
             if clashing:
                 with _open(data) as stream:
                     conflicts = locate_conflicts(clashing, stream, spec, ctx, options.encoding)

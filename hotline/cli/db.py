@@ -8,6 +8,7 @@ from datetime import datetime
 
 from hotline.app import SCHEMAS, migrate_records
 from hotline.cli.common import EXIT_REFUSED, CliError, records_connection
+from hotline.cli.progress import Bars
 from hotline.records.partitions import partitions, prune
 from hotline_core.db import SchemaError, current_version, expected_version
 from hotline_core.policy import load_policy
@@ -31,7 +32,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with records_connection(settings) as conn:
         if args.action == "migrate":
             try:
-                applied = await migrate_records(conn, today)
+                with Bars() as bars:
+                    applied = await migrate_records(conn, today, bars)
             except SchemaError as exc:
                 raise CliError(str(exc), EXIT_REFUSED) from None
             names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing to do"

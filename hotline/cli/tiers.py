@@ -12,6 +12,7 @@ from typing import Any
 
 from hotline.app import Services
 from hotline.cli.common import EXIT_REFUSED, CliError, parse_at, redis_services
+from hotline.cli.progress import Bars
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
@@ -78,7 +79,9 @@ async def _import(args: argparse.Namespace, services: Services) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
     # The file itself, not its bytes: a replace streams it (a 100 MB file is never held whole).
-    report = await import_table(services.store, args.table, args.file, str(args.file), row_context(services), options)
+    with Bars(in_bytes=frozenset({"reading"})) as bars:
+        report = await import_table(services.store, args.table, args.file, str(args.file), row_context(services),
+                                    options, bars)
     for error in report.errors:
         print(error.located(str(args.file)), file=sys.stderr)
     if report.rejected > len(report.errors):

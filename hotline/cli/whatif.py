@@ -20,6 +20,7 @@ from typing import Any
 
 from ami_bridge.roster import Agent, Roster, parse_roster
 from hotline.cli.common import CliError, parse_at, records_connection, redis_services
+from hotline.cli.progress import Bars
 from hotline.records.demand import hourly_demand
 from hotline.records.report import Period, ReportError
 from hotline.whatif.run import Comparison, compare, staff
@@ -88,13 +89,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if [q.level for q in other.queues] != [q.level for q in setup.queues]:
             raise CliError("the two policies have different access levels: compare policies that route the same "
                            "levels (change priorities, desks, waits, seasons)")
-        result = compare((setup, traffic), (other, other_traffic), args.replications, args.seed)
+        with Bars() as bars:
+            result = compare((setup, traffic), (other, other_traffic), args.replications, args.seed, bars)
         _print_comparison(result, args.format, _name(args, "a"), _name(args, "b"))
         if args.plot:
             plot.service_levels([("A: " + _name(args, "a"), result.a), ("B: " + _name(args, "b"), result.b)], args.plot,
                            "service level within each level's threshold, A vs B on the same callers")
         return 0
-    outcome = run_scenario(setup, traffic, args.replications, args.seed)
+    with Bars() as bars:
+        outcome = run_scenario(setup, traffic, args.replications, args.seed, bars)
     _print_outcome(outcome, traffic, args.format)
     if args.plot:
         plot.service_levels([(setup.description, outcome)], args.plot, "service level within each level's threshold")
@@ -171,8 +174,9 @@ def _live_roster(settings: Settings) -> list[Agent]:
 
 def _staff(args: argparse.Namespace, policy: Policy, traffic: Traffic, on: date, plot: ModuleType) -> int:
     desks = {name: desk.size for name, desk in policy.desks.items() if desk.size and desk.open_in(on.month)}
-    plan = staff(lambda n, layout: setup_with_agents(policy, n, on, layout), desks, traffic, args.replications,
-                 args.seed, args.max_agents)
+    with Bars() as bars:
+        plan = staff(lambda n, layout: setup_with_agents(policy, n, on, layout), desks, traffic, args.replications,
+                     args.seed, args.max_agents, bars)
     if args.format == "table":
         if plan.total is None or plan.best is None:
             print(f"no staffing up to {args.max_agents} agents meets every level's target")

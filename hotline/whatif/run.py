@@ -11,14 +11,21 @@ from hotline.whatif.engine import Replication, simulate
 from hotline.whatif.setup import Setup
 from hotline.whatif.summary import Estimate, Outcome, summarise
 from hotline.whatif.traffic import Traffic
+from hotline_core.progress import Progress, silent
 
 
-def replications(setup: Setup, traffic: Traffic, count: int, seed: int) -> list[Replication]:
-    return [simulate(setup, traffic, seed, r) for r in range(count)]
+def replications(setup: Setup, traffic: Traffic, count: int, seed: int, progress: Progress = silent,
+                 phase: str = "replications") -> list[Replication]:
+    done = []
+    for r in range(count):
+        done.append(simulate(setup, traffic, seed, r))
+        progress(phase, r + 1, count)
+    return done
 
 
-def run(setup: Setup, traffic: Traffic, count: int, seed: int) -> Outcome:
-    return summarise(setup, replications(setup, traffic, count, seed), traffic.levels)
+def run(setup: Setup, traffic: Traffic, count: int, seed: int, progress: Progress = silent,
+        phase: str = "replications") -> Outcome:
+    return summarise(setup, replications(setup, traffic, count, seed, progress, phase), traffic.levels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +48,12 @@ class Comparison:
     differences: tuple[Difference, ...]
 
 
-def compare(a: tuple[Setup, Traffic], b: tuple[Setup, Traffic], count: int, seed: int) -> Comparison:
+def compare(a: tuple[Setup, Traffic], b: tuple[Setup, Traffic], count: int, seed: int,
+            progress: Progress = silent) -> Comparison:
     """Both scenarios meet the same callers (common random numbers), replication by replication,
     so each level's difference is the change's, with a paired confidence interval."""
-    runs_a = replications(*a, count, seed)
-    runs_b = replications(*b, count, seed)
+    runs_a = replications(*a, count, seed, progress, "replications of A")
+    runs_b = replications(*b, count, seed, progress, "replications of B")
     differences = []
     for spec in a[0].queues:
         if spec.level not in a[1].levels:
@@ -69,7 +77,7 @@ class StaffPlan:
 
 
 def staff(make_setup: Callable[[int, dict[str, int]], Setup], desks: dict[str, int], traffic: Traffic,
-          count: int, seed: int, limit: int = 2000) -> StaffPlan:
+          count: int, seed: int, limit: int = 2000, progress: Progress = silent) -> StaffPlan:
     """The fewest agents for which every level meets its target, seats at each virtual desk as
     given; then, at that total, the fewest seats each desk can do with. Service level grows with
     agents, so the search brackets the answer by doubling and halves the bracket; every scenario
@@ -78,7 +86,7 @@ def staff(make_setup: Callable[[int, dict[str, int]], Setup], desks: dict[str, i
     seats = sum(desks.values())
 
     def outcome(n: int, layout: dict[str, int]) -> Outcome:
-        return run(make_setup(n, layout), traffic, count, seed)
+        return run(make_setup(n, layout), traffic, count, seed, progress, f"{n} agents")
 
     def meets(n: int) -> bool:
         if n not in seen:

@@ -271,3 +271,21 @@ async def test_a_bad_row_in_the_last_block_leaves_nothing_behind(
     assert "is the file truncated?" in report.errors[0].reason
     assert (await store.lookup_rows("8613800000001"))["highend"] == {"arpu": "old"}
     assert await redis.dbsize() == keys_before
+
+
+async def test_a_streamed_replace_tells_how_far_it_has_read_and_written(
+        store: TierStore, policy: Policy, tmp_path: Path) -> None:
+    path = big_file(tmp_path / "highend.csv", 300_000)
+    told: list[tuple[str, int, int]] = []
+    report = await import_table(store, "highend", path, str(path), row_context(policy), ImportOptions(),
+                                lambda phase, done, total: told.append((phase, done, total)))
+    assert report.ok
+    reading = [(done, total) for phase, done, total in told if phase == "reading"]
+    writing = [(done, total) for phase, done, total in told if phase == "writing"]
+    size = path.stat().st_size
+    assert len(reading) >= 3  # a block at a time
+    assert all(total == size for _, total in reading)
+    assert [done for done, _ in reading] == sorted(done for done, _ in reading)
+    assert reading[-1][0] == size
+    assert writing[-1][0] == writing[-1][1] >= 1
+    assert told.index(("writing", *writing[0])) > told.index(("reading", *reading[-1]))
