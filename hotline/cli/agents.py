@@ -53,7 +53,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def agent_commands(args: argparse.Namespace, services: Services) -> int:
-    roster = Roster(services.redis, services.settings.redis_prefix)
+    roster = services.roster
     if args.action == "import":
         try:
             data = await asyncio.to_thread(Path(args.file).read_bytes)

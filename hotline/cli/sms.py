@@ -9,7 +9,7 @@ from typing import Any
 from hotline.app import Services
 from hotline.cli.common import CliError, redis_services
 from hotline.sms.worker import requeue_dead, status_counts
-from hotline_core.numbers import NumberPlan, mask_number, normalize_number
+from hotline_core.numbers import mask_number, normalize_number
 from hotline_core.settings import Settings
 
 
@@ -58,8 +58,7 @@ async def sms_commands(args: argparse.Namespace, services: Services) -> int:
         for member in sorted(members):
             print(member)
         return 0
-    plan = NumberPlan(services.settings.country_code, services.settings.region)
-    number = normalize_number(args.number or "", plan)
+    number = normalize_number(args.number or "", services.plan)
     if number is None:
         raise CliError(f"{args.number!r} is not a subscriber number")
     if args.change == "add":

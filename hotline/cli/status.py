@@ -14,9 +14,8 @@ import asyncpg
 
 from ami_bridge.client import AmiClient, AmiError
 from ami_bridge.model import QueueModel
-from ami_bridge.roster import Roster
 from ami_bridge.seating import Seating
-from hotline.app import Services, clock
+from hotline.app import Services
 from hotline.cli.common import redis_services
 from hotline.monitor.alarms import Conditions, candidates
 from hotline.monitor.snapshot import build_snapshot, status_text
@@ -53,7 +52,7 @@ async def _today(settings: Settings, services: Services) -> dict[str, dict[str, 
     if not settings.database_url:
         return None
     policy = services.policy
-    day = clock(settings)().astimezone(policy.zone).date()
+    day = services.now().astimezone(policy.zone).date()
     try:
         conn = await asyncpg.connect(settings.database_url, timeout=5)
     except (OSError, TimeoutError, asyncpg.PostgresError):
@@ -70,14 +69,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         today = await _today(settings, services)
         tables = {s.table: s.imported for s in await services.store.stats()}
         dead = int(await services.redis.xlen(services.keys.sms_dead))
-        now = clock(settings)()
+        now = services.now()
         ami_up = None if not settings.ami_secret else model is not None
         conditions = Conditions({lv: f.get("service_level") for lv, f in (today or {}).items()}, tables, ami_up,
                                 dead, 0, 0)
         # One look, no history: every condition true now is shown (the service also waits for a
         # level to stay under target for the configured minutes before it alarms).
         alarms = candidates(conditions, services.policy, now)
-        seating = Seating(Roster(services.redis, settings.redis_prefix), services.policy, clock(settings))
+        seating = Seating(services.roster, services.policy, services.now)
         snapshot = build_snapshot(services.policy, model or QueueModel(), await seating(), today, alarms, ami_up, now)
     print(json.dumps(snapshot.to_json(), ensure_ascii=False) if args.json else status_text(snapshot))
     return 0

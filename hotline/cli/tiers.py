@@ -13,7 +13,6 @@ from typing import Any
 from hotline.app import Services
 from hotline.cli.common import EXIT_REFUSED, CliError, parse_at, redis_services
 from hotline.cli.progress import Bars
-from hotline_core.numbers import NumberPlan
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 from tier_lookup.importer import ImportOptions, Mode, import_table
@@ -68,8 +67,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def row_context(services: Services) -> RowContext:
-    return RowContext.for_policy(services.policy, NumberPlan(services.settings.country_code,
-                                                              services.settings.region))
+    return RowContext.for_policy(services.policy, services.plan)
 
 
 async def _import(args: argparse.Namespace, services: Services) -> int:

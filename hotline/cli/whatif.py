@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ami_bridge.roster import Agent, Roster, parse_roster
+from ami_bridge.roster import Agent, parse_roster
 from hotline.cli.common import CliError, parse_at, records_connection, redis_services
 from hotline.cli.progress import Bars
 from hotline.records.demand import hourly_demand
@@ -167,7 +167,7 @@ def _roster_file(path: Path) -> list[Agent]:
 def _live_roster(settings: Settings) -> list[Agent]:
     async def read() -> list[Agent]:
         async with redis_services(settings) as services:
-            return await Roster(services.redis, settings.redis_prefix).all()
+            return await services.roster.all()
 
     return asyncio.run(read())
 

@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hotline.app import Services, clock
+from hotline.app import Services
 from hotline.cli.common import EXIT_REFUSED, CliError, emit, records_pool, redis_services
 from hotline.workorders.rules import SPECIAL_CUSTOMERS, STATUSES, Filters, WorkOrderError
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders, as_json
 from hotline.workorders.web import EXPORT_COLUMNS
 from hotline_core.export import FORMATS, render
-from hotline_core.numbers import NumberPlan
 from hotline_core.settings import Settings
 
 
@@ -53,8 +52,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with records_pool(settings) as pool, redis_services(settings) as services:
-        service = WorkOrderService(WorkOrders(pool), services.records, services.policy,
-                                   NumberPlan(settings.country_code, settings.region), clock(settings), None)
+        service = WorkOrderService(WorkOrders(pool), services.records, services.policy, services.plan, services.now,
+                                   None)
         try:
             return await _act(args, service, services)
         except WorkOrderError as exc:
