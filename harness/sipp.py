@@ -125,8 +125,8 @@ _RFC4733 = """  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   <pause milliseconds="400"/>
 """
 
-_TAIL = """  <pause milliseconds="{talk_ms}"/>
-  <send retrans="500"><![CDATA[
+# The caller hangs up (its BYE, answered), and answers Asterisk's BYE: written once, used below.
+_SEND_BYE = """  <send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
@@ -139,13 +139,8 @@ Content-Length: 0
 
 ]]></send>
   <recv response="200"/>
-</scenario>
 """
-
-
-_HUNG_UP_BY_ASTERISK = """  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
+_OK_TO_BYE = """SIP/2.0 200 OK
 [last_Via:]
 [last_From:]
 [last_To:]
@@ -154,7 +149,16 @@ SIP/2.0 200 OK
 Content-Length: 0
 
 ]]></send>
-</scenario>
+"""
+
+_TAIL = """  <pause milliseconds="{talk_ms}"/>
+""" + _SEND_BYE + """</scenario>
+"""
+
+
+_HUNG_UP_BY_ASTERISK = """  <recv request="BYE"/>
+  <send><![CDATA[
+""" + _OK_TO_BYE + """</scenario>
 """
 
 
@@ -162,30 +166,8 @@ Content-Length: 0
 # after its digits, gives up and hangs up itself (an abandon, if still waiting in the queue).
 _WAIT_OR_GIVE_UP = """  <recv request="BYE" timeout="{patience_ms}" ontimeout="1"/>
   <send next="2"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="1"/>
-  <send retrans="500"><![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "[cid]" <sip:[cid]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {cseq} BYE
-Contact: <sip:[cid]@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-  <label id="2"/>
+""" + _OK_TO_BYE + """  <label id="1"/>
+""" + _SEND_BYE + """  <label id="2"/>
 </scenario>
 """
 

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,13 +261,33 @@ def records_database(prefix: str) -> tuple[Path, PostgresServer]:
     return pg_dir, postgres
 
 
+@contextmanager
+def shared_stores(run_dir: Path, pg_prefix: str) -> Iterator[tuple[Path, RedisServer, PostgresServer]]:
+    """What every end-to-end stack starts from: the sid root, Redis with the demo data and a
+    migrated PostgreSQL of its own; stopped and removed afterwards."""
+    root = ensure_root(default_root())
+    redis = RedisServer(run_dir / "redis").start()
+    try:
+        load_demo(redis.url)
+        pg_dir, postgres = records_database(pg_prefix)
+        try:
+            yield root, redis, postgres
+        finally:
+            postgres.remove()
+            shutil.rmtree(pg_dir, ignore_errors=True)
+    finally:
+        redis.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("stack")
-    root = ensure_root(default_root())
-    redis = RedisServer(run_dir / "redis").start()
-    load_demo(redis.url)
-    pg_dir, postgres = records_database("hotline-e2e-pg-")
+    with shared_stores(run_dir, "hotline-e2e-pg-") as (root, redis, postgres), ExitStack() as started:
+        yield from _stack(run_dir, root, redis, postgres, started)
+
+
+def _stack(run_dir: Path, root: Path, redis: RedisServer, postgres: PostgresServer,
+           started: ExitStack) -> Iterator[Stack]:
     policy = e2e_policy(run_dir)
     (run_dir / "kannel").mkdir()
     kannel = Kannel(run_dir / "kannel")
@@ -282,25 +303,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)
     bridge.database_url, bridge.queue_log = postgres.url(), asterisk.queue_log
-    started: list[Callable[[], None]] = []
-    try:
-        kannel.start()
-        started.append(kannel.stop)
-        for agent in agents:
-            agent.start()
-            started.append(agent.stop)
-        asterisk.start()
-        started.append(lambda: asterisk.stop(remove_files=True))
-        bridge.start()
-        started.append(bridge.stop)
-        until_sync(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues", 20)
-        yield Stack(asterisk, bridge, redis, agents, sip_port, kannel, postgres)
-    finally:
-        for stop in reversed(started):
-            stop()
-        redis.stop()
-        postgres.remove()
-        shutil.rmtree(pg_dir, ignore_errors=True)
+    # Each started process is stopped in reverse order, however far the start got.
+    kannel.start()
+    started.callback(kannel.stop)
+    for agent in agents:
+        agent.start()
+        started.callback(agent.stop)
+    asterisk.start()
+    started.callback(asterisk.stop, remove_files=True)
+    bridge.start()
+    started.callback(bridge.stop)
+    until_sync(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues", 20)
+    yield Stack(asterisk, bridge, redis, agents, sip_port, kannel, postgres)
 
 
 @pytest.fixture

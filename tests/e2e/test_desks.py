@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ami_bridge.client import AmiClient
+from harness.waiting import until_sync
 from tests.e2e.conftest import Events, Stack, pause_all
 
 Ami = tuple[AmiClient, Events]
@@ -50,7 +51,7 @@ async def test_campus_desk_only_in_its_months(stack: Stack, ami: Ami) -> None:
             stack.bridge.stop()
             stack.bridge.frozen_time = when
             stack.bridge.start()
-            await asyncio.to_thread(lambda m=mark: stack.bridge.applied_since(m), "the desks for " + when)
+            await asyncio.to_thread(until_sync, lambda m=mark: stack.bridge.applied_since(m), "the desks for " + when, 20)
             campus = await members(client, "hotline-campus")
             assert {k: v for k, v in campus.items() if v == 0} == (desk_members or campus)
             events.seen.clear()
@@ -88,7 +89,7 @@ async def test_every_agent_busy_beyond_the_limit_the_caller_hears_the_release(st
 async def test_after_an_asterisk_restart_the_bridge_reapplies_the_desks(stack: Stack, ami: Ami) -> None:
     mark = stack.bridge.log_mark()
     await asyncio.to_thread(stack.asterisk.restart)
-    await asyncio.to_thread(lambda: stack.bridge.applied_since(mark), "the desks after the restart", 30)
+    await asyncio.to_thread(until_sync, lambda: stack.bridge.applied_since(mark), "the desks after the restart", 30)
     client = AmiClient("127.0.0.1", stack.asterisk.deployment.ami_port, "hotline", "e2e-secret")
     await client.connect()
     try:

@@ -11,23 +11,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from harness.asterisk import Asterisk, default_root, ensure_root, srv_deployment
+from harness.asterisk import Asterisk, srv_deployment
 from harness.dns_server import DnsServer, Srv
 from harness.postgres_server import PostgresServer
 from harness.procs import free_tcp_port, free_udp_port
 from harness.redis_server import RedisServer
 from harness.sipp import SippAgent, place_call
 from harness.waiting import until, until_sync
-from tests.e2e.conftest import AMI_SECRET, Bridge, load_demo, records_database
+from tests.e2e.conftest import AMI_SECRET, Bridge, shared_stores
 
 NAME = "agi.two.test"
 
@@ -49,10 +50,11 @@ class Two:
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
     run_dir = tmp_path_factory.mktemp("two")
-    root = ensure_root(default_root())
-    redis = RedisServer(run_dir / "redis").start()
-    load_demo(redis.url)
-    pg_dir, postgres = records_database("hotline-two-pg-")
+    with shared_stores(run_dir, "hotline-two-pg-") as (root, redis, postgres), ExitStack() as started:
+        yield from _two(run_dir, root, redis, postgres, started)
+
+
+def _two(run_dir: Path, root: Path, redis: RedisServer, postgres: PostgresServer, started: ExitStack) -> Iterator[Two]:
     agents = [SippAgent(f"agent{i}", free_udp_port(), 44000 + 4 * i, run_dir) for i in (1, 2, 3)]
     sides = {}
     for side in ("a", "b"):
@@ -66,27 +68,19 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
         bridge.queue_log = asterisk.queue_log
         sides[side] = Side(asterisk, bridge, sip_port)
     dns = DnsServer(NAME, [Srv("127.0.0.1", sides[s].bridge.port, 0, 50) for s in ("a", "b")], run_dir, root)
-    started = []
-    try:
-        dns.start()
-        started.append(dns.stop)
-        for agent in agents:
-            agent.start()
-            started.append(agent.stop)
-        for side in sides.values():
-            side.asterisk.start()
-            started.append(lambda side=side: side.asterisk.stop(remove_files=True))  # type: ignore[misc]
-            side.bridge.start()
-            started.append(side.bridge.stop)
-        for side in sides.values():
-            until_sync(lambda side=side: side.bridge.applied_since(0), "each bridge to staff its Asterisk's queues")  # type: ignore[misc]
-        yield Two(sides["a"], sides["b"], postgres)
-    finally:
-        for stop in reversed(started):
-            stop()
-        redis.stop()
-        postgres.remove()
-        shutil.rmtree(pg_dir, ignore_errors=True)
+    dns.start()
+    started.callback(dns.stop)
+    for agent in agents:
+        agent.start()
+        started.callback(agent.stop)
+    for side in sides.values():
+        side.asterisk.start()
+        started.callback(side.asterisk.stop, remove_files=True)
+        side.bridge.start()
+        started.callback(side.bridge.stop)
+    for side in sides.values():
+        until_sync(lambda side=side: side.bridge.applied_since(0), "each bridge to staff its Asterisk's queues")  # type: ignore[misc]
+    yield Two(sides["a"], sides["b"], postgres)
 
 
 async def call(side: Side, caller: str, media: int) -> int:
