@@ -119,6 +119,10 @@ class RedisKeys:
         """The once-per-reply marker of a work order's reply SMS (`order:replied-at`)."""
         return f"{self.prefix}:sms:orderreply:{reply}"
 
+    def quota(self, what: str, who: str, window: int) -> str:
+        """Counter: how many `what` (SMS to a number, orders by a person, ...) in one fixed window."""
+        return f"{self.prefix}:quota:{what}:{who}:{window}"
+
     # -- flows ------------------------------------------------------------------------------
     @property
     def flows_reload(self) -> str:

@@ -20,6 +20,9 @@ _WITHHELD = frozenset(
 _SEPARATORS = re.compile(r"[\s\-().]")
 _MOBILE_CN = re.compile(r"1[3-9]\d{9}")
 _LONG_DIGITS = re.compile(r"\d{7,}")  # a run of seven or more digits, whole
+# libphonenumber's number types by their names, in lower case (`mobile`, `premium_rate`, ...).
+_KINDS = {value: name.lower() for name, value in vars(phonenumbers.PhoneNumberType).items()
+          if name.isupper() and isinstance(value, int)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,18 @@ def normalize_number(raw: str, plan: NumberPlan = DEFAULT_PLAN) -> str | None:
     if china and _MOBILE_CN.fullmatch(digits):
         return cc + digits
     return _slow_path(digits, plan)
+
+
+def number_kind(number: str) -> tuple[str, str]:
+    """The region (ISO code, `001` for numbers of no country such as satellite phones) and the
+    kind (`mobile`, `fixed_line`, `fixed_line_or_mobile`, `premium_rate`, `toll_free`, `voip`,
+    ...; `unknown`) of a normalised number."""
+    try:
+        parsed = phonenumbers.parse("+" + number)
+    except phonenumbers.NumberParseException:
+        return "", "unknown"
+    region = phonenumbers.region_code_for_number(parsed) or ""
+    return region, _KINDS.get(phonenumbers.number_type(parsed), "unknown")
 
 
 def _slow_path(text: str, plan: NumberPlan) -> str | None:

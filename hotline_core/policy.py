@@ -142,6 +142,9 @@ class AlarmSettings(_Frozen):
     # Degraded lookups (Redis slow or away) above this share of call entries over the window.
     degraded_share: float = Field(default=0.05, gt=0, le=1)
     degraded_window_minutes: int = Field(default=5, ge=1, le=120)
+    # More SMS queued than this within the window, by every instance together.
+    sms_volume_max: int = Field(default=500, ge=1)
+    sms_volume_window_minutes: int = Field(default=10, ge=1, le=1440)
 
 
 class Handling(_Frozen):
@@ -157,6 +160,18 @@ class WorkOrderSettings(_Frozen):
     description_max_chars: int = Field(default=2000, ge=10, le=100_000)
     # The SMS that carries a reply to the customer; fields {order} and {reply}.
     reply_sms: str = "您的工单{order}已处理:{reply} 如有疑问请致电10086。"
+    # Where a reply may go besides the caller's own number: regions (ISO codes) and kinds of
+    # number (libphonenumber's types in lower case). Domestic mobiles by default: no premium-rate,
+    # international or satellite number can be made a recipient by whoever files the order.
+    contact_regions: tuple[str, ...] = ("CN",)
+    contact_kinds: tuple[str, ...] = ("mobile", "fixed_line_or_mobile")
+    reply_max_chars: int = Field(default=500, ge=10, le=5000)
+    reply_max_parts: int = Field(default=4, ge=1, le=10)  # SMS parts of the whole reply SMS
+    # Quotas per person (orders filed, replies sent, an hour) and per customer's number (reply
+    # SMS, a day), shared by every instance.
+    orders_per_person_per_hour: int = Field(default=60, ge=1)
+    replies_per_person_per_hour: int = Field(default=60, ge=1)
+    replies_per_number_per_day: int = Field(default=5, ge=1)
 
 
 class Policy(_Frozen):

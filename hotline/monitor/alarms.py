@@ -18,7 +18,7 @@ log = structlog.get_logger("alarms")
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    kind: str  # level_below_target | feed_late | ami_down | sms_dead_letters | degraded_lookups
+    kind: str  # level_below_target | feed_late | ami_down | sms_dead_letters | degraded_lookups | sms_volume
     subject: str  # the level, the table, or "" (bounded: usable as a metric label)
     message: str
 
@@ -33,6 +33,7 @@ class Conditions:
     sms_dead: int
     entries: int  # call entries so far (a counter)
     degraded: int  # degraded lookups so far (a counter)
+    sms_added: int = 0  # SMS jobs ever queued, by every instance (a counter)
 
 
 def _pct(value: float) -> str:
@@ -63,19 +64,43 @@ def candidates(conditions: Conditions, policy: Policy, now: datetime) -> list[Al
 
 
 @dataclass
+class Growth:
+    """How much counters grew over the last `minutes` (from the oldest sample still inside it)."""
+    minutes: int
+    samples: deque[tuple[datetime, tuple[int, ...]]] = field(default_factory=deque)
+
+    def over_window(self, now: datetime, *counters: int) -> tuple[int, ...]:
+        self.samples.append((now, counters))
+        window = timedelta(minutes=self.minutes)
+        while len(self.samples) > 1 and now - self.samples[1][0] >= window:
+            self.samples.popleft()
+        first = self.samples[0][1]
+        return tuple(now_ - then for now_, then in zip(counters, first, strict=True))
+
+
+@dataclass
 class AlarmBook:
     policy: Policy
     since: dict[tuple[str, str], datetime] = field(default_factory=dict)  # condition first seen
     active: dict[tuple[str, str], Alarm] = field(default_factory=dict)
-    counters: deque[tuple[datetime, int, int]] = field(default_factory=deque)  # (at, entries, degraded)
+    lookups: Growth = field(init=False)
+    sms: Growth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lookups = Growth(self.policy.alarms.degraded_window_minutes)
+        self.sms = Growth(self.policy.alarms.sms_volume_window_minutes)
+
+    def _sms_volume(self, conditions: Conditions, now: datetime) -> Alarm | None:
+        """Far more SMS than the hotline sends in its ordinary course: a relay, a loop, a flood."""
+        (added,) = self.sms.over_window(now, conditions.sms_added)
+        limit, minutes = self.policy.alarms.sms_volume_max, self.policy.alarms.sms_volume_window_minutes
+        if added > limit:
+            return Alarm("sms_volume", "", f"{added} SMS queued in the last {minutes} min (more than {limit}): "
+                         "see hotline sms status and the work orders' replies")
+        return None
 
     def _degraded(self, conditions: Conditions, now: datetime) -> Alarm | None:
-        window = timedelta(minutes=self.policy.alarms.degraded_window_minutes)
-        self.counters.append((now, conditions.entries, conditions.degraded))
-        while len(self.counters) > 1 and now - self.counters[1][0] >= window:
-            self.counters.popleft()
-        _at, entries0, degraded0 = self.counters[0]
-        entries, degraded = conditions.entries - entries0, conditions.degraded - degraded0
+        entries, degraded = self.lookups.over_window(now, conditions.entries, conditions.degraded)
         share = degraded / entries if entries else 0.0
         if entries and share > self.policy.alarms.degraded_share:
             return Alarm("degraded_lookups", "", f"{degraded} of {entries} lookups degraded in the last "
@@ -85,9 +110,7 @@ class AlarmBook:
     def update(self, conditions: Conditions, now: datetime) -> list[Alarm]:
         """The alarms active now; logs the ones that begin and end."""
         found = candidates(conditions, self.policy, now)
-        degraded = self._degraded(conditions, now)
-        if degraded:
-            found.append(degraded)
+        found += [alarm for alarm in (self._degraded(conditions, now), self._sms_volume(conditions, now)) if alarm]
         current = {(a.kind, a.subject): a for a in found}
         for key in list(self.since):
             if key not in current:
@@ -109,4 +132,4 @@ class AlarmBook:
 
 
 def alarm_kinds() -> Iterable[str]:
-    return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups")
+    return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups", "sms_volume")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from ami_bridge.bridge import AmiBridge
 from ami_bridge.seating import Seating
@@ -35,12 +37,19 @@ def board_feature(settings: Settings, policy: Policy, redis: Redis, store: TierS
     async def sms_dead() -> int:
         return int(await redis.xlen(keys.sms_dead))
 
+    async def sms_added() -> int:
+        try:
+            info: Any = await redis.xinfo_stream(keys.sms_jobs)
+        except ResponseError:  # no job queued yet: no stream
+            return 0
+        return int(info.get("entries-added", 0))  # Redis 7: every entry ever added, trimmed or not
+
     async def redis_up() -> bool:
         return bool(await redis.ping())
 
     ami_managed = bool(settings.ami_secret)
     sources = Sources(model=bridge.model, changed=bridge.model_changed, desks=seating, today=today, tables=tables,
-                      sms_dead=sms_dead, redis_up=redis_up, postgres_up=postgres_up,
+                      sms_dead=sms_dead, sms_added=sms_added, redis_up=redis_up, postgres_up=postgres_up,
                       ami_up=lambda: bridge.connected.is_set() if ami_managed else None)
     live = Monitor(policy, sources, metrics, now)
     board = Board(live, metrics, settings.metrics_token, multiprocess_dir, ready)

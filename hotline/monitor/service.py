@@ -59,6 +59,7 @@ class Sources:
     today: TodayFigures | None
     tables: Callable[[], Awaitable[Mapping[str, datetime | None]]]
     sms_dead: Callable[[], Awaitable[int]]
+    sms_added: Callable[[], Awaitable[int]]  # SMS jobs ever queued (every instance's)
     redis_up: Callable[[], Awaitable[bool]]
     postgres_up: Callable[[], Awaitable[bool]] | None
     ami_up: Callable[[], bool | None]
@@ -76,6 +77,7 @@ class Monitor:
             today if today is not None else _nothing, 5.0, None)
         self.tables: Cached[Mapping[str, datetime | None]] = Cached(sources.tables, 30.0, {})
         self.sms_dead = Cached(sources.sms_dead, 10.0, 0)
+        self.sms_added = Cached(sources.sms_added, 10.0, 0)
         self.redis_up = Cached(sources.redis_up, 2.0, False)
         postgres = sources.postgres_up
         self.postgres_up: Cached[bool] | None = Cached(postgres, 5.0, False) if postgres is not None else None
@@ -92,7 +94,7 @@ class Monitor:
         conditions = Conditions(
             service_level_today={lv: fig.get("service_level") for lv, fig in (today or {}).items()},
             table_imported_at=await self.tables.get(), ami_up=self._sources.ami_up(),
-            sms_dead=await self.sms_dead.get(),
+            sms_dead=await self.sms_dead.get(), sms_added=await self.sms_added.get(),
             entries=int(counted["hotline_call_entries_total"]),
             degraded=int(counted["hotline_degraded_lookups_total"]))
         alarms = self._book.update(conditions, now)

@@ -19,6 +19,7 @@ from hotline_core.feature import AGENT, STAFF, Feature
 from hotline_core.loops import every
 from hotline_core.numbers import NumberPlan
 from hotline_core.policy import Policy
+from hotline_core.quota import Quota
 
 SCHEMA = "hotline.workorders"  # migrations/ beside this module
 # Which orders each person may see within these is the service's business (hotline.workorders.web).
@@ -46,5 +47,5 @@ def pages_feature(service: WorkOrderService, redis: Redis, prefix: str, records:
 def workorders_feature(pool: asyncpg.Pool[Any], redis: Redis, prefix: str, records: CallRecords, policy: Policy,
                        plan: NumberPlan, now: Callable[[], datetime],
                        send_reply: Callable[[str, str, str], Awaitable[str | None]]) -> Feature:
-    service = WorkOrderService(WorkOrders(pool), records, policy, plan, now, send_reply)
+    service = WorkOrderService(WorkOrders(pool), records, policy, plan, now, send_reply, Quota(redis, prefix))
     return pages_feature(service, redis, prefix, records, policy)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from hotline_core.numbers import number_kind
 from hotline_core.policy import NORMAL, TIERS, Handling, Policy, WorkOrderSettings
+from hotline_core.smstext import sms_parts
 
 STATUSES = ("new", "dispatched", "replied", "closed", "reopened")
 OPEN = ("new", "dispatched", "reopened")  # waiting for a reply to the customer
@@ -24,11 +26,12 @@ SPECIAL_CUSTOMERS = (*TIERS, NORMAL)
 
 
 class WorkOrderError(ValueError):
-    """What was wrong, said to the person who asked (HTTP 400/403, CLI exit 2)."""
+    """What was wrong, said to the person who asked (HTTP 400/403/429, CLI exit 2)."""
 
-    def __init__(self, message: str, forbidden: bool = False):
+    def __init__(self, message: str, forbidden: bool = False, retry_after_s: int = 0):
         super().__init__(message)
         self.forbidden = forbidden
+        self.retry_after_s = retry_after_s  # over a quota: when it may be tried again
 
 
 def settings_of(policy: Policy) -> WorkOrderSettings:
@@ -99,6 +102,35 @@ def read_new(fields: Mapping[str, Any], policy: Policy) -> NewOrder:
         raise WorkOrderError("description contains a NUL character")
     contact = str(fields.get("contact") or "").strip() or None
     return NewOrder(category, description, contact)
+
+
+def check_contact(contact: str, caller: str, orders: WorkOrderSettings) -> None:
+    """A reply SMS goes to the customer: the order's caller, or a number of a kind and region the
+    policy allows (domestic mobiles by default)."""
+    if contact == caller:
+        return
+    region, kind = number_kind(contact)
+    if region not in orders.contact_regions or kind not in orders.contact_kinds:
+        allowed = f"{' or '.join(orders.contact_kinds)} numbers of {', '.join(orders.contact_regions)}"
+        raise WorkOrderError(f"contact {contact} is a {kind.replace('_', ' ')} number of "
+                             f"{region or 'no country'}: a reply may go to the caller or to {allowed} only")
+
+
+def reply_text(reply: str, order_id: int, orders: WorkOrderSettings) -> str:
+    """The SMS carrying `reply`, checked against the policy's bounds (pure)."""
+    reply = reply.strip()
+    if not reply:
+        raise WorkOrderError("a reply to the customer needs its text (reply)")
+    if len(reply) > orders.reply_max_chars:
+        raise WorkOrderError(f"the reply is {len(reply)} characters; at most {orders.reply_max_chars}")
+    if any(c in reply for c in "\x00\ufffe\uffff") or any(0xD800 <= ord(c) <= 0xDFFF for c in reply):
+        raise WorkOrderError("the reply contains a character no SMS can carry (NUL or a lone surrogate)")
+    text = orders.reply_sms.format(order=order_id, reply=reply)
+    parts = sms_parts(text)
+    if parts > orders.reply_max_parts:
+        raise WorkOrderError(f"the reply's SMS would take {parts} parts; at most {orders.reply_max_parts}: "
+                             "shorten the reply")
+    return text
 
 
 @dataclass(frozen=True, slots=True)

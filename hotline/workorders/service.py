@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from agi.records import CallRecords
-from hotline.workorders.rules import WorkOrderError, deadlines, read_new, settings_of
+from hotline.workorders.rules import WorkOrderError, check_contact, deadlines, read_new, reply_text, settings_of
 from hotline.workorders.store import Caller, WorkOrders, as_json
-from hotline_core.numbers import NumberPlan, normalize_number
+from hotline_core.numbers import NumberPlan, mask_number, normalize_number
 from hotline_core.policy import NORMAL, Policy
+from hotline_core.quota import Quota
 
 # (marker, number, text) -> the SMS job id, or None if a job was queued under this marker before
 ReplySender = Callable[[str, str, str], Awaitable[str | None]]
@@ -19,13 +20,14 @@ ReplySender = Callable[[str, str, str], Awaitable[str | None]]
 
 class WorkOrderService:
     def __init__(self, store: WorkOrders, records: CallRecords, policy: Policy, plan: NumberPlan,
-                 clock: Callable[[], datetime], send_reply: ReplySender | None):
+                 clock: Callable[[], datetime], send_reply: ReplySender | None, quota: Quota | None = None):
         self.store = store
         self._records = records
         self._policy = policy
         self._plan = plan
         self._clock = clock
         self._send_reply = send_reply
+        self._quota = quota  # None: no quotas (the CLI, run by an operator on the server)
 
     def now(self) -> datetime:
         return self._clock()
@@ -68,6 +70,10 @@ class WorkOrderService:
         contact = normalize_number(new.contact, self._plan) if new.contact else None
         if new.contact and contact is None:
             raise WorkOrderError(f"contact {new.contact[:40]!r} is not a phone number")
+        orders = settings_of(self._policy)
+        if contact is not None:
+            check_contact(contact, caller.number, orders)
+        await self._take("orders filed", actor, orders.orders_per_person_per_hour, 3600)
         now = self.now()
         due = deadlines(self._policy, caller.tier, caller.level, now)
         order_id, created = await self.store.create(caller, new.category, new.description, contact, due.priority,
@@ -82,10 +88,32 @@ class WorkOrderService:
 
     async def move(self, order_id: int, target: str, actor: str, role: str, note: str = "",
                    reply: str | None = None) -> dict[str, Any]:
+        if target == "replied":
+            # The reply goes out as an SMS: checked, and counted against the person's and the
+            # customer's quotas, before anything is recorded.
+            orders = settings_of(self._policy)
+            if reply is not None and not isinstance(reply, str):
+                raise WorkOrderError("reply must be the text sent to the customer, not a number or a list")
+            reply_text(reply or "", order_id, orders)
+            current = await self.store.get(order_id)
+            if current is None:
+                raise WorkOrderError(f"no work order {order_id}")
+            check_contact(current["contact"], current["number"], orders)
+            await self._take("replies sent", actor, orders.replies_per_person_per_hour, 3600)
+            await self._take("reply SMS to", current["contact"], orders.replies_per_number_per_day, 86400)
         row = await self.store.move(order_id, target, actor, role, note, reply, self.now())
         if target == "replied":
             await self._deliver_reply(row)
         return await self.get(order_id)
+
+    async def _take(self, what: str, who: str, limit: int, window_s: int) -> None:
+        if self._quota is None:
+            return
+        wait = await self._quota.take(what, who, limit, window_s, self.now().timestamp())
+        if wait:
+            whose = mask_number(who) if who.isdigit() else who
+            raise WorkOrderError(f"{what}: {limit} per {'hour' if window_s == 3600 else 'day'} for {whose} "
+                                 f"already; try again in {wait} s", retry_after_s=wait)
 
     async def _deliver_reply(self, order: Any) -> None:
         """Queue the reply's SMS. The marker names this reply (the order and when it was replied),

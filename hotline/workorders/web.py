@@ -38,6 +38,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _problem(exc: WorkOrderError) -> web.Response:
+    if exc.retry_after_s:
+        response = _json({"error": str(exc)}, 429)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     return _json({"error": str(exc)}, 403 if exc.forbidden else 400)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from hotline.sms.jobs import OnceQueue, SmsRequest
 from hotline.web.access import SignIn
 from hotline.web.auth import Sessions
 from hotline.web.pages import pages_app
-from hotline.workorders.feature import pages_feature
+from hotline.workorders.feature import workorders_feature
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import WorkOrders
 from hotline_core.keys import RedisKeys
@@ -70,6 +71,14 @@ class Site:
 @pytest.fixture
 async def site(redis: Redis, pipe: RedisPipe, records_db: tuple[str, asyncpg.Pool[Any]],
                policy: Policy) -> AsyncIterator[Site]:
+    async with open_site(redis, pipe, records_db[1], policy) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_site(redis: Redis, pipe: RedisPipe, pool: asyncpg.Pool[Any], policy: Policy) -> AsyncIterator[Site]:
+    """The work orders' pages as `hotline serve` assembles them (the feature's own builder, its
+    quotas included), with a pinned clock."""
     clock = Clock()
     records = CallRecords(pipe, PREFIX, 3600)
     sessions = Sessions(redis, PREFIX)
@@ -82,8 +91,8 @@ async def site(redis: Redis, pipe: RedisPipe, records_db: tuple[str, asyncpg.Poo
     async def send_reply(marker: str, number: str, text: str) -> str | None:
         return await once.add(KEYS.sms_order_reply(marker), SmsRequest("order_reply", "", number, text))
 
-    service = WorkOrderService(WorkOrders(records_db[1]), records, policy, NumberPlan("86", "CN"), clock, send_reply)
-    app = pages_app(sessions, SignIn(sessions, redis, PREFIX), [pages_feature(service, redis, PREFIX, records, policy)])
+    feature = workorders_feature(pool, redis, PREFIX, records, policy, NumberPlan("86", "CN"), clock, send_reply)
+    app = pages_app(sessions, SignIn(sessions, redis, PREFIX), [feature])
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_tcp_port()
@@ -240,3 +249,82 @@ async def test_a_reply_whose_sms_was_never_queued_is_sent_by_the_sweep(site: Sit
     assert await sweeper.send_pending_replies() == 1
     assert await sweeper.send_pending_replies() == 0
     assert await redis.xlen(KEYS.sms_jobs) == 1
+
+
+def tightened(policy: Policy, **limits: int) -> Policy:
+    assert policy.work_orders is not None
+    return policy.model_copy(update={"work_orders": policy.work_orders.model_copy(update=limits)})
+
+
+async def test_a_reply_goes_only_to_the_caller_or_a_domestic_mobile_and_within_its_bounds(site: Site,
+                                                                                      redis: Redis) -> None:
+    """Staff cannot make the hotline text premium-rate, foreign or satellite numbers, nor send a
+    book as one reply."""
+    handler = await site.session("h1", "handler-secret")
+    try:
+        api = f"{site.base}/api/workorders"
+        for contact, kind in (("+19005550100", "premium rate number of US"), ("+881612345678", "mobile number of 001"),
+                              ("+447911123456", "mobile number of GG"),
+                              ("01065529988", "fixed line number of CN")):
+            status, problem = await post(handler, api, {"number": "13800000009", "category": "bill",
+                                                        "description": "x", "contact": contact})
+            assert status == 400, problem
+            assert kind in problem["error"], problem
+            assert "a reply may go to the caller or to mobile or fixed_line_or_mobile numbers of CN only" in problem["error"]
+        status, order = await post(handler, api, {"number": "13800000009", "category": "bill", "description": "x",
+                                                  "contact": "13900000001"})
+        assert (status, order["contact"]) == (201, "8613900000001")  # another domestic mobile: allowed
+        url = f"{api}/{order['id']}/status"
+        assert (await post(handler, url, {"status": "dispatched"}))[0] == 200
+        status, problem = await post(handler, url, {"status": "replied", "reply": "x" * 1_040_000})
+        assert (status, problem["error"]) == (400, "the reply is 1040000 characters; at most 500")
+        status, problem = await post(handler, url, {"status": "replied", "reply": "退" * 300})
+        assert status == 400
+        assert problem["error"].startswith("the reply's SMS would take 5 parts; at most 4")
+        status, problem = await post(handler, url, {"status": "replied", "reply": 12})
+        assert (status, problem["error"]) == (400, "reply must be the text sent to the customer, not a number or a list")
+        assert (await post(handler, url, {"status": "replied", "reply": "已处理"}))[0] == 200
+        jobs = await redis.xrange(KEYS.sms_jobs)
+        assert [f["number"] for _, f in jobs] == ["8613900000001"]  # only the accepted reply went out
+    finally:
+        await handler.close()
+
+
+async def test_staff_and_numbers_have_quotas_and_a_refusal_says_when_to_try_again(
+        redis: Redis, pipe: RedisPipe, records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy) -> None:
+    limits = tightened(policy, orders_per_person_per_hour=5, replies_per_person_per_hour=3,
+                       replies_per_number_per_day=2)
+    async with open_site(redis, pipe, records_db[1], limits) as site:
+        handler = await site.session("h1", "handler-secret")
+        boss = await site.session("boss", "boss-secret-1")
+        try:
+            api = f"{site.base}/api/workorders"
+            filed = [await post(handler, api, {"number": f"1380000001{i}", "category": "bill", "description": "x"})
+                     for i in range(6)]
+            assert [status for status, _ in filed] == [201] * 5 + [429]
+            assert filed[5][1]["error"].startswith("orders filed: 5 per hour for h1 already; try again in ")
+            ids = [order["id"] for status, order in filed if status == 201]
+            for order_id in ids:
+                assert (await post(handler, f"{api}/{order_id}/status", {"status": "dispatched"}))[0] == 200
+
+            async def reply(session: aiohttp.ClientSession, order_id: int) -> tuple[int, Any]:
+                return await post(session, f"{api}/{order_id}/status", {"status": "replied", "reply": "好"})
+
+            assert [(await reply(handler, i))[0] for i in ids[:4]] == [200, 200, 200, 429]  # 3 per person an hour
+            # One customer's number: 2 reply SMS a day, whoever sends them (the boss has a quota of their own).
+            same = [await post(boss, api, {"number": "13800000077", "category": "bill", "description": "x"})
+                    for _ in range(3)]
+            for _, order in same:
+                assert (await post(boss, f"{api}/{order['id']}/status", {"status": "dispatched"}))[0] == 200
+            answers = [await reply(boss, order["id"]) for _, order in same]
+            assert [status for status, _ in answers] == [200, 200, 429]
+            assert answers[2][1]["error"].startswith("reply SMS to: 2 per day for ")
+            assert "8613800000077" not in answers[2][1]["error"]  # the customer's number masked
+            async with boss.post(f"{api}/{same[2][1]['id']}/status", json={"status": "replied", "reply": "好"}) as r:
+                assert r.status == 429
+                assert 0 < int(r.headers["Retry-After"]) <= 86400
+            jobs = await redis.xrange(KEYS.sms_jobs)
+            assert len(jobs) == 5  # every accepted reply, no refused one
+        finally:
+            await handler.close()
+            await boss.close()

@@ -56,6 +56,15 @@ def test_degraded_lookups_alarm_on_their_share_over_the_window(policy: Policy) -
     assert book.update(conditions(entries=2300, degraded=20), NOW + timedelta(minutes=9)) == []  # window moved
 
 
+def test_unusual_sms_volume_alarms_over_its_window(policy: Policy) -> None:
+    book = AlarmBook(policy)  # the shipped policy: more than 500 SMS within 10 minutes
+    assert book.update(conditions(sms_added=1000), NOW) == []
+    assert book.update(conditions(sms_added=1400), NOW + timedelta(minutes=5)) == []  # 400
+    [alarm] = book.update(conditions(sms_added=1600), NOW + timedelta(minutes=8))  # 600 in 8 minutes
+    assert (alarm.kind, alarm.message.split(":")[0]) == ("sms_volume", "600 SMS queued in the last 10 min (more than 500)")
+    assert book.update(conditions(sms_added=1700), NOW + timedelta(minutes=19)) == []  # the window moved on
+
+
 def test_the_picture_counts_waiting_callers_and_agents_per_desk(policy: Policy) -> None:
     model = QueueModel()
     epoch = NOW.timestamp()

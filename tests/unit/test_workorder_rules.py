@@ -76,3 +76,26 @@ def test_agents_see_their_own_orders_and_their_callers() -> None:
     assert visible_to("agent", "agent1", "8613800000004") == ("(created_by = $1 OR number = $2)",
                                                               ["agent1", "8613800000004"])
     assert visible_to("handler", "h1", None) == ("TRUE", [])
+
+
+def test_sms_parts_follow_the_alphabet_and_the_concatenation_header() -> None:
+    from hotline_core.smstext import sms_parts
+
+    assert [sms_parts("a" * n) for n in (0, 160, 161, 306, 307)] == [1, 1, 2, 2, 3]
+    assert [sms_parts("{" * n) for n in (80, 81)] == [1, 2]  # extension characters take two septets
+    assert [sms_parts("您" * n) for n in (70, 71, 134, 135)] == [1, 2, 2, 3]
+    assert sms_parts("😀" * 35) == 1  # outside the BMP: two UCS-2 units each
+    assert sms_parts("😀" * 36) == 2
+
+
+def test_a_contact_is_the_caller_or_of_an_allowed_kind_and_region(policy: Policy) -> None:
+    from hotline.workorders.rules import check_contact
+
+    orders = policy.work_orders
+    assert orders is not None
+    check_contact("8613800000001", "8613800000009", orders)  # a domestic mobile
+    check_contact("19005550100", "19005550100", orders)  # the caller's own number, whatever it is
+    with pytest.raises(WorkOrderError, match="premium rate number of US"):
+        check_contact("19005550100", "8613800000009", orders)
+    with pytest.raises(WorkOrderError, match="fixed line number of CN"):
+        check_contact("861065529988", "8613800000009", orders)
