@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
+from harness.waiting import until
 from hotline_core.metrics import Metrics
 from hotline_core.supervise import Backoff, Supervisor
 
@@ -86,11 +87,13 @@ async def test_a_failing_component_counts_as_recovered_once_a_run_lasts() -> Non
 
     supervisor = Supervisor(None, FAST)
     supervisor.start("records outbox", flaky)
-    await asyncio.sleep(0.15)
-    [down] = supervisor.down()
-    assert "failing" in down
-    await asyncio.sleep(FAST.healthy_after_s + 0.05)
-    assert supervisor.down() == []
+    [down] = await until(lambda: [d for d in supervisor.down() if " failing " in d], "it to be reported failing", 2,
+                         every=0.01)
+    assert down.startswith("records outbox failing (3 failures in a row")
+    failing_since = asyncio.get_running_loop().time()
+    await until(lambda: not supervisor.down(), "the component to count as recovered", 3, every=0.01)
+    # Not before a run has lasted healthy_after_s.
+    assert asyncio.get_running_loop().time() - failing_since >= FAST.healthy_after_s - FAST.max_s
     await supervisor.stop(1.0)
 
 
