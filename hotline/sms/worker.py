@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from agi.records import OUTBOX_MAX, fact_fields
 from hotline.sms.gateway import GatewayError, SmsGateway
@@ -107,7 +107,14 @@ class SmsWorker:
 
     async def _bounded(self, job_id: str, fields: dict[str, Any]) -> int:
         async with self._slots:
-            return await self._process(job_id, fields)
+            try:
+                return await self._process(job_id, fields)
+            except (RedisError, OSError):
+                raise  # Redis away: the job stays pending and the step is tried again
+            except Exception as exc:  # a job no attempt can process (its fields or state broken)
+                # Set aside with the reason rather than retried for ever, holding up the jobs behind it.
+                await self._bury(job_id, fields, f"cannot be processed: {type(exc).__name__}: {exc}")
+                return 0
 
     async def _process(self, job_id: str, fields: dict[str, Any]) -> int:
         state_key = self.keys.sms_state(job_id)
@@ -158,18 +165,24 @@ class SmsWorker:
                                                        "next_try": f"{time.time() + delay:.3f}"})
             log.warning("sms not sent; will retry", job=job_id, attempts=attempts, retry_in_s=delay, error=str(exc))
             return 0
+        await self._bury(job_id, fields, str(exc), attempts)
+        return 0
+
+    async def _bury(self, job_id: str, fields: dict[str, Any], reason: str, attempts: int | None = None) -> None:
+        """Into the dead letters with the reason (`hotline sms dead`; `hotline sms requeue` sends
+        it again), acknowledged, counted: the alarm on dead letters says it."""
         if fields.get("uniqueid"):
             await record_sms_outcome(self._redis, self.keys, str(fields["uniqueid"]), job_id, "dead")
         async with self._redis.pipeline(transaction=True) as tx:
-            dead: dict[Any, Any] = {**fields, "job": job_id, "error": str(exc)[:200], "attempts": str(attempts)}
+            dead: dict[Any, Any] = {**fields, "job": job_id, "error": reason[:200],
+                                    "attempts": str(attempts) if attempts is not None else "?"}
             tx.xadd(self.keys.sms_dead, dead)
-            tx.hset(state_key, mapping={"status": "dead", "error": str(exc)[:200]})
+            tx.hset(self.keys.sms_state(job_id), mapping={"status": "dead", "error": reason[:200]})
             tx.hincrby(self.keys.sms_counts, "dead", 1)
             tx.xack(self.keys.sms_jobs, GROUP, job_id)
             await tx.execute()
         self._metrics.sms.labels("dead").inc()
-        log.error("sms given up; in the dead letters", job=job_id, attempts=attempts, error=str(exc))
-        return 0
+        log.error("sms given up; in the dead letters", job=job_id, attempts=attempts, error=reason[:200])
 
     async def _done(self, job_id: str, status: str) -> None:
         await advance(self._redis, self.keys, job_id, status, self._metrics)

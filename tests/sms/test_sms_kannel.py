@@ -235,3 +235,26 @@ async def test_an_outage_longer_than_the_window_ends_in_the_dead_letters_and_req
     await until(lambda: stepped(worker, redis, "sent", 2), "2 sent", 6.0, every=0.2)
     await until(lambda: _delivered_count(kannel, 2), "2 delivered at the SMSC")
     assert len(delivered(kannel.delivered_log)) == 2
+
+
+async def test_a_job_whose_state_cannot_be_read_goes_to_the_dead_letters_and_the_rest_flow_on(
+    redis: Redis, kannel: Kannel, reports: int, http: aiohttp.ClientSession
+) -> None:
+    """What a careless `HSET ... next_try abc` did: one job the worker cannot process. It is set
+    aside with the reason, once; the jobs around it are sent; the worker keeps working."""
+    jobs = await enqueue(redis, 4)
+    await redis.hset(RedisKeys(PREFIX).sms_state(jobs[1]), "next_try", "abc")
+    worker = SmsWorker(redis, gateway_for(kannel, http, reports), PREFIX, "w1")
+    await worker.ensure_group()
+    assert await worker.step() == 3
+    [(_, dead)] = await redis.xrange(RedisKeys(PREFIX).sms_dead)
+    assert (dead["job"], dead["number"]) == (jobs[1], "8613800000001")
+    assert dead["error"] == "cannot be processed: ValueError: could not convert string to float: 'abc'"
+    assert await worker.step() == 0  # not tried again
+    await until(lambda: _delivered_count(kannel, 3), "the other three at the SMSC")
+    assert sorted(n for n, _ in delivered(kannel.delivered_log)) == ["8613800000000", "8613800000002",
+                                                                     "8613800000003"]
+    counts = await status_counts(redis, PREFIX)
+    assert (counts["pending"], counts["dead"]) == (0, 1)
+    await enqueue(redis, 1)  # and the next job goes as usual
+    assert await worker.step() == 1
