@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
+import structlog
 from redis.asyncio import Redis
 
 from hotline_core.keys import RedisKeys
@@ -21,6 +22,9 @@ from hotline_core.keys import RedisKeys
 REQUIRED = ("agent_id", "name", "interface", "tenure_start", "satisfaction", "first_contact_resolution")
 _AGENT_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _INTERFACE = re.compile(r"^(PJSIP|SIP|Local|IAX2)/[A-Za-z0-9_.@/-]+$")
+
+
+log = structlog.get_logger("roster")
 
 
 class RosterError(ValueError):
@@ -49,10 +53,17 @@ class Agent:
 
     @classmethod
     def from_json(cls, text: str) -> Agent:
-        data = json.loads(text)
-        return cls(data["agent_id"], data["name"], data["interface"], tuple(data["skills"]),
-                   date.fromisoformat(data["tenure_start"]), float(data["satisfaction"]),
-                   float(data["first_contact_resolution"]))
+        """An agent as the roster stores it; RosterError names what is missing or wrong (an entry
+        written by hand in Redis, or by an older hotline)."""
+        try:
+            data = json.loads(text)
+            return cls(str(data["agent_id"]), str(data["name"]), str(data["interface"]),
+                       tuple(str(s) for s in data["skills"]), date.fromisoformat(data["tenure_start"]),
+                       float(data["satisfaction"]), float(data["first_contact_resolution"]))
+        except KeyError as exc:
+            raise RosterError(f"the field {exc.args[0]!r} is missing") from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise RosterError(f"{type(exc).__name__}: {exc}"[:200]) from None
 
 
 def parse_agent(fields: dict[str, str]) -> Agent:
@@ -152,6 +163,7 @@ class Roster:
     def __init__(self, redis: Redis, prefix: str):
         self._redis = redis
         self.key = RedisKeys(prefix).roster
+        self._said: set[tuple[str, str]] = set()  # unreadable entries already logged
 
     async def replace_all(self, agents: list[Agent]) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
@@ -161,8 +173,19 @@ class Roster:
             await tx.execute()
 
     async def all(self) -> list[Agent]:
+        """Every agent that can be read. An unreadable entry is left out (logged once, by id and
+        reason) rather than stopping whoever reads the roster: the desks go on being staffed."""
         data = await self._redis.hgetall(self.key)
-        return sorted((Agent.from_json(str(v)) for v in data.values()), key=lambda a: a.agent_id)
+        agents = []
+        for agent_id, text in data.items():
+            try:
+                agents.append(Agent.from_json(str(text)))
+            except RosterError as exc:
+                if (str(agent_id), str(text)) not in self._said:
+                    self._said.add((str(agent_id), str(text)))
+                    log.error("roster entry unreadable; left out until it is mended (hotline agents set/remove)",
+                              agent=str(agent_id)[:60], reason=str(exc))
+        return sorted(agents, key=lambda a: a.agent_id)
 
     async def get(self, agent_id: str) -> Agent | None:
         text = await self._redis.hget(self.key, agent_id)

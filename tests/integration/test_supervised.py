@@ -132,3 +132,28 @@ async def _not_ready(session: aiohttp.ClientSession, base: str) -> str | None:
 
 async def _ready(session: aiohttp.ClientSession, base: str) -> bool:
     return (await get(session, f"{base}/readyz"))[0] == 200
+
+
+async def test_an_unreadable_roster_entry_is_left_out_and_the_desks_are_still_staffed(
+        own_redis: RedisServer, roster: None, tmp_path: Path) -> None:
+    """What a hand-written `HSET hl:agents zz-bad '{"agent_id":"zz-bad"}'` did: the bridge died on
+    it at every reconcile. Now the entry is named in the log once and the others are seated."""
+    redis = Redis.from_url(own_redis.url, decode_responses=True)
+    await redis.hset(Roster(redis, "hl").key, "zz-bad", '{"agent_id": "zz-bad"}')
+    await redis.aclose()
+    peer = ScriptedAmi(lambda _asked: [])
+    port = await peer.start()
+    serve = Serve(tmp_path, own_redis.url, HOTLINE_AMI_PORT=str(port), HOTLINE_AMI_SECRET="x",
+                  HOTLINE_DESK_RECONCILE_S="0.5")
+    serve.process.start([HOTLINE, "serve"], env=serve.env)
+    try:
+        await until(lambda: peer.sent("QueueAdd"), "the bridge to staff the queues", 20)
+        await until(lambda: peer.status_asked >= 3, "two more reconciles", 10)
+        assert {a["Interface"] for a in peer.sent("QueueAdd")} == {"PJSIP/agent1", "PJSIP/agent2"}
+        [unreadable] = serve.lines("roster entry unreadable; left out until it is mended (hotline agents set/remove)")
+        assert (unreadable["agent"], unreadable["reason"]) == ("zz-bad", "the field 'name' is missing")
+        assert serve.lines("component failed; restarting") == []
+        assert peer.logins == 1
+    finally:
+        serve.process.stop()
+        await peer.stop()
