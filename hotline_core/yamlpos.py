@@ -98,6 +98,23 @@ def schema_message(err: Any) -> str:
     return str(err.get("msg", "invalid")).removeprefix("Value error, ")
 
 
+MAX_NESTING = 64  # far more than any policy, flow or traffic file needs
+
+
+def nesting(text: str) -> int:
+    """An upper bound on how deeply `text` nests flow collections (`[`, `{`) and indented blocks
+    (pure, without parsing): enough to refuse a hostile file before a recursive parser sees it."""
+    deepest = depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()}
+    return max(deepest, len(indents))
+
+
 def load_yaml(path: Path) -> LoadedYaml:
     """Parse `path`; syntax errors and unreadable files become a located ConfigFileError."""
     name = str(path)
@@ -109,9 +126,16 @@ def load_yaml(path: Path) -> LoadedYaml:
         raise ConfigFileError([Problem(name, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     except OSError as exc:
         raise ConfigFileError([Problem(name, "", f"cannot read: {exc.strerror}")]) from None
+    deepest = nesting(text)
+    if deepest > MAX_NESTING:
+        # Refused before parsing: PyYAML's composer (and pydantic after it) recurse once per
+        # level, and a file nested thousands deep exhausts the interpreter's stack.
+        raise ConfigFileError([Problem(name, "", f"nested {deepest} levels deep; at most {MAX_NESTING}")])
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigFileError([Problem(name, "", f"nested more deeply than {MAX_NESTING} levels")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None

@@ -183,3 +183,13 @@ def test_the_engine_ends_a_loop_the_validator_could_not_see_with_a_goodbye() -> 
     assert outcome.kind == "hangup"
     assert "without asking or ending" in outcome.reason
     assert played[-1] == "vm-goodbye"
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 5000 + "]" * 5000 + "\n",
+                                  "a: " + "{b: " * 3000 + "1" + "}" * 3000 + "\n",
+                                  "".join(" " * i + f"k{i}:\n" for i in range(100)) + " " * 100 + "v: 1\n"])
+def test_a_file_nested_too_deeply_is_refused_before_it_is_parsed(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigFileError, match=r"deep.yaml: nested \d+ levels deep; at most 64"):
+        load_flows(path)
