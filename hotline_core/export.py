@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("table", "csv", "xlsx", "json")
@@ -39,14 +40,21 @@ def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -
     return out.getvalue().encode("utf-8-sig")  # the BOM tells Excel it is UTF-8
 
 
+def xlsx_text(value: Any) -> Any:
+    """What an XLSX cell can hold: the control characters the format refuses (all below 0x20 but
+    tab, newline and carriage return) become U+FFFD, so one odd order never fails a whole export
+    (openpyxl raises IllegalCharacterError on them)."""
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def to_xlsx(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], title: str) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = title[:31]
-    sheet.append([header for _, header in columns])
+    sheet.append([xlsx_text(header) for _, header in columns])
     for row in rows:
-        sheet.append([_cell(row.get(key)) for key, _ in columns])
+        sheet.append([xlsx_text(_cell(row.get(key))) for key, _ in columns])
     for line in sheet.iter_rows(min_row=2):
         for cell in line:
             if isinstance(cell.value, str):

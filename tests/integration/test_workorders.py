@@ -328,3 +328,22 @@ async def test_staff_and_numbers_have_quotas_and_a_refusal_says_when_to_try_agai
         finally:
             await handler.close()
             await boss.close()
+
+
+async def test_one_order_holding_control_characters_does_not_fail_the_xlsx_export(site: Site) -> None:
+    handler = await site.session("h1", "handler-secret")
+    try:
+        api = f"{site.base}/api/workorders"
+        status, odd = await post(handler, api, {"number": "13800000031", "category": "bill",
+                                                "description": "bell\x07 escape\x1b vertical\x0b end"})
+        assert status == 201
+        assert (await post(handler, api, {"number": "13800000032", "category": "bill", "description": "plain"}))[0] == 201
+        async with handler.get(f"{api}?format=xlsx") as reply:
+            assert reply.status == 200
+            sheet = load_workbook(io.BytesIO(await reply.read())).active
+        assert sheet is not None
+        descriptions = {row[0]: row[13] for row in sheet.iter_rows(min_row=2, values_only=True)}
+        assert descriptions[odd["id"]] == "bell\ufffd escape\ufffd vertical\ufffd end"
+        assert len(descriptions) == 2
+    finally:
+        await handler.close()

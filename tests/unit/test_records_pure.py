@@ -153,3 +153,14 @@ def test_exports_keep_chinese_and_never_make_formulas() -> None:
     assert sheet["B2"].data_type == "s"  # text, not a formula
     assert json.loads(render("json", columns, rows, "t"))[0]["tier_label"] == "农村"
     assert "农村" in render("table", columns, rows, "t").decode()
+
+
+def test_an_xlsx_export_survives_control_characters_the_format_refuses() -> None:
+    columns = [("description", "description"), ("note", "note")]
+    rows = [{"description": "bell\x07 and escape\x1b here", "note": "tab\tand\nnewline kept"},
+            {"description": "ordinary", "note": "\x00\x0b\x0c"}]
+    sheet = load_workbook(io.BytesIO(render("xlsx", columns, rows, "orders"))).active
+    assert sheet is not None
+    assert [c.value for c in sheet[2]] == ["bell\ufffd and escape\ufffd here", "tab\tand\nnewline kept"]
+    assert [c.value for c in sheet[3]] == ["ordinary", "\ufffd\ufffd\ufffd"]
+    assert render("csv", columns, rows, "orders").decode("utf-8-sig").count("\x07") == 1  # CSV keeps what it can
