@@ -36,3 +36,8 @@ class Quota:
         key = self._keys.quota(what, who, window)
         answer = int(await self._script(keys=[key], args=[limit, window_s]))
         return 0 if answer > 0 else max(1, -answer)
+
+    async def give_back(self, what: str, who: str, window_s: int, now_s: float) -> None:
+        """Undo a `take` whose work turned out to be a replay of work already counted."""
+        key = self._keys.quota(what, who, int(now_s // window_s))
+        await self._redis.decr(key)

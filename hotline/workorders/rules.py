@@ -26,12 +26,13 @@ SPECIAL_CUSTOMERS = (*TIERS, NORMAL)
 
 
 class WorkOrderError(ValueError):
-    """What was wrong, said to the person who asked (HTTP 400/403/429, CLI exit 2)."""
+    """What was wrong, said to the person who asked (HTTP 400/403/422/429, CLI exit 2)."""
 
-    def __init__(self, message: str, forbidden: bool = False, retry_after_s: int = 0):
+    def __init__(self, message: str, forbidden: bool = False, retry_after_s: int = 0, conflict: bool = False):
         super().__init__(message)
         self.forbidden = forbidden
         self.retry_after_s = retry_after_s  # over a quota: when it may be tried again
+        self.conflict = conflict  # well formed, but at odds with what was asked before (HTTP 422)
 
 
 def settings_of(policy: Policy) -> WorkOrderSettings:

@@ -9,7 +9,7 @@ from typing import Any
 
 from agi.records import CallRecords
 from hotline.workorders.rules import WorkOrderError, check_contact, deadlines, read_new, reply_text, settings_of
-from hotline.workorders.store import Caller, WorkOrders, as_json
+from hotline.workorders.store import Caller, Request, WorkOrders, as_json
 from hotline_core.numbers import NumberPlan, mask_number, normalize_number
 from hotline_core.policy import NORMAL, Policy
 from hotline_core.quota import Quota
@@ -76,8 +76,14 @@ class WorkOrderService:
         await self._take("orders filed", actor, orders.orders_per_person_per_hour, 3600)
         now = self.now()
         due = deadlines(self._policy, caller.tier, caller.level, now)
-        order_id, created = await self.store.create(caller, new.category, new.description, contact, due.priority,
-                                                    due.reply_due, due.resolve_due, actor, role, now, request_key)
+        request = Request.of(actor, request_key, fields) if request_key else None
+        created = False
+        try:
+            order_id, created = await self.store.create(caller, new.category, new.description, contact, due.priority,
+                                                        due.reply_due, due.resolve_due, actor, role, now, request)
+        finally:
+            if not created and self._quota is not None:  # a replay, or refused: nothing new was filed
+                await self._quota.give_back("orders filed", actor, 3600, now.timestamp())
         return await self.get(order_id), created
 
     async def get(self, order_id: int) -> dict[str, Any]:

@@ -3,6 +3,9 @@ dispatch order, status moves with their audit trail, and a caller's recent histo
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,8 +17,9 @@ from hotline_core.db import Conn
 
 _CREATE = """
 INSERT INTO work_orders (created_at, request_key, linkedid, number, contact, special_customer, special_label, level,
-                         category, description, status, priority, reply_due, resolve_due, created_by, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'new', $11, $12, $13, $14, $1)
+                         category, description, status, priority, reply_due, resolve_due, created_by, updated_at,
+                         request_digest)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'new', $11, $12, $13, $14, $1, $15)
 ON CONFLICT (request_key) DO NOTHING
 RETURNING id
 """
@@ -39,7 +43,23 @@ def as_json(row: asyncpg.Record, now: datetime, zone: Any) -> dict[str, Any]:
             order[key] = order[key].astimezone(zone).isoformat(timespec="seconds")
     order["overdue"] = overdue(row["status"], row["reply_due"], row["resolve_due"], now)
     order.pop("request_key", None)
+    order.pop("request_digest", None)
     return order
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A create's idempotency: its key, scoped to the person and digested whole (any length), and
+    the digest of what was asked."""
+    key: str
+    digest: str
+
+    @classmethod
+    def of(cls, actor: str, key: str, fields: Mapping[str, Any]) -> Request:
+        asked = {k: v for k, v in fields.items() if k != "request_key"}
+        body = json.dumps(asked, sort_keys=True, ensure_ascii=False, default=str)
+        return cls(f"{actor}:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}",
+                   hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 class WorkOrders:
@@ -48,15 +68,21 @@ class WorkOrders:
 
     async def create(self, caller: Caller, category: str, description: str, contact: str | None, priority: int,
                      reply_due: datetime, resolve_due: datetime, actor: str, role: str, now: datetime,
-                     request_key: str | None) -> tuple[int, bool]:
-        """(order id, created now); the same request key again returns the first order."""
+                     request: Request | None) -> tuple[int, bool]:
+        """(order id, created now); the same request again returns the first order, and the same
+        key with another body is refused."""
+        key, digest = (request.key, request.digest) if request else (None, None)
         async with self._pool.acquire() as conn, conn.transaction():
-            order_id = await conn.fetchval(_CREATE, now, request_key, caller.linkedid, caller.number,
+            order_id = await conn.fetchval(_CREATE, now, key, caller.linkedid, caller.number,
                                            contact or caller.number, caller.tier, caller.label, caller.level, category,
-                                           description, priority, reply_due, resolve_due, actor)
+                                           description, priority, reply_due, resolve_due, actor, digest)
             if order_id is None:
-                existing = await conn.fetchval("SELECT id FROM work_orders WHERE request_key = $1", request_key)
-                return int(existing), False
+                existing = await conn.fetchrow("SELECT id, request_digest FROM work_orders WHERE request_key = $1", key)
+                assert existing is not None  # the conflict was with this row; orders are never deleted
+                if existing["request_digest"] != digest:
+                    raise WorkOrderError("this Idempotency-Key was used before for another request: use a new key "
+                                         f"for a new order (order {existing['id']} was filed with it)", conflict=True)
+                return int(existing["id"]), False
             await conn.execute("INSERT INTO work_order_events (order_id, at, actor, role, action, to_status) "
                                "VALUES ($1, $2, $3, $4, 'created', 'new')", order_id, now, actor, role)
             return int(order_id), True

@@ -42,7 +42,7 @@ def _problem(exc: WorkOrderError) -> web.Response:
         response = _json({"error": str(exc)}, 429)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
-    return _json({"error": str(exc)}, 403 if exc.forbidden else 400)
+    return _json({"error": str(exc)}, 403 if exc.forbidden else 422 if exc.conflict else 400)
 
 
 class WorkOrderPages:
@@ -109,7 +109,7 @@ class WorkOrderPages:
             else:
                 caller, note = await self._service.caller_of(fields.get("linkedid"), fields.get("number"))
             order, created = await self._service.create(caller, fields, principal.user, principal.role,
-                                                        str(key)[:100] if key else None)
+                                                        str(key) if key else None)
         except WorkOrderError as exc:
             return _problem(exc)
         if note:

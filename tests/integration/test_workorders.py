@@ -347,3 +347,34 @@ async def test_one_order_holding_control_characters_does_not_fail_the_xlsx_expor
         assert len(descriptions) == 2
     finally:
         await handler.close()
+
+
+async def test_idempotency_keys_are_each_persons_whole_and_bound_to_their_request(site: Site, redis: Redis) -> None:
+    """A replay answers the first order; another person's same key is their own request; the
+    same key with another body is refused (422); keys differing past 100 characters differ."""
+    handler = await site.session("h1", "handler-secret")
+    boss = await site.session("boss", "boss-secret-1")
+    try:
+        api = f"{site.base}/api/workorders"
+        body = {"number": "13800000041", "category": "bill", "description": "double charge"}
+        first, order = await post(handler, api, body, **{"Idempotency-Key": "k-7"})
+        again, replay = await post(handler, api, body, **{"Idempotency-Key": "k-7"})
+        assert (first, again, replay["id"]) == (201, 200, order["id"])
+        theirs, other = await post(boss, api, body, **{"Idempotency-Key": "k-7"})
+        assert theirs == 201
+        assert other["id"] != order["id"]  # another person's key: never someone else's order
+        changed, problem = await post(handler, api, {**body, "description": "another matter"},
+                                      **{"Idempotency-Key": "k-7"})
+        assert changed == 422
+        assert problem["error"].startswith("this Idempotency-Key was used before for another request")
+        long_a, long_b = "x" * 100 + "a", "x" * 100 + "b"
+        a, order_a = await post(handler, api, body, **{"Idempotency-Key": long_a})
+        b, order_b = await post(handler, api, body, **{"Idempotency-Key": long_b})
+        assert (a, b) == (201, 201)
+        assert order_a["id"] != order_b["id"]
+        # A replay is not counted against the person's quota of orders filed.
+        used = await redis.get(KEYS.quota("orders filed", "h1", int(site.clock.now.timestamp() // 3600)))
+        assert used == "3"
+    finally:
+        await handler.close()
+        await boss.close()
