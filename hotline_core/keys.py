@@ -84,8 +84,16 @@ class RedisKeys:
         return f"{self.prefix}:screen:sessions:{user}"
 
     def sign_in_failures(self, who: str) -> str:
-        """Counter of refused sign-ins (`user:ID` or `addr:IP`) in the current window."""
+        """Counter of refused sign-ins (`pair:ID@IP`, `user:ID` or `addr:IP`) in the current window."""
         return f"{self.prefix}:signin:fail:{who}"
+
+    def sign_in_wait(self, who: str) -> str:
+        """Present while sign-ins of `who` (as above) must wait; its TTL says how long."""
+        return f"{self.prefix}:signin:wait:{who}"
+
+    def sign_in_known(self, user: str, address: str) -> str:
+        """Present while `address` is one `user` signed in from lately."""
+        return f"{self.prefix}:signin:known:{user}@{address}"
 
     def screen_session(self, token: str) -> str:
         return f"{self.prefix}:screen:session:{token}"

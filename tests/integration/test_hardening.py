@@ -35,7 +35,7 @@ async def site(redis: Redis) -> AsyncIterator[tuple[str, Sessions]]:
         return web.Response(text="board")
 
     # The service's own assembly, with a stand-in page under the board's own access rule.
-    app = pages_app(sessions, SignIn(sessions, redis, PREFIX, limits=Limits(per_user=3, per_address=8, window_s=60)),
+    app = pages_app(sessions, SignIn(sessions, redis, PREFIX, limits=Limits(pair_free=3, first_delay_s=1, max_delay_s=4, per_user=6, per_address=10, window_s=60)),
                     [Feature("sms", routes=report_routes(redis, PREFIX, "report-token")),
                      Feature("board", routes=[web.get("/board", board)], access=BOARD_ACCESS)])
     runner = web.AppRunner(app)
@@ -52,19 +52,53 @@ async def sign_in(session: aiohttp.ClientSession, base: str, user: str, secret: 
         return reply
 
 
-async def test_refused_sign_ins_are_limited_per_id_and_per_address(site: tuple[str, Sessions]) -> None:
+def from_address(address: str) -> aiohttp.ClientSession:
+    """A browser at another address of the loopback range (each 127.x.y.z is this machine)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def test_a_guesser_is_slowed_down_more_and_more_without_locking_the_person_out(
+        site: tuple[str, Sessions]) -> None:
+    """Test limits: 3 free refusals per id and address, then 1, 2, 4 s waits; 6 refusals of one
+    id from addresses it never signed in from."""
     base, _ = site
-    async with aiohttp.ClientSession() as session:
-        statuses = [(await sign_in(session, base, "agent1", "wrong")).status for _ in range(4)]
-        assert statuses == [403, 403, 403, 429]
-        limited = await sign_in(session, base, "agent1", "agent1-secret")
-        assert limited.status == 429  # even the right secret waits out the window
-        assert 0 < int(limited.headers["Retry-After"]) <= 60
-        # Other ids from the same address: refused until the address's own limit.
-        statuses = [(await sign_in(session, base, f"nobody{i}", "wrong")).status for i in range(6)]
-        assert statuses[:4] == [403] * 4
-        assert statuses[-1] == 429
-        assert (await sign_in(session, base, "boss", "boss-secret-1")).status == 429
+    async with from_address("127.0.0.3") as usual, from_address("127.0.0.1") as guesser:
+        assert (await sign_in(usual, base, "agent1", "agent1-secret")).status == 303  # agent1's own desk
+        statuses = [(await sign_in(guesser, base, "agent1", "wrong")).status for _ in range(5)]
+        assert statuses == [403, 403, 403, 403, 429]  # the fourth refusal earned a wait
+        first = await sign_in(guesser, base, "agent1", "agent1-secret")
+        assert first.status == 429  # even the right secret waits from there
+        assert first.headers["Retry-After"] == "1"
+        await asyncio.sleep(1.1)
+        assert (await sign_in(guesser, base, "agent1", "wrong")).status == 403
+        second = await sign_in(guesser, base, "agent1", "wrong")
+        assert (second.status, second.headers["Retry-After"]) == (429, "2")  # doubled
+        # Meanwhile the person signs in from their usual address, and from another one too.
+        assert (await sign_in(usual, base, "agent1", "agent1-secret")).status == 303
+        async with from_address("127.0.0.4") as elsewhere:
+            assert (await sign_in(elsewhere, base, "agent1", "agent1-secret")).status == 303
+    # Guessing agent1 from many addresses: past 6 refusals those addresses wait, its usual one does not.
+    for i in range(5, 9):
+        async with from_address(f"127.0.0.{i}") as spray:
+            await sign_in(spray, base, "agent1", "wrong")
+    async with from_address("127.0.0.9") as another:
+        assert (await sign_in(another, base, "agent1", "agent1-secret")).status == 429
+    async with from_address("127.0.0.3") as usual:
+        assert (await sign_in(usual, base, "agent1", "agent1-secret")).status == 303
+
+
+async def test_a_call_centre_behind_one_address_is_not_shut_out_by_its_own_typing(site: tuple[str, Sessions]) -> None:
+    """Many people behind one NAT, each mistyping: under the address's cap (10 in these tests,
+    300 in 15 minutes by default) nobody waits; a spray of ids past it makes that address wait."""
+    base, sessions = site
+    for i in range(8):
+        await sessions.set_secret(f"floor{i}", f"floor{i}-secret")
+    async with from_address("127.0.1.1") as floor:
+        assert [(await sign_in(floor, base, f"floor{i}", "typo")).status for i in range(8)] == [403] * 8
+        assert [(await sign_in(floor, base, f"floor{i}", f"floor{i}-secret")).status for i in range(8)] == [303] * 8
+        assert (await sign_in(floor, base, "boss", "boss-secret-1")).status == 303
+        assert [(await sign_in(floor, base, f"spray{i}", "x")).status for i in range(4)] == [403, 403, 403, 429]
+        assert (await sign_in(floor, base, "boss", "boss-secret-1")).status == 429
 
 
 async def test_unknown_and_known_ids_take_the_same_time_to_refuse(site: tuple[str, Sessions]) -> None:
