@@ -185,7 +185,9 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="hotline-bench-hard-") as tmp:
         redis = RedisServer(Path(tmp) / "redis").start()
-        env = {**os.environ, "HOTLINE_REDIS_URL": redis.url, "HOTLINE_LOG_FORMAT": "json", "HOTLINE_LOG_LEVEL": "error"}
+        # One agent holds the 2,000 screens: the per-person cap (8 by default) is raised for it.
+        env = {**os.environ, "HOTLINE_REDIS_URL": redis.url, "HOTLINE_LOG_FORMAT": "json", "HOTLINE_LOG_LEVEL": "error",
+               "HOTLINE_STREAMS_PER_PERSON": "2000"}
         roster = Path(tmp) / "agents.csv"
         roster.write_text(ROSTER, encoding="utf-8")
 

@@ -98,8 +98,15 @@ def sentinels(settings: Settings, timeout_s: float) -> Sentinel:
                     sentinel_kwargs={"socket_connect_timeout": timeout_s, "socket_timeout": timeout_s})
 
 
-def redis_client(settings: Settings) -> Redis:
-    """The Redis client for everything but the call path's pipe. With sentinels it follows the
+# Connections each Redis client may open: the pages get a client of their own, so a flood of
+# requests (a hundred junk cookies at once) cannot take the connections the SMS worker, the
+# recorder and the AMI bridge need, and those cannot starve the pages.
+WORKERS_REDIS_CONNECTIONS = 64
+PAGES_REDIS_CONNECTIONS = 64
+
+
+def redis_client(settings: Settings, max_connections: int = WORKERS_REDIS_CONNECTIONS) -> Redis:
+    """A Redis client for everything but the call path's pipe. With sentinels it follows the
     primary: redis-py asks them at each connect and drops a connection that meets READONLY."""
     budget = settings.lookup_budget_ms / 1000
     # Connect quickly or not at all: a caller is waiting. Bulk commands (imports) may take
@@ -110,12 +117,14 @@ def redis_client(settings: Settings) -> Redis:
         asking = max(budget, 0.5)
         primary: Redis = sentinels(settings, asking).master_for(settings.redis_service, decode_responses=True,
                                              socket_connect_timeout=asking, password=options.get("password"),
-                                             username=options.get("username"), db=options.get("db", 0))
+                                             username=options.get("username"), db=options.get("db", 0),
+                                             max_connections=max_connections)
         return primary
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=max(budget, 0.5),
+        max_connections=max_connections,
     )
 
 
@@ -309,14 +318,16 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None, role: s
             await server.start(settings.agi_host, settings.agi_port, reuse_port=settings.workers > 1)
         http = None
         if role in ("all", "pages"):
-            sessions = Sessions(services.redis, settings.redis_prefix)  # the pages' sign-ins, shared
+            pages_redis = redis_client(settings, PAGES_REDIS_CONNECTIONS)
+            stack.push_async_callback(pages_redis.aclose)
+            sessions = Sessions(pages_redis, settings.redis_prefix)  # the pages' sign-ins, shared
             stack.callback(sessions.close)
-            features = await pages_features(services, sessions, stack,
+            features = await pages_features(services, pages_redis, sessions, stack,
                                             lambda: readiness(services, flows, supervisor), multiprocess_dir)
             for feature in features:
                 for name, work in feature.loops.items():
                     supervisor.start(name, work)
-            http = await stack.enter_async_context(web_server(services, sessions, features))
+            http = await stack.enter_async_context(web_server(services, pages_redis, sessions, features))
         log.info("hotline serving", role=role, redis=redacted_url(settings.redis_url), policy=str(settings.policy_file),
                  flows=str(flows_dir(settings)), flow_version=flows.current.version, http=http,
                  compiled=call_path_compiled())
@@ -329,15 +340,17 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None, role: s
                 await server.stop(STOP_GRACE_S)
 
 
-async def pages_features(services: Services, sessions: Sessions, stack: AsyncExitStack,
+async def pages_features(services: Services, pages_redis: Redis, sessions: Sessions, stack: AsyncExitStack,
                          ready: Callable[[], Awaitable[list[str]]], multiprocess_dir: str | None) -> list[Feature]:
     """Everything that is not the call path, as features: the agents' screens, SMS, the AMI
     bridge (queue membership, and the events screens and post-call SMS wait for), the records,
-    the live board and work orders. What must be closed goes into `stack`."""
+    the live board and work orders. The pages use `pages_redis`, the background work the
+    services' client. What must be closed goes into `stack`."""
     settings, policy, redis = services.settings, services.policy, services.redis
     http = await stack.enter_async_context(aiohttp.ClientSession()) if settings.sms_gateway_url else None
     sms = sms_feature(settings, policy, redis, services.records, services.metrics, services.replicas, http)
-    screens = screens_feature(redis, settings.redis_prefix, services.records, sessions)
+    screens = screens_feature(pages_redis, settings.redis_prefix, services.records, sessions,
+                              settings.streams_per_person)
     bridge = ami_bridge(services, ((TRIGGERS, sms.post_call.on_event), (SCREEN_EVENTS, screens.screens.on_event)))
     features = [screens.feature, sms.feature]
     if settings.ami_secret:
@@ -350,9 +363,9 @@ async def pages_features(services: Services, sessions: Sessions, stack: AsyncExi
     if pool is not None:
         records = records_feature(settings, policy, redis, pool, services.now, services.roster,
                                   sms.post_call.calls_ended)
-        features += [records.feature, workorders_feature(pool, redis, settings.redis_prefix, services.records, policy,
-                                                         services.plan, services.now, sms.order_reply)]
-    features.append(board_feature(settings, policy, redis, services.store, services.metrics, services.now, bridge,
+        features += [records.feature, workorders_feature(pool, pages_redis, settings.redis_prefix, services.records,
+                                                         policy, services.plan, services.now, sms.order_reply)]
+    features.append(board_feature(settings, policy, pages_redis, services.store, services.metrics, services.now, bridge,
                                   Seating(services.roster, policy, services.now),
                                   records.today_by_level if records else None, records.reachable if records else None,
                                   ready, multiprocess_dir))
@@ -360,10 +373,11 @@ async def pages_features(services: Services, sessions: Sessions, stack: AsyncExi
 
 
 @asynccontextmanager
-async def web_server(services: Services, sessions: Sessions, features: list[Feature]) -> AsyncIterator[str]:
+async def web_server(services: Services, pages_redis: Redis, sessions: Sessions,
+                     features: list[Feature]) -> AsyncIterator[str]:
     """The HTTP side of `hotline serve`, on loopback: sign-in and every feature's pages."""
     settings = services.settings
-    sign_in = SignIn(sessions, services.redis, settings.redis_prefix, settings.secure_cookie)
+    sign_in = SignIn(sessions, pages_redis, settings.redis_prefix, settings.secure_cookie)
     app = pages_app(sessions, sign_in, features)
     # aiohttp starts its keep-alive timer at connect and closes a connection still waiting for a
     # complete request when it fires, however slowly bytes arrive: that is the header deadline.

@@ -71,6 +71,8 @@ class Settings(BaseModel):
     # A connection must have sent a whole request head this soon after connecting (or after its
     # last answer): a client that drips header bytes cannot hold a connection for longer.
     http_idle_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # Live pages (agent screens, boards) one signed-in person may hold open at once.
+    streams_per_person: int = Field(default=8, ge=1, le=100_000)
     sms_gateway_url: str = ""  # Kannel's sendsms URL; empty: no SMS worker in this instance
     sms_username: str = ""
     sms_password: str = ""

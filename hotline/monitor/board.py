@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from hotline.monitor.collector import LiveCollector
 from hotline.monitor.service import Monitor
+from hotline.web.access import principal_of
 from hotline_core.metrics import Metrics
 
 KEEPALIVE_S = 5.0
@@ -24,13 +25,15 @@ KEEPALIVE_S = 5.0
 
 class Board:
     def __init__(self, monitor: Monitor, metrics: Metrics, metrics_token: str, multiprocess_dir: str | None,
-                 ready: Callable[[], Awaitable[list[str]]]):
+                 ready: Callable[[], Awaitable[list[str]]], streams_per_person: int):
         self._monitor = monitor
         self._metrics = metrics
         self._token = metrics_token
         self._multiprocess_dir = multiprocess_dir
         self._ready = ready  # what is not ready yet (empty: ready)
         self._page = resources.files("hotline.monitor").joinpath("board.html").read_text(encoding="utf-8")
+        self._streams: dict[str, int] = {}  # open boards per person
+        self._streams_per_person = streams_per_person
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/board", self._board), web.get("/board/events", self._events),
@@ -45,9 +48,15 @@ class Board:
         return web.json_response(snapshot.to_json(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        principal = principal_of(request)
+        who = principal.user if principal else ""
+        if self._streams.get(who, 0) >= self._streams_per_person:
+            return web.Response(status=429, text=f"at most {self._streams_per_person} open boards per person; "
+                                "close one\n")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         updates = self._monitor.subscribe()
+        self._streams[who] = self._streams.get(who, 0) + 1
         try:
             while True:
                 try:
@@ -61,6 +70,9 @@ class Board:
             pass  # the supervisor closed the page
         finally:
             self._monitor.unsubscribe(updates)
+            self._streams[who] -= 1
+            if not self._streams[who]:
+                del self._streams[who]
         return response
 
     async def _scrape(self, request: web.Request) -> web.StreamResponse:

@@ -52,5 +52,5 @@ def board_feature(settings: Settings, policy: Policy, redis: Redis, store: TierS
                       sms_dead=sms_dead, sms_added=sms_added, redis_up=redis_up, postgres_up=postgres_up,
                       ami_up=lambda: bridge.connected.is_set() if ami_managed else None)
     live = Monitor(policy, sources, metrics, now)
-    board = Board(live, metrics, settings.metrics_token, multiprocess_dir, ready)
+    board = Board(live, metrics, settings.metrics_token, multiprocess_dir, ready, settings.streams_per_person)
     return Feature("board", routes=board.routes(), access=BOARD_ACCESS, loops={"live board": live.run})

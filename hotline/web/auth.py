@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -43,6 +44,15 @@ class Principal:
     def decode(cls, text: str) -> Principal | None:
         role, sep, user = text.partition(":")
         return cls(role, user) if sep and role in ROLES and user else None
+
+
+TOKEN_BYTES = 24  # secrets.token_urlsafe(24): 32 characters of the URL-safe base64 alphabet
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def possible_token(text: str) -> bool:
+    """Whether `text` has the shape of a session token this service issues (pure)."""
+    return _TOKEN.fullmatch(text) is not None
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -137,7 +147,7 @@ class Sessions:
         if stored is None or not matches:
             return None
         principal = Principal(stored[0], user)
-        token = secrets.token_urlsafe(24)
+        token = secrets.token_urlsafe(TOKEN_BYTES)
         async with self._redis.pipeline(transaction=True) as tx:
             tx.set(self._keys.screen_session(token), principal.encode(), ex=SESSION_TTL_S)
             tx.sadd(self._keys.user_sessions(user), token)
@@ -146,8 +156,8 @@ class Sessions:
         return token, principal
 
     async def principal(self, token: str) -> Principal | None:
-        if not token:
-            return None
+        if not possible_token(token):
+            return None  # junk cookies are answered without a Redis query (a flood of them costs nothing)
         value = await self._redis.get(self._keys.screen_session(token))
         return Principal.decode(str(value)) if value else None
 
@@ -156,5 +166,5 @@ class Sessions:
         return principal.user if principal and principal.role == "agent" else None
 
     async def sign_out(self, token: str) -> None:
-        if token:
+        if possible_token(token):
             await self._redis.delete(self._keys.screen_session(token))

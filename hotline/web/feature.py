@@ -18,8 +18,9 @@ class ScreenFeature:
     screens: Screens  # told of AgentConnect / AgentComplete by the AMI bridge
 
 
-def screens_feature(redis: Redis, prefix: str, records: CallRecords, sessions: Sessions) -> ScreenFeature:
-    screens = Screens(redis, prefix, records, sessions)
+def screens_feature(redis: Redis, prefix: str, records: CallRecords, sessions: Sessions,
+                    streams_per_person: int) -> ScreenFeature:
+    screens = Screens(redis, prefix, records, sessions, streams_per_person)
     # The page itself signs the agent in (its own form): only its event stream needs a session.
     feature = Feature("screens", routes=screens.routes(), access=(("/agent/events", AGENT),),
                       loops={"screen fan-out": screens.fan_out})

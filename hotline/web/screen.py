@@ -51,7 +51,8 @@ def screen_card(record: CallRecord, agent_id: str) -> dict[str, Any]:
 
 
 class Screens:
-    def __init__(self, redis: Redis, prefix: str, records: CallRecords, sessions: Sessions):
+    def __init__(self, redis: Redis, prefix: str, records: CallRecords, sessions: Sessions,
+                 streams_per_person: int):
         self._redis = redis
         self._sessions = sessions
         self._keys = RedisKeys(prefix)
@@ -59,6 +60,7 @@ class Screens:
         self._records = records
         self._page_html = resources.files("hotline.web").joinpath("agent.html").read_text(encoding="utf-8")
         self._pages: dict[str, set[asyncio.Queue[str]]] = {}  # agent -> the open pages' queues
+        self._streams_per_person = streams_per_person  # tabs and devices of one agent at once
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         """AMI listener: push a card on AgentConnect, clear it on AgentComplete."""
@@ -115,6 +117,9 @@ class Screens:
         agent = await self._sessions.agent_of(request.cookies.get(COOKIE, ""))
         if agent is None:
             return web.Response(status=401, text="sign in first\n")
+        if len(self._pages.get(agent, ())) >= self._streams_per_person:
+            return web.Response(status=429, text=f"at most {self._streams_per_person} open screens per agent; "
+                                "close one\n")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         page: asyncio.Queue[str] = asyncio.Queue(maxsize=16)

@@ -167,3 +167,26 @@ async def test_forged_or_stray_delivery_reports_change_nothing(site: tuple[str, 
                                                               "token": "report-token"}) as reply:
                 assert reply.status == 200
         assert await redis.hget(keys.sms_state("1-1"), "status") == "delivered"
+
+
+async def test_a_flood_of_junk_cookies_never_reaches_redis_and_signed_in_people_are_served(
+        site: tuple[str, Sessions], redis: Redis) -> None:
+    base, _ = site
+
+    async def gets() -> int:
+        stats = await redis.info("commandstats")
+        return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+    before = await gets()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as flood:
+        async def junk(i: int) -> int:
+            async with flood.get(f"{base}/board", headers={"Cookie": f"hotline_session=junk.{i}" + "x" * (i % 50)},
+                                 allow_redirects=False) as reply:
+                return reply.status
+        statuses = await asyncio.gather(*(junk(i) for i in range(300)))
+    assert set(statuses) == {401}
+    assert await gets() == before  # not one session lookup for a cookie that cannot be a session
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as boss:
+        assert (await sign_in(boss, base, "boss", "boss-secret-1")).status == 303
+        async with boss.get(f"{base}/board") as reply:
+            assert reply.status == 200  # the real session is looked up as ever

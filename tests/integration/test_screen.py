@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from agi.records import CallRecord, CallRecords
 from ami_bridge.roster import Roster, parse_roster
 from harness.procs import free_tcp_port
+from harness.waiting import until
 from hotline.web.access import SignIn
 from hotline.web.auth import Sessions, hash_secret, secret_matches
 from hotline.web.feature import screens_feature
@@ -33,7 +34,9 @@ RURAL = {"number": "8613800000004", "tier": "rural", "label": "农村", "brand_l
 @pytest.fixture
 async def site(redis: Redis, pipe: RedisPipe) -> AsyncIterator[tuple[str, Screens]]:
     sessions = Sessions(redis, "scr")
-    feature = screens_feature(redis, "scr", CallRecords(pipe, "scr", 600), sessions)
+    # The capacity test below holds 2,000 pages for two agents: the per-person cap raised for it
+    # (its own test is test_one_agent_holds_at_most_the_configured_screens).
+    feature = screens_feature(redis, "scr", CallRecords(pipe, "scr", 600), sessions, streams_per_person=1000)
     screens = feature.screens
     agents, _ = parse_roster(ROSTER)
     await Roster(redis, "scr").replace_all(agents)
@@ -149,3 +152,30 @@ async def test_two_thousand_screens_share_one_subscription(redis: Redis, site: t
             response.close()
         await agent1.close()
         await agent2.close()
+
+
+async def test_one_agent_holds_at_most_the_configured_screens(redis: Redis, pipe: RedisPipe) -> None:
+    sessions = Sessions(redis, "cap")
+    await sessions.set_secret("agent1", "secret-one")
+    feature = screens_feature(redis, "cap", CallRecords(pipe, "cap", 600), sessions, streams_per_person=3)
+    app = pages_app(sessions, SignIn(sessions, redis, "cap"), [feature.feature])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_tcp_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    agent = await signed_in(base, "agent1", "secret-one")
+    try:
+        streams = [await agent.get(f"{base}/agent/events") for _ in range(4)]
+        assert [s.status for s in streams] == [200, 200, 200, 429]
+        assert await streams[3].text() == "at most 3 open screens per agent; close one\n"
+        streams[0].close()
+        await until(lambda: len(feature.screens._pages.get("agent1", ())) == 2, "the closed page to be let go")
+        again = await agent.get(f"{base}/agent/events")
+        assert again.status == 200  # a page closed makes room
+        again.close()
+        for stream in streams[1:]:
+            stream.close()
+    finally:
+        await agent.close()
+        await runner.cleanup()
