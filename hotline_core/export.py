@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -30,14 +31,24 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> bytes:
+def csv_lines(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], header: bool = False) -> bytes:
+    """CSV lines for `rows` (and the header first if asked), formulas kept as text: an export
+    streamed a batch at a time is these, after `CSV_START`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([header for _, header in columns])
+    if header:
+        writer.writerow([h for _, h in columns])
     for row in rows:
         cells = [_cell(row.get(key)) for key, _ in columns]
         writer.writerow([safe_text(c) if isinstance(c, str) else c for c in cells])
-    return out.getvalue().encode("utf-8-sig")  # the BOM tells Excel it is UTF-8
+    return out.getvalue().encode("utf-8")
+
+
+CSV_START = "\ufeff".encode()  # the BOM tells Excel the file is UTF-8
+
+
+def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> bytes:
+    return CSV_START + csv_lines(columns, rows, header=True)
 
 
 def xlsx_text(value: Any) -> Any:
@@ -47,21 +58,37 @@ def xlsx_text(value: Any) -> Any:
     return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
+class XlsxSheet:
+    """An XLSX export built a batch of rows at a time in openpyxl's write-only mode (rows go to a
+    temporary file, not kept as cell objects), so its memory does not grow with the rows."""
+
+    def __init__(self, columns: Sequence[tuple[str, str]], title: str):
+        self._columns = columns
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet(title[:31])
+        self._sheet.append([xlsx_text(header) for _, header in columns])
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            cells = []
+            for key, _ in self._columns:
+                value = xlsx_text(_cell(row.get(key)))
+                cell = WriteOnlyCell(self._sheet, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"  # openpyxl would store "=..." as a formula otherwise
+                cells.append(cell)
+            self._sheet.append(cells)
+
+    def save(self) -> bytes:
+        out = io.BytesIO()
+        self._book.save(out)
+        return out.getvalue()
+
+
 def to_xlsx(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]], title: str) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = title[:31]
-    sheet.append([xlsx_text(header) for _, header in columns])
-    for row in rows:
-        sheet.append([xlsx_text(_cell(row.get(key))) for key, _ in columns])
-    for line in sheet.iter_rows(min_row=2):
-        for cell in line:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # openpyxl would store "=..." as a formula otherwise
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    sheet = XlsxSheet(columns, title)
+    sheet.add(rows)
+    return sheet.save()
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> bytes:

@@ -81,8 +81,9 @@ async def _act(args: argparse.Namespace, service: WorkOrderService, services: Se
         print(f"work order {order['id']}: {order['status']}")
         return 0
     filters = Filters(special=args.special, status=args.status, category=args.category, overdue=args.overdue)
-    rows = await service.store.find(filters.checked(), "supervisor", "", None, service.now())
-    orders: list[dict[str, Any]] = [as_json(r, service.now(), services.policy.zone) for r in rows]
+    orders: list[dict[str, Any]] = []
+    async for rows in service.store.every(filters.checked(), "supervisor", "", None, service.now()):
+        orders += [as_json(r, service.now(), services.policy.zone) for r in rows]
     data = render(args.format, EXPORT_COLUMNS, orders, "工单")
     emit(data, args.output, len(orders), "orders")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,9 +94,9 @@ class WorkOrders:
         return await self._pool.fetch("SELECT at, actor, role, action, from_status, to_status, note "
                                       "FROM work_order_events WHERE order_id = $1 ORDER BY at, id", order_id)
 
-    async def find(self, filters: Filters, role: str, user: str, caller: str | None, now: datetime,
-                   limit: int = 500) -> list[asyncpg.Record]:
-        """In dispatch order: higher priority first, then the earliest reply deadline."""
+    @staticmethod
+    def _where(filters: Filters, role: str, user: str, caller: str | None, now: datetime) -> tuple[str, list[Any]]:
+        """The condition for the orders a person may see that match `filters`, and its values."""
         where, args = visible_to(role, user, caller)
         conditions = [where]
 
@@ -121,9 +121,29 @@ class WorkOrders:
             n = f"${len(args)}"
             conditions.append(f"((status IN ('new', 'dispatched', 'reopened') AND reply_due < {n}) "
                               f"OR (status <> 'closed' AND resolve_due < {n}))")
-        args.append(limit)
-        return await self._pool.fetch(f"SELECT * FROM work_orders WHERE {' AND '.join(conditions)} "
-                                      f"ORDER BY priority DESC, reply_due, id LIMIT ${len(args)}", *args)
+        return " AND ".join(conditions), args
+
+    async def find(self, filters: Filters, role: str, user: str, caller: str | None, now: datetime,
+                   limit: int = 100, offset: int = 0) -> tuple[list[asyncpg.Record], int]:
+        """One page in dispatch order (higher priority first, then the earliest reply deadline,
+        then the order number, so pages never overlap), and how many match in all."""
+        where, args = self._where(filters, role, user, caller, now)
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            total = int(await conn.fetchval(f"SELECT count(*) FROM work_orders WHERE {where}", *args))
+            rows = await conn.fetch(f"SELECT * FROM work_orders WHERE {where} ORDER BY priority DESC, reply_due, id "
+                                    f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}", *args, limit, offset)
+        return list(rows), total
+
+    async def every(self, filters: Filters, role: str, user: str, caller: str | None, now: datetime,
+                    batch: int = 1000) -> AsyncIterator[list[asyncpg.Record]]:
+        """Every matching order, in dispatch order, a batch at a time from a cursor (an export of
+        any size without holding it whole)."""
+        where, args = self._where(filters, role, user, caller, now)
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(f"SELECT * FROM work_orders WHERE {where} ORDER BY priority DESC, reply_due, id",
+                                       *args)
+            while rows := await cursor.fetch(batch):
+                yield rows
 
     async def move(self, order_id: int, target: str, actor: str, role: str, note: str, reply: str | None,
                    now: datetime) -> asyncpg.Record:

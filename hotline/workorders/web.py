@@ -4,8 +4,10 @@ check come before any of this (hotline.web.access); here, who sees which order."
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from importlib import resources
 from typing import Any
@@ -20,9 +22,33 @@ from hotline.web.auth import Principal
 from hotline.workorders.rules import MOVES, SPECIAL_CUSTOMERS, STATUSES, Filters, WorkOrderError, settings_of
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import as_json
-from hotline_core.export import render
+from hotline_core.export import CSV_START, XlsxSheet, csv_lines
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy
+
+PER_PAGE = 100  # orders on a page of the list (and of the API, unless per_page says otherwise)
+PER_PAGE_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    orders: list[dict[str, Any]]
+    total: int  # matching orders in all
+    number: int  # from 1
+    size: int
+
+
+def _paging(query: Any) -> tuple[int, int]:
+    """(page, per_page) from the query, checked (pure)."""
+    try:
+        number = int(query.get("page") or 1)
+        size = int(query.get("per_page") or PER_PAGE)
+    except ValueError:
+        raise WorkOrderError("page and per_page are whole numbers") from None
+    if number < 1 or number > 1_000_000 or not 1 <= size <= PER_PAGE_MAX:
+        raise WorkOrderError(f"page from 1; per_page from 1 to {PER_PAGE_MAX}")
+    return number, size
+
 
 EXPORT_COLUMNS = (("id", "工单号"), ("created_at", "created"), ("special_label", "特殊客户"),
                   ("special_customer", "tier"), ("category", "category"), ("status", "status"),
@@ -135,25 +161,53 @@ class WorkOrderPages:
             until=datetime.combine(until + timedelta(days=1), time(), zone) if until else None,
             overdue=query.get("overdue") in ("1", "true", "yes", "on")).checked()
 
-    async def _orders(self, request: web.Request) -> list[dict[str, Any]]:
+    async def _page_of(self, request: web.Request) -> Page:
+        """The page of orders the query asks for (`page` from 1, `per_page` up to PER_PAGE_MAX)."""
         principal = self._who(request)
-        rows = await self._service.store.find(self._filters(request.query), principal.role, principal.user,
-                                              await self._screen_number(principal), self._service.now())
-        return [_public(row, self._service, self._policy) for row in rows]
+        number, size = _paging(request.query)
+        rows, total = await self._service.store.find(self._filters(request.query), principal.role, principal.user,
+                                                     await self._screen_number(principal), self._service.now(),
+                                                     limit=size, offset=(number - 1) * size)
+        return Page([_public(row, self._service, self._policy) for row in rows], total, number, size)
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        try:
-            orders = await self._orders(request)
-        except WorkOrderError as exc:
-            return _problem(exc)
         fmt = request.query.get("format", "json")
         if fmt not in CONTENT_TYPES:
             return _json({"error": f"format {fmt[:10]!r}: json, csv or xlsx"}, 400)
-        if fmt == "json":
-            return _json(orders)
-        body = render(fmt, EXPORT_COLUMNS, orders, "工单")
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPES[fmt],
-                                                "Content-Disposition": f'attachment; filename="workorders.{fmt}"'})
+        try:
+            if fmt != "json":
+                return await self._export(request, fmt)
+            page = await self._page_of(request)
+        except WorkOrderError as exc:
+            return _problem(exc)
+        # A page of the list; how many there are, and where the next page is, in the headers.
+        response = _json(page.orders)
+        response.headers["X-Total-Count"] = str(page.total)
+        if page.number * page.size < page.total:
+            following = urlencode({**request.query, "page": page.number + 1, "per_page": page.size})
+            response.headers["Link"] = f'</api/workorders?{following}>; rel="next"'
+        return response
+
+    async def _export(self, request: web.Request, fmt: str) -> web.StreamResponse:
+        """Every matching order, whatever their number, read a batch at a time: CSV written as it
+        is read, XLSX built in write-only mode."""
+        principal = self._who(request)
+        batches = self._service.store.every(self._filters(request.query), principal.role, principal.user,
+                                            await self._screen_number(principal), self._service.now())
+        headers = {"Content-Type": CONTENT_TYPES[fmt],
+                   "Content-Disposition": f'attachment; filename="workorders.{fmt}"'}
+        if fmt == "xlsx":
+            sheet = XlsxSheet(EXPORT_COLUMNS, "工单")
+            async for rows in batches:
+                sheet.add([_public(row, self._service, self._policy) for row in rows])
+            return web.Response(body=await asyncio.to_thread(sheet.save), headers=headers)
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        await response.write(CSV_START + csv_lines(EXPORT_COLUMNS, [], header=True))
+        async for rows in batches:
+            await response.write(csv_lines(EXPORT_COLUMNS, [_public(row, self._service, self._policy) for row in rows]))
+        await response.write_eof()
+        return response
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
@@ -208,10 +262,11 @@ class WorkOrderPages:
     async def _list_page(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
         try:
-            orders = await self._orders(request)
+            page = await self._page_of(request)
             error = ""
         except WorkOrderError as exc:
-            orders, error = [], str(exc)
+            page, error = Page([], 0, 1, PER_PAGE), str(exc)
+        orders = page.orders
         query = {k: v for k, v in request.query.items() if k != "format"}
         rows = "".join(
             f'<tr data-id="{o["id"]}" class="{"overdue" if o["overdue"] else ""}">'
@@ -236,11 +291,26 @@ class WorkOrderPages:
                 f'<label><input type="checkbox" name="overdue" value="1"'
                 f'{" checked" if request.query.get("overdue") else ""}> overdue</label> '
                 f'<button type="submit">filter</button></form>'
-                f'<p class="error">{_h(error)}</p><p>{len(orders)} order(s) · export {exports}</p>'
+                f'<p class="error">{_h(error)}</p><p>{page.total} order(s){self._pager(query, page)} · '
+                f'export {exports}</p>'
                 '<table id="orders"><thead><tr><th>#</th><th>特殊客户</th><th>category</th><th>status</th>'
                 '<th>priority</th><th>reply due</th><th></th><th>number</th><th>description</th></tr></thead>'
                 f'<tbody>{rows}</tbody></table>')
         return self._html("Work orders", principal, body)
+
+    @staticmethod
+    def _pager(query: dict[str, str], page: Page) -> str:
+        """' · page 2 of 7' with links to the neighbouring pages, when there is more than one."""
+        pages = max(1, -(-page.total // page.size))
+        if pages == 1:
+            return ""
+
+        def link(number: int, text: str) -> str:
+            return f'<a href="/workorders?{_h(urlencode({**query, "page": number}))}">{text}</a>'
+
+        earlier = f" {link(page.number - 1, '← previous')}" if page.number > 1 else ""
+        later = f" {link(page.number + 1, 'next →')}" if page.number < pages else ""
+        return f" · page {page.number} of {pages}{earlier}{later}"
 
     async def _detail_page(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)

@@ -378,3 +378,39 @@ async def test_idempotency_keys_are_each_persons_whole_and_bound_to_their_reques
     finally:
         await handler.close()
         await boss.close()
+
+
+async def test_lists_come_in_pages_with_a_total_and_exports_hold_every_order(site: Site) -> None:
+    handler = await site.session("h1", "handler-secret")
+    try:
+        api = f"{site.base}/api/workorders"
+        await site.on_screen("agent1", "1796000002.1", HIGHEND)
+        filed = [(await post(handler, api, {"number": f"1380000005{i}", "category": "bill", "description": "x"}))[1]
+                 for i in range(7)]
+        seen: list[int] = []
+        url: str | None = f"{api}?per_page=3"
+        totals = []
+        while url:
+            async with handler.get(url) as reply:
+                assert reply.status == 200
+                seen += [o["id"] for o in await reply.json()]
+                totals.append(reply.headers["X-Total-Count"])
+                link = reply.headers.get("Link")
+            url = site.base + link.split(">")[0].lstrip("<") if link else None
+        assert totals == ["7", "7", "7"]
+        assert sorted(seen) == sorted(o["id"] for o in filed)  # every order once, none pushed out
+        for query, message in (("per_page=0", "per_page from 1 to 500"), ("page=x", "whole numbers"),
+                               ("per_page=501", "per_page from 1 to 500")):
+            status, problem = await get(handler, f"{api}?{query}")
+            assert status == 400
+            assert message in problem["error"]
+        async with handler.get(f"{api}?format=csv&per_page=2") as reply:
+            table = list(csv.reader(io.StringIO((await reply.read()).decode("utf-8-sig"))))
+        assert len(table) == 1 + 7  # the export holds every order, whatever the page size
+        async with handler.get(f"{site.base}/workorders?per_page=3&page=2", headers={"Accept": "text/html"}) as reply:
+            page = await reply.text()
+        assert "7 order(s) · page 2 of 3" in page
+        assert "← previous" in page
+        assert "next →" in page
+    finally:
+        await handler.close()
