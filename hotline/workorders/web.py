@@ -63,6 +63,40 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
 
 
+CREATE_FIELDS = ("number", "linkedid", "call", "category", "description", "text", "contact", "request_key")
+MOVE_FIELDS = ("status", "note", "reply")
+
+
+async def _read_json(request: web.Request, text_fields: tuple[str, ...]) -> dict[str, Any] | web.Response:
+    """The request's JSON object, its named fields text (or absent) without NUL characters; or
+    the answer that says what was wrong with it."""
+    if request.content_type != "application/json":
+        return _json({"error": "send a JSON object with Content-Type: application/json"}, 415)
+    try:
+        fields = await request.json()
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _json({"error": "the body must be a JSON object"}, 400)
+    if not isinstance(fields, dict):
+        return _json({"error": "the body must be a JSON object"}, 400)
+    for name in text_fields:
+        value = fields.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return _json({"error": f"{name} must be text, not {type(value).__name__}"}, 400)
+        if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return _json({"error": f"{name} contains a NUL character or a lone surrogate"}, 400)
+    return fields
+
+
+def _order_id(request: web.Request) -> int:
+    """The order number in the path (digits, by the route); one past PostgreSQL's bigint is no order."""
+    text = request.match_info["id"]
+    if len(text) > 18:
+        raise WorkOrderError(f"no work order {text[:24]}")
+    return int(text)
+
+
 def _problem(exc: WorkOrderError) -> web.Response:
     if exc.retry_after_s:
         response = _json({"error": str(exc)}, 429)
@@ -117,13 +151,12 @@ class WorkOrderPages:
     # -- API -----------------------------------------------------------------------------
     async def _create(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
-        try:
-            fields = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return _json({"error": "the body must be a JSON object"}, 400)
-        if not isinstance(fields, dict):
-            return _json({"error": "the body must be a JSON object"}, 400)
+        fields = await _read_json(request, CREATE_FIELDS)
+        if isinstance(fields, web.Response):
+            return fields
         key = request.headers.get("Idempotency-Key") or fields.get("request_key")
+        if key is not None and ("\x00" in str(key) or not str(key).strip()):
+            return _json({"error": "Idempotency-Key must be text without NUL characters"}, 400)
         try:
             note = ""
             if principal.role == "agent":
@@ -148,9 +181,12 @@ class WorkOrderPages:
             if not text:
                 return None
             try:
-                return date.fromisoformat(text)
+                day = date.fromisoformat(text)
             except ValueError:
                 raise WorkOrderError(f"{name} {text[:20]!r} is not a date (YYYY-MM-DD)") from None
+            if not date(2000, 1, 1) <= day <= date(2999, 12, 31):
+                raise WorkOrderError(f"{name} {text[:20]!r}: a date from 2000-01-01 to 2999-12-31")
+            return day
 
         zone = self._policy.zone
         since, until = day("from"), day("to")
@@ -212,7 +248,7 @@ class WorkOrderPages:
     async def _get(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
         try:
-            order = await self._service.get(int(request.match_info["id"]))
+            order = await self._service.get(_order_id(request))
         except WorkOrderError as exc:
             return _json({"error": str(exc)}, 404)
         if not await self._visible(principal, order):
@@ -222,14 +258,11 @@ class WorkOrderPages:
 
     async def _move(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
+        fields = await _read_json(request, MOVE_FIELDS)
+        if isinstance(fields, web.Response):
+            return fields
         try:
-            fields = await request.json()
-            if not isinstance(fields, dict):
-                raise ValueError
-        except (ValueError, UnicodeDecodeError):
-            return _json({"error": "the body must be a JSON object with status"}, 400)
-        try:
-            order = await self._service.move(int(request.match_info["id"]), str(fields.get("status", "")),
+            order = await self._service.move(_order_id(request), str(fields.get("status", "")),
                                              principal.user, principal.role, str(fields.get("note") or "")[:500],
                                              fields.get("reply"))
         except WorkOrderError as exc:
@@ -315,7 +348,7 @@ class WorkOrderPages:
     async def _detail_page(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
         try:
-            order = await self._service.get(int(request.match_info["id"]))
+            order = await self._service.get(_order_id(request))
         except WorkOrderError:
             raise web.HTTPNotFound(text="no such work order\n") from None
         if not await self._visible(principal, order):
@@ -343,12 +376,14 @@ class WorkOrderPages:
     async def _move_form(self, request: web.Request) -> web.StreamResponse:
         principal = self._who(request)
         form = await request.post()
-        order_id = int(request.match_info["id"])
         try:
+            order_id = _order_id(request)
             await self._service.move(order_id, str(form.get("status", "")), principal.user, principal.role,
                                      str(form.get("note") or "")[:500], str(form.get("reply") or "") or None)
         except WorkOrderError as exc:
-            return web.Response(status=403 if exc.forbidden else 400, text=f"{exc}\n")
+            problem = _problem(exc)
+            return web.Response(status=problem.status, text=f"{exc}\n", headers={
+                k: v for k, v in problem.headers.items() if k == "Retry-After"})
         raise web.HTTPSeeOther(f"/workorders/{order_id}")
 
     def _html(self, title: str, principal: Principal, body: str) -> web.Response:

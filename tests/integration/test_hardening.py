@@ -8,9 +8,11 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from harness.procs import free_tcp_port
 from hotline.monitor.feature import BOARD_ACCESS
@@ -190,3 +192,25 @@ async def test_a_flood_of_junk_cookies_never_reaches_redis_and_signed_in_people_
         assert (await sign_in(boss, base, "boss", "boss-secret-1")).status == 303
         async with boss.get(f"{base}/board") as reply:
             assert reply.status == 200  # the real session is looked up as ever
+
+
+@pytest.mark.parametrize("away", [RedisConnectionError("Connection refused"), OSError(111, "Connection refused"),
+                                  asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")])
+async def test_a_store_that_is_away_is_a_503_not_a_500(redis: Redis, away: Exception) -> None:
+    sessions = Sessions(redis, PREFIX)
+
+    async def reads_a_store(_request: web.Request) -> web.Response:
+        raise away
+
+    app = pages_app(sessions, SignIn(sessions, redis, PREFIX), [Feature("probe", routes=[web.get("/probe", reads_a_store)])])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_tcp_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/probe") as reply:
+            assert reply.status == 503
+            assert reply.headers["Retry-After"] == "5"
+            assert (await reply.text()).startswith("temporarily unavailable")
+    finally:
+        await runner.cleanup()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -282,7 +283,7 @@ async def test_a_reply_goes_only_to_the_caller_or_a_domestic_mobile_and_within_i
         assert status == 400
         assert problem["error"].startswith("the reply's SMS would take 5 parts; at most 4")
         status, problem = await post(handler, url, {"status": "replied", "reply": 12})
-        assert (status, problem["error"]) == (400, "reply must be the text sent to the customer, not a number or a list")
+        assert (status, problem["error"]) == (400, "reply must be text, not int")
         assert (await post(handler, url, {"status": "replied", "reply": "已处理"}))[0] == 200
         jobs = await redis.xrange(KEYS.sms_jobs)
         assert [f["number"] for _, f in jobs] == ["8613900000001"]  # only the accepted reply went out
@@ -412,5 +413,42 @@ async def test_lists_come_in_pages_with_a_total_and_exports_hold_every_order(sit
         assert "7 order(s) · page 2 of 3" in page
         assert "← previous" in page
         assert "next →" in page
+    finally:
+        await handler.close()
+
+
+async def test_odd_requests_are_answered_with_what_was_wrong_never_a_500(site: Site) -> None:
+    """The probes of a careless or hostile client: type confusion, NUL, lone surrogates, 100k-deep
+    JSON, a 23-digit id, dates out of range, another content type."""
+    handler = await site.session("h1", "handler-secret")
+    try:
+        api = f"{site.base}/api/workorders"
+        body = {"number": "13800000061", "category": "bill", "description": "x"}
+        probes = [
+            ({**body, "number": 13800000061}, 400, "number must be text, not int"),
+            ({**body, "linkedid": ["1.2"]}, 400, "linkedid must be text, not list"),
+            ({**body, "description": "a\x00b"}, 400, "description contains a NUL character or a lone surrogate"),
+        ]
+        for fields, status, message in probes:
+            got, problem = await post(handler, api, fields)
+            assert (got, problem["error"]) == (status, message)
+        async with handler.post(api, data="[" * 100_000 + "]" * 100_000,
+                                headers={"Content-Type": "application/json"}) as reply:
+            assert reply.status == 400
+        async with handler.post(api, data='{"number": "\\ud800", "category": "bill", "description": "x"}',
+                                headers={"Content-Type": "application/json"}) as reply:
+            assert (reply.status, (await reply.json())["error"]) == (400, "number contains a NUL character or a lone "
+                                                                          "surrogate")
+        async with handler.post(api, data=json.dumps(body), headers={"Content-Type": "text/plain"}) as reply:
+            assert reply.status == 415
+        assert (await get(handler, f"{api}/{'9' * 23}"))[0] == 404
+        assert (await post(handler, f"{api}/{'9' * 23}/status", {"status": "dispatched"}))[0] == 400
+        for query in ("to=9999-12-31", "from=0001-01-01"):
+            status, problem = await get(handler, f"{api}?{query}")
+            assert status == 400
+            assert "a date from 2000-01-01 to 2999-12-31" in problem["error"]
+        _, order = await post(handler, api, body, **{"Idempotency-Key": "ok"})
+        status, problem = await post(handler, f"{api}/{order['id']}/status", {"status": "dispatched", "note": "n\x00"})
+        assert (status, problem["error"]) == (400, "note contains a NUL character or a lone surrogate")
     finally:
         await handler.close()
