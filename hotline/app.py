@@ -362,7 +362,7 @@ async def pages_features(services: Services, pages_redis: Redis, sessions: Sessi
     records = None
     if pool is not None:
         records = records_feature(settings, policy, redis, pool, services.now, services.roster,
-                                  sms.post_call.calls_ended)
+                                  sms.post_call.calls_ended, services.metrics)
         features += [records.feature, workorders_feature(pool, pages_redis, settings.redis_prefix, services.records,
                                                          policy, services.plan, services.now, sms.order_reply)]
     features.append(board_feature(settings, policy, pages_redis, services.store, services.metrics, services.now, bridge,

@@ -44,6 +44,8 @@ class Metrics:
                                           "it failed unexpectedly", ["component"], registry=r)
         self.component_up = Gauge("hotline_component_up", "1 while a background component runs, 0 while it waits "
                                   "to restart", ["component"], registry=r, multiprocess_mode="livemin")
+        self.quarantined = Counter("hotline_quarantined", "Items set aside because they could not be processed "
+                                   "(records quarantine, SMS dead letters), by component", ["component"], registry=r)
         self.ami_up = Gauge("hotline_ami_link_up", "1 while the AMI bridge is logged in to Asterisk", registry=r,
                             multiprocess_mode="livemax")
 

@@ -77,14 +77,44 @@ def _epoch(value: str, what: str) -> datetime:
 def _started(call_id: str, fallback: datetime | None) -> datetime:
     stamp = started_at(call_id)
     if stamp is not None:
-        return datetime.fromtimestamp(stamp, UTC)
+        try:
+            return datetime.fromtimestamp(stamp, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise BadFact(f"uniqueid {call_id[:60]!r} names no possible time") from None
     if fallback is None:
         raise BadFact(f"uniqueid {call_id[:60]!r} names no channel creation time")
     return fallback
 
 
-def read_fact(fields: Mapping[str, str]) -> Fact:
-    """One outbox entry as the row it updates; BadFact says what is wrong with it."""
+MAX_FIELD_CHARS = 65_536  # an identity is a few hundred characters; anything this long is not one
+INT4 = 2**31 - 1
+
+
+def _checked(fields: Mapping[str, str]) -> None:
+    """What no database row can hold, said by field: NUL characters, lone surrogates, sizes."""
+    for name, value in fields.items():
+        text = str(value)
+        if "\x00" in text:
+            raise BadFact(f"a NUL character in {str(name)[:40]}")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            raise BadFact(f"a lone surrogate in {str(name)[:40]}")
+        if len(text) > MAX_FIELD_CHARS:
+            raise BadFact(f"{str(name)[:40]} is {len(text)} characters; at most {MAX_FIELD_CHARS}")
+
+
+def read_fact(fields: Mapping[str, str], window: tuple[datetime, datetime] | None = None) -> Fact:
+    """One outbox entry as the row it updates; BadFact says what is wrong with it. With `window`,
+    a call said to start outside it (a forged or broken uniqueid: year 3170843) is refused rather
+    than given a partition of its own."""
+    _checked(fields)
+    fact = _read(fields)
+    if window is not None and not window[0] <= fact.started_at <= window[1]:
+        raise BadFact(f"the call starts at {fact.started_at:%Y-%m-%d %H:%M}, outside "
+                      f"{window[0]:%Y-%m-%d} .. {window[1]:%Y-%m-%d}")
+    return fact
+
+
+def _read(fields: Mapping[str, str]) -> Fact:
     kind, call_id = fields.get("kind", ""), fields.get("uniqueid", "")
     if not call_id:
         raise BadFact("no uniqueid")
@@ -97,6 +127,12 @@ def read_fact(fields: Mapping[str, str]) -> Fact:
         if not isinstance(identity, dict):
             raise BadFact("identity is not an object")
         priority = identity.get("queue_priority")
+        try:
+            lookup_ms = float(fields.get("lookup_ms", "0") or 0)
+        except ValueError:
+            raise BadFact(f"lookup_ms {fields.get('lookup_ms', '')[:20]!r} is not a number") from None
+        if isinstance(priority, int) and not -INT4 <= priority <= INT4:
+            raise BadFact(f"queue_priority {priority} is out of range")
         return EntryRow(
             started_at=_started(call_id, entered), call_id=call_id, linkedid=fields.get("linkedid") or call_id,
             number=identity.get("number") or None, tier=str(identity.get("tier", "normal")),
@@ -105,7 +141,7 @@ def read_fact(fields: Mapping[str, str]) -> Fact:
             skill_chain=[str(s) for s in identity.get("skill_chain", [])],
             closed_desks=[str(s) for s in identity.get("closed_desks", [])],
             access_rule=str(identity.get("access_rule", "")), matched=[str(m) for m in identity.get("matched", [])],
-            degraded=bool(identity.get("degraded", False)), lookup_ms=float(fields.get("lookup_ms", "0") or 0),
+            degraded=bool(identity.get("degraded", False)), lookup_ms=lookup_ms,
             entered_at=entered, route=fields.get("route", ""), identity=json.dumps(identity, ensure_ascii=False))
     if kind == "ivr":
         return IvrRow(_started(call_id, None), call_id, fields.get("ivr_outcome", ""), fields.get("ivr_path", ""),

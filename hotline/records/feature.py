@@ -18,6 +18,7 @@ from hotline.records.report import figures_by_level
 from hotline.records.service import keep_partitions, keep_rollup
 from hotline.records.store import RecordStore
 from hotline_core.feature import Feature, Work
+from hotline_core.metrics import Metrics
 from hotline_core.policy import Policy
 from hotline_core.settings import Settings
 
@@ -41,13 +42,13 @@ class Records:
 
 
 def records_feature(settings: Settings, policy: Policy, redis: Redis, pool: asyncpg.Pool[Any],
-                    now: Callable[[], datetime], roster: Roster, calls_ended: CallsEnded) -> Records:
+                    now: Callable[[], datetime], roster: Roster, calls_ended: CallsEnded, metrics: Metrics) -> Records:
     """Facts from the call path's outbox into the database, Asterisk's queue_log read beside
     them (telling `calls_ended` of calls an agent finished), partitions and the rollup kept."""
     store = RecordStore(pool)
     keep = settings.records_retention_months
     loops: dict[str, Work] = {
-        "records outbox": OutboxRecorder(redis, settings.redis_prefix, store).run,
+        "records outbox": OutboxRecorder(redis, settings.redis_prefix, store, clock=now, metrics=metrics).run,
         "partition upkeep": lambda: keep_partitions(pool, now, policy, keep),
         "rollup upkeep": lambda: keep_rollup(pool, policy, now, keep),
     }

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import asyncpg
 import structlog
 from redis.asyncio import Redis
 
 from hotline.records.facts import BadFact, Fact, read_fact
 from hotline.records.store import RecordStore
 from hotline_core.keys import RedisKeys
+from hotline_core.metrics import Metrics
 from hotline_core.streams import ConsumerGroup, Entry
 
 log = structlog.get_logger("records.outbox")
@@ -24,11 +29,20 @@ log = structlog.get_logger("records.outbox")
 GROUP = "recorders"
 
 
+# What the database says of a row it cannot take (a value out of range, an encoding it refuses,
+# a constraint): the fact is at fault, not the database, so it is set aside and the rest flow on.
+REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError)
+OLDEST_DAYS = 400  # a fact about a call older than this (or in the future) names no real call
+
+
 class OutboxRecorder:
-    def __init__(self, redis: Redis, prefix: str, store: RecordStore, batch: int = 500, claim_idle_s: float = 30.0):
+    def __init__(self, redis: Redis, prefix: str, store: RecordStore, batch: int = 500, claim_idle_s: float = 30.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), metrics: Metrics | None = None):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._group = ConsumerGroup(redis, RedisKeys(prefix).records_outbox, GROUP, self.consumer, claim_idle_s, batch)
         self._store = store
+        self._clock = clock
+        self._metrics = metrics or Metrics()
 
     async def ensure_group(self) -> None:
         await self._group.ensure()
@@ -43,15 +57,35 @@ class OutboxRecorder:
         return await self.write(await self._group.read(block_ms))
 
     async def write(self, entries: list[Entry]) -> int:
+        """Store a batch; what fails the checks at the edge, or what the database refuses, goes
+        to the quarantine with its raw fields and the reason, and the rest is stored."""
         if not entries:
             return 0
-        facts: list[Fact] = []
-        for entry_id, fields in entries:
+        now = self._clock()
+        window = (now - timedelta(days=OLDEST_DAYS), now + timedelta(days=1))
+        facts: list[tuple[Fact, dict[str, Any]]] = []
+        refused: list[tuple[dict[str, Any], str]] = []
+        for _entry_id, fields in entries:
             try:
-                facts.append(read_fact(fields))
+                facts.append((read_fact(fields, window), fields))
             except BadFact as exc:
-                log.error("records outbox entry skipped", entry=entry_id, reason=str(exc))
-        if facts:
-            await self._store.write_facts(facts)
+                refused.append((fields, str(exc)))
+        stored = len(facts)
+        try:
+            await self._store.write_facts([fact for fact, _ in facts])
+        except REFUSED:
+            # One fact the database refuses fails its whole batch: one by one, to find it.
+            for fact, fields in facts:
+                try:
+                    await self._store.write_facts([fact])
+                except REFUSED as exc:
+                    refused.append((fields, f"the database refused it: {type(exc).__name__}: {exc}"))
+                    stored -= 1
+        if refused:
+            await self._store.quarantine("outbox", refused, now)
+            self._metrics.quarantined.labels("records outbox").inc(len(refused))
+            for fields, reason in refused:
+                log.error("records outbox entry quarantined", uniqueid=str(fields.get("uniqueid", ""))[:40],
+                          kind=str(fields.get("kind", ""))[:20], reason=reason[:200])
         await self._group.ack([entry_id for entry_id, _ in entries], delete=True)
-        return len(facts)
+        return stored

@@ -4,7 +4,8 @@ twice, a file read again, or several instances seeing the same call change nothi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -121,6 +122,14 @@ class RecordStore:
             if sms:
                 await conn.executemany(_SMS, [(f.started_at, f.call_id, f.status, f.at) for f in sms])
             await conn.execute(_DIRTY, [f.started_at for f in facts])
+
+    async def quarantine(self, source: str, items: Sequence[tuple[Mapping[str, Any] | str, str]],
+                         now: datetime) -> None:
+        """Set aside what could not be stored: (the raw input, why), kept as JSON text."""
+        if items:
+            await self._pool.executemany(
+                "INSERT INTO records_quarantine (at, source, raw, reason) VALUES ($1, $2, $3, $4)",
+                [(now, source, json.dumps(raw, ensure_ascii=False), reason[:500]) for raw, reason in items])
 
     async def checkpoint(self, source: str) -> tuple[str, int] | None:
         row = await self._pool.fetchrow("SELECT file_key, line_offset FROM ingest_checkpoints WHERE source = $1",

@@ -31,6 +31,7 @@ from hotline.records.why import find_call, story_json
 from hotline.sms.postcall import PostCallSms
 from hotline_core.db import SchemaError, check_schema, current_version, expected_version
 from hotline_core.keys import RedisKeys
+from hotline_core.metrics import Metrics
 from hotline_core.policy import Policy
 from hotline_core.redispipe import RedisPipe
 
@@ -202,7 +203,7 @@ async def test_outbox_facts_wait_in_redis_while_the_database_is_away(
         records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
     _, pool = records_db
     records = CallRecords(pipe, "rec", 600)
-    recorder = OutboxRecorder(redis, "rec", RecordStore(pool))
+    recorder = OutboxRecorder(redis, "rec", RecordStore(pool), clock=lambda: datetime.fromtimestamp(T0, UTC))
     await recorder.ensure_group()
     await records.write(CallRecord(f"{T0}.1", f"{T0}.1", "PJSIP/c",
                                    identity("highend", "highend_easyown", ["highend_desk"], "8613800000001"),
@@ -380,3 +381,35 @@ async def test_reports_and_board_refreshes_at_once_while_calls_are_recorded_neve
         final = await fetch_counts(conn, policy, period, ("tier",))
         truth = await conn.fetch(raw_sql(("tier",)), *policy_args(policy), period.start, period.end)
     assert sum(int(r["calls"]) for r in final) == written == sum(int(r["calls"]) for r in truth)
+
+
+async def test_what_cannot_be_stored_is_quarantined_with_its_reason_and_the_rest_flows_on(
+        redis: Redis, records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    """Anyone who reaches the FastAGI port can make the call path write such facts; each once
+    stopped every record behind it."""
+    _, pool = records_db
+    metrics = Metrics()
+    recorder = OutboxRecorder(redis, "rec", RecordStore(pool), clock=lambda: datetime.fromtimestamp(T0, UTC),
+                              metrics=metrics)
+    await recorder.ensure_group()
+    good = entry(f"{T0}.1", identity("highend", "highend_easyown", ["highend_desk"], "8613800000001"))
+    refused_by_db = entry(f"{T0}.2", identity("rural", "ordinary_easyown", ["general"], "86138\x0000002"))
+    far_future = entry("99999999999999.1", identity("normal", "ordinary_easyown", ["general"], "8613800000003"))
+    nul_linkedid = {**entry(f"{T0}.4", identity("normal", "ordinary_easyown", ["general"], "8613800000004")),
+                    "linkedid": "17960\x00.4"}
+    outbox = RedisKeys("rec").records_outbox
+    for fields in (good, refused_by_db, far_future, nul_linkedid):
+        await redis.xadd(outbox, fields)  # type: ignore[arg-type]
+    assert await recorder.step() == 1
+    assert await redis.xlen(outbox) == 0  # nothing left to block the facts behind
+    assert [r["call_id"] for r in await pool.fetch("SELECT call_id FROM calls")] == [f"{T0}.1"]
+    rows = await pool.fetch("SELECT source, raw, reason FROM records_quarantine ORDER BY id")
+    reasons = {json.loads(r["raw"])["uniqueid"]: r["reason"] for r in rows}
+    assert {r["source"] for r in rows} == {"outbox"}
+    assert reasons["99999999999999.1"] == "uniqueid '99999999999999.1' names no possible time"
+    assert reasons[f"{T0}.4"] == "a NUL character in linkedid"
+    assert reasons[f"{T0}.2"].startswith("the database refused it: CharacterNotInRepertoireError")
+    assert metrics.registry.get_sample_value("hotline_quarantined_total", {"component": "records outbox"}) == 3
+    # The next good fact is stored as ever.
+    await redis.xadd(outbox, entry(f"{T0}.5", identity("normal", "ordinary_easyown", ["general"], "8613800000005")))  # type: ignore[arg-type]
+    assert await recorder.step() == 1
