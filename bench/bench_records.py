@@ -86,7 +86,7 @@ async def write_path_rate(pool: asyncpg.Pool, calls: int) -> float:
     started = time.perf_counter()
     for n in range(0, calls, 500):
         await store.write_facts(facts[n:n + 500])
-        await store.add_queue_log("bench", "1:1", lines[3 * n:3 * (n + 500)], 3 * (n + 500), 0, await desks())
+        await store.add_queue_log("bench", "1:1", lines[3 * n:3 * (n + 500)], 3 * (n + 500), [], await desks())
     return calls / (time.perf_counter() - started)
 
 

@@ -145,6 +145,9 @@ class AlarmSettings(_Frozen):
     # More SMS queued than this within the window, by every instance together.
     sms_volume_max: int = Field(default=500, ge=1)
     sms_volume_window_minutes: int = Field(default=10, ge=1, le=1440)
+    # Call facts waiting in Redis for the records database (it is away or refusing): a quarter of
+    # the outbox's cap (200,000), long before the oldest would be dropped.
+    outbox_backlog_max: int = Field(default=50_000, ge=1)
 
 
 class Handling(_Frozen):

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from agi.records import OUTBOX_MAX
 from hotline_core.policy import Policy
 
 log = structlog.get_logger("alarms")
@@ -34,6 +35,7 @@ class Conditions:
     entries: int  # call entries so far (a counter)
     degraded: int  # degraded lookups so far (a counter)
     sms_added: int = 0  # SMS jobs ever queued, by every instance (a counter)
+    outbox: int = 0  # call facts waiting in Redis for the records database
 
 
 def _pct(value: float) -> str:
@@ -58,6 +60,9 @@ def candidates(conditions: Conditions, policy: Policy, now: datetime) -> list[Al
                              f"(expected within {hours:g} h)"))
     if conditions.ami_up is False:
         out.append(Alarm("ami_down", "", "the AMI link to Asterisk is down: queues are not staffed from the desks"))
+    if conditions.outbox > policy.alarms.outbox_backlog_max:
+        out.append(Alarm("records_backlog", "", f"{conditions.outbox} call facts wait in Redis for the records "
+                         f"database (the outbox keeps at most {OUTBOX_MAX:,}; past that the oldest are dropped)"))
     if conditions.sms_dead:
         out.append(Alarm("sms_dead_letters", "", f"{conditions.sms_dead} SMS in the dead letters (hotline sms dead)"))
     return out
@@ -132,4 +137,5 @@ class AlarmBook:
 
 
 def alarm_kinds() -> Iterable[str]:
-    return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups", "sms_volume")
+    return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups", "sms_volume",
+            "records_backlog")

@@ -44,12 +44,15 @@ def board_feature(settings: Settings, policy: Policy, redis: Redis, store: TierS
             return 0
         return int(info.get("entries-added", 0))  # Redis 7: every entry ever added, trimmed or not
 
+    async def outbox() -> int:
+        return int(await redis.xlen(keys.records_outbox))
+
     async def redis_up() -> bool:
         return bool(await redis.ping())
 
     ami_managed = bool(settings.ami_secret)
     sources = Sources(model=bridge.model, changed=bridge.model_changed, desks=seating, today=today, tables=tables,
-                      sms_dead=sms_dead, sms_added=sms_added, redis_up=redis_up, postgres_up=postgres_up,
+                      sms_dead=sms_dead, sms_added=sms_added, outbox=outbox, redis_up=redis_up, postgres_up=postgres_up,
                       ami_up=lambda: bridge.connected.is_set() if ami_managed else None)
     live = Monitor(policy, sources, metrics, now)
     board = Board(live, metrics, settings.metrics_token, multiprocess_dir, ready, settings.streams_per_person)

@@ -60,6 +60,7 @@ class Sources:
     tables: Callable[[], Awaitable[Mapping[str, datetime | None]]]
     sms_dead: Callable[[], Awaitable[int]]
     sms_added: Callable[[], Awaitable[int]]  # SMS jobs ever queued (every instance's)
+    outbox: Callable[[], Awaitable[int]]  # call facts waiting for the records database
     redis_up: Callable[[], Awaitable[bool]]
     postgres_up: Callable[[], Awaitable[bool]] | None
     ami_up: Callable[[], bool | None]
@@ -78,6 +79,7 @@ class Monitor:
         self.tables: Cached[Mapping[str, datetime | None]] = Cached(sources.tables, 30.0, {})
         self.sms_dead = Cached(sources.sms_dead, 10.0, 0)
         self.sms_added = Cached(sources.sms_added, 10.0, 0)
+        self.outbox = Cached(sources.outbox, 10.0, 0)
         self.redis_up = Cached(sources.redis_up, 2.0, False)
         postgres = sources.postgres_up
         self.postgres_up: Cached[bool] | None = Cached(postgres, 5.0, False) if postgres is not None else None
@@ -94,7 +96,7 @@ class Monitor:
         conditions = Conditions(
             service_level_today={lv: fig.get("service_level") for lv, fig in (today or {}).items()},
             table_imported_at=await self.tables.get(), ami_up=self._sources.ami_up(),
-            sms_dead=await self.sms_dead.get(), sms_added=await self.sms_added.get(),
+            sms_dead=await self.sms_dead.get(), sms_added=await self.sms_added.get(), outbox=await self.outbox.get(),
             entries=int(counted["hotline_call_entries_total"]),
             degraded=int(counted["hotline_degraded_lookups_total"]))
         alarms = self._book.update(conditions, now)

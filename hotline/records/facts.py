@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hotline.records.outcome import started_at
+from hotline.records.queue_log import call_started
 
 # A status only moves forward; the database applies the same order (see store.SMS_RANK).
 SMS_RANK = {"queued": 0, "retrying": 1, "sent": 2, "smsc_ack": 3, "buffered": 3, "delivered": 4, "failed": 4,
@@ -75,7 +75,7 @@ def _epoch(value: str, what: str) -> datetime:
 
 
 def _started(call_id: str, fallback: datetime | None) -> datetime:
-    stamp = started_at(call_id)
+    stamp = call_started(call_id)
     if stamp is not None:
         try:
             return datetime.fromtimestamp(stamp, UTC)

@@ -78,9 +78,9 @@ class QueueLogReader:
         if parsed.consumed == 0 and checkpoint is not None and checkpoint[0] == file_key:
             return 0  # only a line Asterisk is still writing
         for bad in parsed.bad[:10]:
-            log.warning("queue_log line skipped", file=f"{self._path}@{bad.offset}", reason=bad.reason)
+            log.warning("queue_log line quarantined", file=f"{self._path}@{bad.offset}", reason=bad.reason)
         stored = await self._store.add_queue_log(self._source, file_key, parsed.rows, offset + parsed.consumed,
-                                                 len(parsed.bad), await self._desks())
+                                                 parsed.bad, await self._desks())
         if stored and self._completed is not None:
             recent = time.time() - self._completed_within
             ended = sorted({r.callid for r in parsed.rows if r.event in COMPLETIONS and r.at >= recent})

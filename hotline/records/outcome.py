@@ -71,7 +71,12 @@ def summarise(rows: Iterable[QueueLogRow], desk_of: Callable[[str], str | None] 
     """Rows of one call, in file order, into its visits. `desk_of` names the desk an agent sits at."""
     result = QueueOutcome()
     current: Visit | None = None
+    seen: set[tuple[object, ...]] = set()
     for row in rows:
+        line = (row.at, row.queue, row.agent, row.event, row.data)
+        if line in seen:
+            continue  # the same line again (a log replayed or copied): it happened once
+        seen.add(line)
         if row.event == "ENTERQUEUE":
             current = Visit(row.queue, row.at, position=row.number(3))
             result.visits.append(current)
@@ -96,10 +101,3 @@ def summarise(rows: Iterable[QueueLogRow], desk_of: Callable[[str], str | None] 
             current.outcome, current.position, current.wait_s = "released", row.number(1), row.number(3)
             current.reason = _RELEASES[row.event]
     return result
-
-
-def started_at(call_id: str) -> int | None:
-    """The epoch second a channel was created, from its uniqueid (`[system-]1732262400.3`): both
-    hotline's record and queue_log name the call by it, so both place it in the same partition."""
-    stamp, dot, sequence = call_id.rpartition("-")[2].partition(".")
-    return int(stamp) if dot and stamp.isdigit() and sequence.isdigit() else None

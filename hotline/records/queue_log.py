@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_LINE_BYTES = 8192  # app_queue's lines are short; anything longer is not queue_log
+# The times a line may carry (2000 to 2100): a queue_log line from outside them is not Asterisk's.
+EARLIEST, LATEST = 946_684_800, 4_102_444_800
+INT4 = 2**31 - 1  # counts and seconds are stored as PostgreSQL integers
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +32,19 @@ class QueueLogRow:
         return self.data[index - 1] if len(self.data) >= index else ""
 
     def number(self, index: int) -> int | None:
+        """dataN as a number, None when it is none (or too large to be one Asterisk counted)."""
         value = self.datum(index)
-        return int(value) if value.lstrip("-").isdigit() else None
+        if not value.lstrip("-").isdigit() or len(value) > 11:
+            return None
+        number = int(value)
+        return number if -INT4 <= number <= INT4 else None
 
 
 @dataclass(frozen=True, slots=True)
 class BadLine:
     offset: int
     reason: str
+    raw: str = ""  # the line as read (undecodable bytes replaced), for the quarantine
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +58,31 @@ def parse_line(line: bytes, offset: int) -> QueueLogRow | BadLine:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return BadLine(offset, f"not UTF-8 at byte {exc.start}")
+        return BadLine(offset, f"not UTF-8 at byte {exc.start}", line.decode("utf-8", "replace"))
     fields = text.rstrip("\r").split("|")
     if len(fields) < 5:
-        return BadLine(offset, f"{len(fields)} fields, queue_log lines have at least 5")
+        return BadLine(offset, f"{len(fields)} fields, queue_log lines have at least 5", text)
+    holding = [index + 1 for index, field in enumerate(fields) if "\x00" in field]
+    if holding:
+        return BadLine(offset, f"a NUL character in field {holding[0]}", text)
     stamp = fields[0].split(".", 1)[0]  # realtime-style fractions are allowed, seconds kept
     if not stamp.isdigit():
-        return BadLine(offset, f"time {fields[0][:20]!r} is not epoch seconds")
+        return BadLine(offset, f"time {fields[0][:20]!r} is not epoch seconds", text)
+    if not EARLIEST <= int(stamp[:12]) < LATEST:
+        return BadLine(offset, f"time {fields[0][:20]!r} is not between 2000 and 2100", text)
+    begun = call_started(fields[1])
+    if begun is not None and not EARLIEST <= begun < LATEST:
+        return BadLine(offset, f"callid {fields[1][:40]!r} names a time not between 2000 and 2100", text)
     if not fields[4]:
-        return BadLine(offset, "no event name")
+        return BadLine(offset, "no event name", text)
     return QueueLogRow(offset, int(stamp), fields[1], fields[2], fields[3], fields[4], tuple(fields[5:]))
+
+
+def call_started(call_id: str) -> int | None:
+    """The epoch second a channel was created, from its uniqueid (`[system-]1732262400.3`): both
+    hotline's record and queue_log name the call by it, so both place it in the same partition."""
+    stamp, dot, sequence = call_id.rpartition("-")[2].partition(".")
+    return int(stamp[:16]) if dot and stamp.isdigit() and sequence.isdigit() else None
 
 
 def parse_chunk(chunk: bytes, base_offset: int) -> Parsed:
@@ -72,13 +95,15 @@ def parse_chunk(chunk: bytes, base_offset: int) -> Parsed:
         if end < 0:
             if len(chunk) - position > MAX_LINE_BYTES:
                 # No newline in sight and already too long: skip it so the file does not stall.
-                bad.append(BadLine(base_offset + position, f"line longer than {MAX_LINE_BYTES} bytes"))
+                bad.append(BadLine(base_offset + position, f"line longer than {MAX_LINE_BYTES} bytes",
+                                   chunk[position:position + 200].decode("utf-8", "replace")))
                 position = len(chunk)
             break
         line = chunk[position:end]
         if line.strip():
             parsed = parse_line(line, base_offset + position) if len(line) <= MAX_LINE_BYTES else BadLine(
-                base_offset + position, f"line longer than {MAX_LINE_BYTES} bytes")
+                base_offset + position, f"line longer than {MAX_LINE_BYTES} bytes",
+                line[:200].decode("utf-8", "replace"))
             if isinstance(parsed, QueueLogRow):
                 rows.append(parsed)
             else:

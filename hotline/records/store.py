@@ -13,9 +13,9 @@ import asyncpg
 
 from ami_bridge.seating import DeskOf
 from hotline.records.facts import SMS_RANK, EntryRow, Fact, IvrRow, SmsRow
-from hotline.records.outcome import QueueOutcome, started_at, summarise
+from hotline.records.outcome import QueueOutcome, summarise
 from hotline.records.partitions import ensure_partitions, month_start
-from hotline.records.queue_log import QueueLogRow
+from hotline.records.queue_log import BadLine, QueueLogRow, call_started
 from hotline_core.db import Conn
 
 _SMS_RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in SMS_RANK.items()) + " ELSE -1 END"
@@ -137,11 +137,12 @@ class RecordStore:
         return (row["file_key"], row["line_offset"]) if row else None
 
     async def add_queue_log(self, source: str, file_key: str, rows: Sequence[QueueLogRow], next_offset: int,
-                            bad_lines: int, desk_of: DeskOf) -> bool:
-        """Asterisk's lines from one read, the checkpoint after them, and the calls they touch,
-        in one transaction: a crash at any point leaves the file to be read again from the
-        last committed checkpoint, and the lines already stored are not stored twice. False when
-        another instance is reading this source right now (it will store the same lines)."""
+                            bad: Sequence[BadLine], desk_of: DeskOf) -> bool:
+        """Asterisk's lines from one read, the checkpoint after them, the lines that could not be
+        read (into the quarantine, with their place and why) and the calls they touch, in one
+        transaction: a crash at any point leaves the file to be read again from the last
+        committed checkpoint, and nothing is stored twice. False when another instance is
+        reading this source right now (it will store the same lines)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('queue_log:' || $1))", source):
                 return False
@@ -150,7 +151,13 @@ class RecordStore:
                 await conn.executemany(_QUEUE_LOG, [
                     (_utc(r.at), source, file_key, r.offset, r.callid, r.queue, r.agent, r.event, list(r.data))
                     for r in rows])
-            await conn.execute(_CHECKPOINT, source, file_key, next_offset, bad_lines)
+            await conn.execute(_CHECKPOINT, source, file_key, next_offset, len(bad))
+            if bad:
+                now = datetime.now(UTC)
+                await conn.executemany(
+                    "INSERT INTO records_quarantine (at, source, raw, reason) VALUES ($1, $2, $3, $4)",
+                    [(now, source, json.dumps({"file": file_key, "offset": line.offset, "line": line.raw},
+                                              ensure_ascii=False), line.reason) for line in bad])
             calls = sorted({r.callid for r in rows if r.callid and r.callid != "NONE"})
             if calls:
                 await self.refresh(conn, calls, desk_of)
@@ -169,7 +176,7 @@ class RecordStore:
             result = summarise(rows, desk_of)
             if not result.offered:
                 continue  # only member or unknown events for this id
-            begun = _utc(started_at(call_id) or rows[0].at)
+            begun = _utc(call_started(call_id) or rows[0].at)
             calls.append(_queue_side(begun, call_id, result))
             visits.extend((begun, call_id, index, v.queue, _utc(v.entered_at), v.position, v.outcome, v.wait_s,
                            v.talk_s, v.agent or None, v.desk, v.reason or None)

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, tzinfo
 from typing import Any
 
-from hotline.records.outcome import started_at
+from hotline.records.queue_log import call_started
 from hotline.records.report import overflow_step
 from hotline_core.db import Conn
 
@@ -20,7 +20,7 @@ WHERE {where} ORDER BY c.started_at DESC, c.call_id DESC LIMIT 1
 async def find_call(conn: Conn, key: str, number: str | None) -> dict[str, Any] | None:
     """The call with this linkedid (or uniqueid); else the last call of this number."""
     row = await conn.fetchrow(_CALL.format(where="c.linkedid = $1"), key)
-    stamp = started_at(key)
+    stamp = call_started(key)
     if row is None and stamp is not None:  # a uniqueid: its time finds the partition and the row
         row = await conn.fetchrow(_CALL.format(where="c.started_at = to_timestamp($1) AND c.call_id = $2"),
                                   float(stamp), key)

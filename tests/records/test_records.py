@@ -413,3 +413,28 @@ async def test_what_cannot_be_stored_is_quarantined_with_its_reason_and_the_rest
     # The next good fact is stored as ever.
     await redis.xadd(outbox, entry(f"{T0}.5", identity("normal", "ordinary_easyown", ["general"], "8613800000005")))  # type: ignore[arg-type]
     assert await recorder.step() == 1
+
+
+async def test_queue_log_lines_no_row_can_hold_are_quarantined_and_the_lines_behind_them_are_read(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]]) -> None:
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    call = f"{T0}.21"
+    path.write_bytes(
+        f"{T0 + 1}|{call}|hotline-ordinary_easyown|NONE|ENTERQUEUE||8613800000021|1\n".encode()
+        + f"{T0 + 1}|{call}|hotline-ordinary_easyown|NONE|ENTERQUEUE||8613800000021|1\n".encode()  # a duplicate
+        + f"{T0 + 2}|{T0}.22|hotline-ordinary_easyown|NONE|ENTERQUEUE||86\x00138|1\n".encode()
+        + f"99999999999999|{T0}.23|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n".encode()
+        + f"{T0 + 3}|99999999999999.1|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n".encode()
+        + f"{T0 + 6}|{call}|hotline-ordinary_easyown|agent1|CONNECT|99999999999999999999|x|1\n".encode()
+        + f"{T0 + 40}|{call}|hotline-ordinary_easyown|agent1|COMPLETECALLER|5|34|1\n".encode())
+    await read_all(reader(store, path))
+    quarantined = await pool.fetch("SELECT source, raw, reason FROM records_quarantine ORDER BY id")
+    assert [(r["source"], r["reason"]) for r in quarantined] == [
+        ("ast1", "a NUL character in field 7"),
+        ("ast1", "time '99999999999999' is not between 2000 and 2100"),
+        ("ast1", "callid '99999999999999.1' names a time not between 2000 and 2100")]
+    assert "\\u0000" in quarantined[0]["raw"]  # the raw line kept, NUL and all
+    visits = await pool.fetch("SELECT outcome, wait_s, talk_s FROM queue_visits WHERE call_id = $1", call)
+    assert [tuple(v) for v in visits] == [("answered", None, 34)]  # one visit, not a phantom waiting one
+    assert await count(pool, "SELECT bad_lines FROM ingest_checkpoints WHERE source = 'ast1'") == 3

@@ -38,7 +38,7 @@ async def nobody() -> DeskOf:
 async def test_every_panel_queries_an_exported_metric(policy: Policy) -> None:
     metrics = Metrics()
     sources = Sources(model=QueueModel(), changed=asyncio.Event(), desks=nobody, today=None, tables=no_tables,
-                      sms_dead=no_dead, sms_added=no_dead, redis_up=down, postgres_up=None, ami_up=lambda: None)
+                      sms_dead=no_dead, sms_added=no_dead, outbox=no_dead, redis_up=down, postgres_up=None, ami_up=lambda: None)
     monitor = Monitor(policy, sources, metrics, lambda: datetime.now(UTC))
     await monitor.refresh()
     names = {m.name for m in metrics.registry.collect()} | {m.name for m in LiveCollector(monitor).collect()}

@@ -56,6 +56,13 @@ def test_degraded_lookups_alarm_on_their_share_over_the_window(policy: Policy) -
     assert book.update(conditions(entries=2300, degraded=20), NOW + timedelta(minutes=9)) == []  # window moved
 
 
+def test_a_records_backlog_alarms_long_before_the_outbox_drops_anything(policy: Policy) -> None:
+    assert candidates(conditions(outbox=50_000), policy, NOW) == []
+    [alarm] = candidates(conditions(outbox=50_001), policy, NOW)
+    assert alarm.kind == "records_backlog"
+    assert "the outbox keeps at most 200,000" in alarm.message
+
+
 def test_unusual_sms_volume_alarms_over_its_window(policy: Policy) -> None:
     book = AlarmBook(policy)  # the shipped policy: more than 500 SMS within 10 minutes
     assert book.update(conditions(sms_added=1000), NOW) == []

@@ -12,8 +12,8 @@ import pytest
 from openpyxl import load_workbook
 
 from hotline.records.facts import BadFact, read_fact
-from hotline.records.outcome import started_at, summarise
-from hotline.records.queue_log import BadLine, QueueLogRow, parse_chunk, parse_line
+from hotline.records.outcome import summarise
+from hotline.records.queue_log import BadLine, QueueLogRow, call_started, parse_chunk, parse_line
 from hotline.records.report import ReportError, build_report, figures, overflow_step, parse_by
 from hotline_core.export import render, safe_text
 from hotline_core.policy import Policy
@@ -24,7 +24,11 @@ LINES = (b"1796000002|1796000000.1|hotline-gotone_vip|NONE|ENTERQUEUE||861380000
 
 
 def rows(text: str) -> list[QueueLogRow]:
-    parsed = parse_chunk(text.encode(), 0)
+    """Lines written with small times and call ids, for reading: both are taken as seconds after
+    the start of 2026-11-30 (a queue_log line must carry a time between 2000 and 2100)."""
+    shifted = "".join(f"{1796000000 + int(at)}|{1796000000 + int(call.split('.')[0])}.{call.split('.')[1]}|{rest}"
+                      for at, call, rest in (line.split("|", 2) for line in text.splitlines(keepends=True)))
+    parsed = parse_chunk(shifted.encode(), 0)
     assert not parsed.bad
     return parsed.rows
 
@@ -44,7 +48,7 @@ def test_fields_and_bad_lines() -> None:
     assert isinstance(row, QueueLogRow)
     assert (row.offset, row.at, row.callid, row.agent, row.number(1), row.datum(2), row.datum(9)) == (
         100, 1796000005, "1796000000.1", "agent1", 3, "x", "")
-    assert parse_line(b"nonsense", 0) == BadLine(0, "1 fields, queue_log lines have at least 5")
+    assert parse_line(b"nonsense", 0) == BadLine(0, "1 fields, queue_log lines have at least 5", "nonsense")
     assert isinstance(parse_line(b"yesterday|1.1|q|a|ENTERQUEUE", 0), BadLine)
     assert isinstance(parse_line(b"1|1.1|q|a|", 0), BadLine)
     assert isinstance(parse_line(b"1|1.1|q|\xff|ENTERQUEUE", 0), BadLine)
@@ -52,6 +56,30 @@ def test_fields_and_bad_lines() -> None:
     parsed = parse_chunk(huge, 0)  # no newline and already too long: skipped, not waited for forever
     assert parsed.consumed == len(huge)
     assert parsed.bad[0].reason.startswith("line longer")
+
+
+def test_lines_no_database_row_can_hold_are_refused_by_name() -> None:
+    def reason(line: bytes) -> str:
+        bad = parse_line(line, 7)
+        assert isinstance(bad, BadLine)
+        return bad.reason
+
+    assert reason(b"1796000005|1796000000.1|q|agent1|CONNECT|3|x\x00y|2") == "a NUL character in field 7"
+    assert reason(b"99999999999999|1796000000.1|q|agent1|CONNECT|3|x|2") == (
+        "time '99999999999999' is not between 2000 and 2100")
+    assert reason(b"1796000005|99999999999999.1|q|agent1|CONNECT|3|x|2") == (
+        "callid '99999999999999.1' names a time not between 2000 and 2100")
+    huge = parse_line(b"1796000005|1796000000.1|q|agent1|CONNECT|99999999999999999999|x|2", 0)
+    assert isinstance(huge, QueueLogRow)
+    assert huge.number(1) is None  # no wait of 3 billion years: unknown rather than an overflow
+
+
+def test_a_line_read_twice_counts_once() -> None:
+    line = "10|1.8|q|NONE|ENTERQUEUE||861|1\n"
+    once = summarise(rows(line + "15|1.8|q|agent1|CONNECT|5|x|1\n"))
+    twice = summarise(rows(line + line + "15|1.8|q|agent1|CONNECT|5|x|1\n15|1.8|q|agent1|CONNECT|5|x|1\n"))
+    assert [(v.outcome, v.wait_s) for v in twice.visits] == [(v.outcome, v.wait_s) for v in once.visits] == [
+        ("answered", 5)]
 
 
 def test_answered_abandoned_released_and_refused_visits() -> None:
@@ -78,9 +106,9 @@ def test_two_queues_are_one_offered_call_and_both_waits_count() -> None:
 
 
 def test_the_call_time_comes_from_the_uniqueid() -> None:
-    assert started_at("1796000000.17") == 1796000000
-    assert started_at("pbx1-1796000000.17") == 1796000000
-    assert started_at("garbage") is None
+    assert call_started("1796000000.17") == 1796000000
+    assert call_started("pbx1-1796000000.17") == 1796000000
+    assert call_started("garbage") is None
 
 
 def test_facts_that_cannot_be_read_say_why() -> None:
