@@ -21,6 +21,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     db.add_parser("migrate", help="bring the schema up to date (safe to run again)", parents=[common])
     db.add_parser("status", help="schema version and monthly partitions", parents=[common])
     db.add_parser("prune", help="drop the months past records_retention_months", parents=[common])
+    quarantine = db.add_parser("quarantine", help="what the records could not store, newest first, and why",
+                               parents=[common])
+    quarantine.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,6 +41,18 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 raise CliError(str(exc), EXIT_REFUSED) from None
             names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing to do"
             print(f"schema version {await current_version(conn)} ({names})")
+            return 0
+        if args.action == "quarantine":
+            if not 1 <= args.limit <= 100_000:
+                raise CliError("--limit: from 1 to 100000")
+            total = await conn.fetchval("SELECT count(*) FROM records_quarantine")
+            rows = await conn.fetch("SELECT at, source, raw, reason FROM records_quarantine ORDER BY id DESC "
+                                    "LIMIT $1", args.limit)
+            print(f"{total} item(s) in the quarantine" + (f", the newest {len(rows)}:" if rows else ""))
+            zone = load_policy(settings.policy_file).zone
+            for row in rows:
+                print(f"{row['at'].astimezone(zone):%Y-%m-%d %H:%M:%S} {row['source']}: {row['reason']}\n"
+                      f"    {row['raw'][:300]}")
             return 0
         if args.action == "prune":
             dropped = await prune(conn, today, settings.records_retention_months)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime
@@ -438,3 +441,11 @@ async def test_queue_log_lines_no_row_can_hold_are_quarantined_and_the_lines_beh
     visits = await pool.fetch("SELECT outcome, wait_s, talk_s FROM queue_visits WHERE call_id = $1", call)
     assert [tuple(v) for v in visits] == [("answered", None, 34)]  # one visit, not a phantom waiting one
     assert await count(pool, "SELECT bad_lines FROM ingest_checkpoints WHERE source = 'ast1'") == 3
+    listed = await asyncio.to_thread(
+        subprocess.run, [str(Path(sys.executable).parent / "hotline"), "db", "quarantine", "--limit", "2"],
+        env={**os.environ, "HOTLINE_DATABASE_URL": records_db[0]}, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "3 item(s) in the quarantine, the newest 2:"
+    assert lines[1].endswith("ast1: callid '99999999999999.1' names a time not between 2000 and 2100")
