@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     a_imp.add_argument("--allow-shrink", action="store_true",
                        help="allow a roster with under half of today's agents (default: refused)")
     agents.add_parser("list", help="the roster", parents=[common])
-    a_set = agents.add_parser("set", help="change an agent, e.g. agents set agent1 satisfaction=97%",
+    a_set = agents.add_parser("set", help="change an agent, e.g. agents set agent1 satisfaction=97%%",
                               parents=[common])
     a_set.add_argument("agent_id")
     a_set.add_argument("changes", nargs="+", metavar="FIELD=VALUE")

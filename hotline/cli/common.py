@@ -120,7 +120,10 @@ async def _records(settings: Settings, opening: Callable[[str], Awaitable[Any]])
 def emit(data: bytes, output: Path | None, count: int, noun: str) -> None:
     """A report or export: into the file asked for (said on stdout), else onto stdout."""
     if output:
-        output.write_bytes(data)
+        try:
+            output.write_bytes(data)
+        except OSError as exc:
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
         print(f"{count} {noun} written to {output}")
     else:
         sys.stdout.buffer.write(data)

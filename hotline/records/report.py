@@ -89,6 +89,9 @@ class Period:
     def days(cls, first: date, last: date, policy: Policy) -> Period:
         if last < first:
             raise ReportError(f"--to {last} is before --from {first}")
+        for name, day in (("--from", first), ("--to", last)):
+            if not date(2000, 1, 1) <= day <= date(2999, 12, 31):
+                raise ReportError(f"{name} {day}: a day from 2000-01-01 to 2999-12-31")
         zone = policy.zone
         return cls(datetime.combine(first, time(), zone), datetime.combine(last + timedelta(days=1), time(), zone))
 

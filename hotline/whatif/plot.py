@@ -4,6 +4,7 @@ comparison; and the staffing curve of `hotline whatif staff`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +21,16 @@ FORMATS = (".png", ".svg")
 
 
 def check_plot_path(path: Path) -> None:
+    """Before a run that may take minutes: a picture that could not be written is said now."""
     if path.suffix.lower() not in FORMATS:
         raise ValueError(f"{path}: a plot is written as .png or .svg")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"{path}: the directory {folder} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{path}: the directory {folder} is not writable")
 
 
 def service_levels(outcomes: Sequence[tuple[str, Outcome]], path: Path, title: str) -> None:

@@ -180,3 +180,30 @@ def test_whatif_reads_the_live_roster(redis_server: RedisServer, redis: object) 
                 env={"HOTLINE_REDIS_PREFIX": "no-roster-here"})
     assert empty.returncode == 2
     assert "the roster is empty" in empty.stderr
+
+
+def test_careless_arguments_get_one_clear_line_never_a_traceback(
+        redis_server: RedisServer, records_db: tuple[str, object], tmp_path: Path) -> None:
+    database = {"HOTLINE_DATABASE_URL": records_db[0]}
+    probes = [
+        (("agents", "--help"), None, 0, ""),
+        (("report", "--to", "9999-12-31"), database, 2, "--to 9999-12-31: a day from 2000-01-01 to 2999-12-31"),
+        (("report", "--from", "2026-11-30", "--to", "2026-11-30", "--output", "/dev/full"), database, 2,
+         "cannot write /dev/full: No space left on device"),
+        (("report", "--from", "2026-11-30", "--to", "2026-11-30", "--output", str(tmp_path)), database, 2,
+         f"cannot write {tmp_path}: Is a directory"),
+        (("report", "--from", "2026-11-30", "--to", "2026-11-30", "--output", str(tmp_path / "no" / "r.csv")),
+         database, 2, f"cannot write {tmp_path / 'no' / 'r.csv'}: No such file or directory"),
+        (("whatif", "--traffic", "demo/whatif/demo-hour.yaml", "--agents", "30", "--plot", str(tmp_path / "no" / "p.png")),
+         None, 2, f"the directory {tmp_path / 'no'} does not exist"),
+    ]
+    for args, env, code, message in probes:
+        done = run(redis_server.url, *args, env=env)
+        assert "Traceback" not in done.stderr, (args, done.stderr[-1500:])
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    done = run(redis_server.url, "flows", "validate", str(deep))
+    assert (done.returncode, "Traceback" in done.stderr) == (1, False), done.stderr[-800:]
+    assert "nested 5000 levels deep; at most 64" in done.stdout + done.stderr
