@@ -27,6 +27,11 @@ from hotline_core.policy import Policy, matching_rule
 from hotline_core.yamlpos import ConfigFileError, LoadedYaml, Problem, load_yaml, schema_message
 
 MAX_CALLS_PER_HOUR = 1_000_000.0
+# One replication simulates at most this many callers (a province's busiest day is about a
+# million; the simulator keeps a few hundred bytes per caller waiting), and a traffic file is at
+# most this big: past either, the what-if would take minutes and gigabytes before saying anything.
+MAX_CALLS_PER_REPLICATION = 5_000_000
+MAX_TRAFFIC_FILE_BYTES = 1 << 20
 MAX_SECONDS = 86_400.0
 
 
@@ -205,8 +210,14 @@ def traffic_from_file(parsed: TrafficFile, policy: Policy, where: LoadedYaml | N
         problem(("warmup_minutes",), "the warm-up is as long as the whole period: nothing would be counted")
     if problems:
         raise ConfigFileError(problems)
-    return Traffic(parsed.hours, parsed.interval_minutes * 60, parsed.warmup_minutes * 60, parsed.wrap_up_s,
-                   parsed.answer_delay_s, tuple(streams), where.path if where else "")
+    traffic = Traffic(parsed.hours, parsed.interval_minutes * 60, parsed.warmup_minutes * 60, parsed.wrap_up_s,
+                      parsed.answer_delay_s, tuple(streams), where.path if where else "")
+    expected = sum(traffic.offered_per_level().values())
+    if expected > MAX_CALLS_PER_REPLICATION:
+        problem((), f"{expected:,.0f} calls in {parsed.hours:g} h: a what-if simulates at most "
+                    f"{MAX_CALLS_PER_REPLICATION:,} calls per replication (shorten the period or lower the rates)")
+        raise ConfigFileError(problems)
+    return traffic
 
 
 def traffic_from_loaded(loaded: LoadedYaml, policy: Policy) -> Traffic:
@@ -237,6 +248,13 @@ def _where(loc: Sequence[Any]) -> tuple[str | int, ...]:
 
 
 def load_traffic(path: Path, policy: Policy) -> Traffic:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # load_yaml says what is wrong with it
+    if size > MAX_TRAFFIC_FILE_BYTES:
+        raise ConfigFileError([Problem(str(path), "", f"{size:,} bytes: a traffic file is at most "
+                                                      f"{MAX_TRAFFIC_FILE_BYTES:,}")])
     return traffic_from_loaded(load_yaml(path), policy)
 
 

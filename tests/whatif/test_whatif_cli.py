@@ -159,3 +159,17 @@ def test_roster_problems_and_bad_options_are_said(tmp_path: Path, capsys: pytest
 def test_the_published_schema_is_the_one_the_loader_checks() -> None:
     published = json.loads((ROOT / "hotline" / "whatif" / "traffic.schema.json").read_text())
     assert published == traffic_schema(), "regenerate: hotline whatif schema > hotline/whatif/traffic.schema.json"
+
+
+def test_a_what_if_too_big_to_run_is_refused_before_it_starts(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    month = tmp_path / "month.yaml"
+    month.write_text("hours: 744\nlevels:\n  ordinary_easyown: {calls_per_hour: 1000000, handle_time_s: 180}\n")
+    code, _, err = whatif(capsys, "--traffic", str(month), "--agents", "14")
+    assert code == 2
+    assert "744,000,000 calls in 744 h: a what-if simulates at most 5,000,000 calls per replication" in err
+    big = tmp_path / "big.yaml"
+    big.write_text(SMALLEST + "# " + "x" * (2 << 20) + "\n")
+    code, _, err = whatif(capsys, "--traffic", str(big), "--agents", "14")
+    assert code == 2
+    assert "a traffic file is at most 1,048,576" in err
