@@ -31,6 +31,7 @@ log = structlog.get_logger("screen")
 
 SCREEN_EVENTS = frozenset({"AgentConnect", "AgentComplete"})
 KEEPALIVE_S = 5.0  # a comment line this often keeps proxies open and finds browsers that left
+AFTER_CALL_S = 900  # how long after the call the agent may still file for (and see the orders of) its caller
 
 
 def screen_card(record: CallRecord, agent_id: str) -> dict[str, Any]:
@@ -75,6 +76,10 @@ class Screens:
         if name == "AgentComplete":
             await self._redis.publish(self._keys.screen_channel(agent),
                                       json.dumps({"type": "clear", "uniqueid": uniqueid}))
+            # The caller stays open to the agent a while to file a complaint after the call, not
+            # for the day: the agent's access to a caller's orders ends with the work on the call.
+            if await self._redis.get(self._keys.screen_call(agent)) == uniqueid:
+                await self._redis.expire(self._keys.screen_call(agent), AFTER_CALL_S)
             return
         record = await self._records.get(uniqueid)
         if record is None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agi.records import CallRecords
-from hotline.workorders.rules import WorkOrderError, check_contact, deadlines, read_new, reply_text, settings_of
+from hotline.workorders.rules import MOVES, WorkOrderError, check_contact, deadlines, read_new, reply_text, settings_of
 from hotline.workorders.store import Caller, Request, WorkOrders, as_json
 from hotline_core.numbers import NumberPlan, mask_number, normalize_number
 from hotline_core.policy import NORMAL, Policy
@@ -94,6 +94,9 @@ class WorkOrderService:
 
     async def move(self, order_id: int, target: str, actor: str, role: str, note: str = "",
                    reply: str | None = None) -> dict[str, Any]:
+        if not any(role in roles for roles in MOVES.values()):
+            # Said before the order is read: a refusal must not tell an agent the state of any order.
+            raise WorkOrderError(f"the {role} role moves no orders", forbidden=True)
         if target == "replied":
             # The reply goes out as an SMS: checked, and counted against the person's and the
             # customer's quotas, before anything is recorded.

@@ -105,8 +105,11 @@ async def test_a_connected_call_reaches_its_agent_only_and_clears(redis: Redis, 
             assert card["ivr_path"] == "screen>welcome>main_menu>agent"
             with pytest.raises(TimeoutError):
                 await next_event(stream2, within=0.5)  # agent2 sees nothing of agent1's call
+            assert await redis.ttl(RedisKeys("scr").screen_call("agent1")) > 3600  # on the screen during the call
             await screens.on_event({"Event": "AgentComplete", "Interface": "PJSIP/agent1", "Uniqueid": "1.20"})
             assert await next_event(stream1) == {"type": "clear", "uniqueid": "1.20"}
+            # After the call: the caller stays open to the agent for the complaint form, not for the day.
+            assert 0 < await redis.ttl(RedisKeys("scr").screen_call("agent1")) <= 900
     finally:
         await one.close()
         await two.close()

@@ -202,7 +202,10 @@ async def test_moves_by_role_are_audited_and_the_reply_sms_is_queued_once(site: 
         _, order = await post(agent, f"{site.base}/api/workorders",
                               {"category": "service", "description": "态度不好"})
         url = f"{site.base}/api/workorders/{order['id']}"
-        assert (await post(agent, f"{url}/status", {"status": "dispatched"}))[0] == 403
+        status, refused = await post(agent, f"{url}/status", {"status": "dispatched"})
+        assert (status, refused["error"]) == (403, "the agent role moves no orders")
+        # Nor does an agent learn anything of an order that is not theirs by trying to move it.
+        assert (await post(agent, f"{site.base}/api/workorders/999999/status", {"status": "closed"}))[1] == refused
         assert (await get(other, url))[0] == 403  # another agent, another caller
         assert (await get(agent, url))[0] == 200
         assert (await post(handler, f"{url}/status", {"status": "dispatched", "note": "to billing"}))[0] == 200
