@@ -449,3 +449,30 @@ async def test_queue_log_lines_no_row_can_hold_are_quarantined_and_the_lines_beh
     lines = listed.stdout.splitlines()
     assert lines[0] == "3 item(s) in the quarantine, the newest 2:"
     assert lines[1].endswith("ast1: callid '99999999999999.1' names a time not between 2000 and 2100")
+
+
+async def test_concurrent_reports_after_a_policy_change_neither_collide_nor_write(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy) -> None:
+    """What failed 16 of 60 times: reports that each rebuilt the stale hours collided on
+    call_hours' key. Reports only read now; the one writer is the upkeep."""
+    _, pool = records_db
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG)
+    await store.write_facts([read_fact(f) for f in facts()])
+    await read_all(reader(store, path))
+    await roll_up(pool, policy, lambda: datetime(2026, 11, 30, 12, tzinfo=UTC), keep_months=13)
+    rolled = [tuple(r) for r in await pool.fetch("SELECT * FROM call_hours ORDER BY 1, 2, 3, 4, 5")]
+    levels = tuple(lv.model_copy(update={"service_level_seconds": 30}) for lv in policy.levels)
+    relaxed = policy.model_copy(update={"levels": levels})  # every hour's rows are stale for it
+    period = Period.days(date(2026, 11, 30), date(2026, 11, 30), relaxed)
+
+    async def report() -> list[dict[str, Any]]:
+        async with pool.acquire() as conn:
+            return build_report(await fetch_counts(conn, relaxed, period, ("tier",)), ("tier",), relaxed)
+
+    reports = await asyncio.gather(*(report() for _ in range(60)))
+    assert all(r == reports[0] for r in reports)
+    assert [tuple(r) for r in await pool.fetch("SELECT * FROM call_hours ORDER BY 1, 2, 3, 4, 5")] == rolled
+    assert await roll_up(pool, relaxed, lambda: datetime(2026, 11, 30, 12, tzinfo=UTC), keep_months=13)
+    async with pool.acquire() as conn:  # once the upkeep rebuilt them, the rollup gives the same report
+        assert build_report(await fetch_counts(conn, relaxed, period, ("tier",)), ("tier",), relaxed) == reports[0]
