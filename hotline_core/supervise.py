@@ -74,6 +74,7 @@ class Supervisor:
         self._tasks[name] = asyncio.get_running_loop().create_task(self._keep(name, work), name=f"supervised {name}")
         if self.metrics is not None:
             self.metrics.component_up.labels(name).set(1)
+            self.metrics.component_restarts.labels(name)  # exported at 0 from the start, not from the first failure
 
     def health(self) -> list[Health]:
         return list(self._health.values())
