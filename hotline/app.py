@@ -323,7 +323,8 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None, role: s
             sessions = Sessions(pages_redis, settings.redis_prefix)  # the pages' sign-ins, shared
             stack.callback(sessions.close)
             features = await pages_features(services, pages_redis, sessions, stack,
-                                            lambda: readiness(services, flows, supervisor), multiprocess_dir)
+                                            lambda: readiness(services, flows, supervisor), multiprocess_dir,
+                                            lambda: [(h.name, h.describe()) for h in supervisor.troubled()])
             for feature in features:
                 for name, work in feature.loops.items():
                     supervisor.start(name, work)
@@ -341,7 +342,8 @@ async def serve(settings: Settings, multiprocess_dir: str | None = None, role: s
 
 
 async def pages_features(services: Services, pages_redis: Redis, sessions: Sessions, stack: AsyncExitStack,
-                         ready: Callable[[], Awaitable[list[str]]], multiprocess_dir: str | None) -> list[Feature]:
+                         ready: Callable[[], Awaitable[list[str]]], multiprocess_dir: str | None,
+                         components_down: Callable[[], list[tuple[str, str]]]) -> list[Feature]:
     """Everything that is not the call path, as features: the agents' screens, SMS, the AMI
     bridge (queue membership, and the events screens and post-call SMS wait for), the records,
     the live board and work orders. The pages use `pages_redis`, the background work the
@@ -368,7 +370,7 @@ async def pages_features(services: Services, pages_redis: Redis, sessions: Sessi
     features.append(board_feature(settings, policy, pages_redis, services.store, services.metrics, services.now, bridge,
                                   Seating(services.roster, policy, services.now),
                                   records.today_by_level if records else None, records.reachable if records else None,
-                                  ready, multiprocess_dir))
+                                  ready, multiprocess_dir, components_down))
     return features
 
 

@@ -79,15 +79,19 @@ class Supervisor:
     def health(self) -> list[Health]:
         return list(self._health.values())
 
-    def down(self) -> list[str]:
+    def troubled(self) -> list[Health]:
         """The components not running now, or failing and not yet running long enough to count
-        as recovered, each described (empty: all well)."""
+        as recovered (empty: all well)."""
         now = self.clock()
         for h in self._health.values():
             if h.state == "failing" and h.started_at and now - h.started_at >= self.backoff.healthy_after_s:
                 h.state, h.streak = "running", 0
                 log.info("component running again", component=h.name, restarts=h.restarts)
-        return [h.describe() for h in self._health.values() if h.state != "running"]
+        return [h for h in self._health.values() if h.state != "running"]
+
+    def down(self) -> list[str]:
+        """`troubled`, each described (for /readyz)."""
+        return [h.describe() for h in self.troubled()]
 
     async def _keep(self, name: str, work: Work) -> None:
         health = self._health[name]

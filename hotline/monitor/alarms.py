@@ -19,7 +19,7 @@ log = structlog.get_logger("alarms")
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    kind: str  # level_below_target | feed_late | ami_down | sms_dead_letters | degraded_lookups | sms_volume
+    kind: str  # one of alarm_kinds()
     subject: str  # the level, the table, or "" (bounded: usable as a metric label)
     message: str
 
@@ -36,6 +36,7 @@ class Conditions:
     degraded: int  # degraded lookups so far (a counter)
     sms_added: int = 0  # SMS jobs ever queued, by every instance (a counter)
     outbox: int = 0  # call facts waiting in Redis for the records database
+    components_down: tuple[tuple[str, str], ...] = ()  # (background component, what is wrong)
 
 
 def _pct(value: float) -> str:
@@ -60,6 +61,8 @@ def candidates(conditions: Conditions, policy: Policy, now: datetime) -> list[Al
                              f"(expected within {hours:g} h)"))
     if conditions.ami_up is False:
         out.append(Alarm("ami_down", "", "the AMI link to Asterisk is down: queues are not staffed from the desks"))
+    for component, description in conditions.components_down:
+        out.append(Alarm("component_down", component, description))
     if conditions.outbox > policy.alarms.outbox_backlog_max:
         out.append(Alarm("records_backlog", "", f"{conditions.outbox} call facts wait in Redis for the records "
                          f"database (the outbox keeps at most {OUTBOX_MAX:,}; past that the oldest are dropped)"))
@@ -138,4 +141,4 @@ class AlarmBook:
 
 def alarm_kinds() -> Iterable[str]:
     return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups", "sms_volume",
-            "records_backlog")
+            "records_backlog", "component_down")

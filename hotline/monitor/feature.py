@@ -27,7 +27,7 @@ BOARD_ACCESS = (("/board", SUPERVISOR),)  # /metrics checks its own token; healt
 def board_feature(settings: Settings, policy: Policy, redis: Redis, store: TierStore, metrics: Metrics,
                   now: Callable[[], datetime], bridge: AmiBridge, seating: Seating, today: TodayFigures | None,
                   postgres_up: Callable[[], Awaitable[bool]] | None, ready: Callable[[], Awaitable[list[str]]],
-                  multiprocess_dir: str | None) -> Feature:
+                  multiprocess_dir: str | None, components_down: Callable[[], list[tuple[str, str]]]) -> Feature:
     """`today` and `postgres_up` come from the records feature (None: no records database)."""
     keys = RedisKeys(settings.redis_prefix)
 
@@ -53,7 +53,8 @@ def board_feature(settings: Settings, policy: Policy, redis: Redis, store: TierS
     ami_managed = bool(settings.ami_secret)
     sources = Sources(model=bridge.model, changed=bridge.model_changed, desks=seating, today=today, tables=tables,
                       sms_dead=sms_dead, sms_added=sms_added, outbox=outbox, redis_up=redis_up, postgres_up=postgres_up,
-                      ami_up=lambda: bridge.connected.is_set() if ami_managed else None)
+                      ami_up=lambda: bridge.connected.is_set() if ami_managed else None,
+                      components_down=components_down)
     live = Monitor(policy, sources, metrics, now)
     board = Board(live, metrics, settings.metrics_token, multiprocess_dir, ready, settings.streams_per_person)
     return Feature("board", routes=board.routes(), access=BOARD_ACCESS, loops={"live board": live.run})

@@ -64,6 +64,7 @@ class Sources:
     redis_up: Callable[[], Awaitable[bool]]
     postgres_up: Callable[[], Awaitable[bool]] | None
     ami_up: Callable[[], bool | None]
+    components_down: Callable[[], list[tuple[str, str]]] = lambda: []  # background components not running
 
 
 class Monitor:
@@ -97,6 +98,7 @@ class Monitor:
             service_level_today={lv: fig.get("service_level") for lv, fig in (today or {}).items()},
             table_imported_at=await self.tables.get(), ami_up=self._sources.ami_up(),
             sms_dead=await self.sms_dead.get(), sms_added=await self.sms_added.get(), outbox=await self.outbox.get(),
+            components_down=tuple(self._sources.components_down()),
             entries=int(counted["hotline_call_entries_total"]),
             degraded=int(counted["hotline_degraded_lookups_total"]))
         alarms = self._book.update(conditions, now)

@@ -68,20 +68,23 @@ async def test_the_ami_bridge_comes_back_after_a_reply_it_cannot_read(own_redis:
     peer = ScriptedAmi(queue_status)
     port = await peer.start()
     serve = Serve(tmp_path, own_redis.url, HOTLINE_AMI_PORT=str(port), HOTLINE_AMI_SECRET="x",
-                  HOTLINE_DESK_RECONCILE_S="60")
+                  HOTLINE_DESK_RECONCILE_S="60", HOTLINE_RESTART_BACKOFF_S="4")
     serve.process.start([HOTLINE, "serve"], env=serve.env)
     try:
         async with aiohttp.ClientSession() as session:
-            # Down during its backoff, and named.
+            # Down during its backoff, and named: by /readyz and as an alarm (board, /metrics, status).
             await until(lambda: tcp_listening(serve.http_port), "the pages to listen", 20)
             down = await until(lambda: _not_ready(session, serve.base), "/readyz to name the bridge", 20)
             assert "ami bridge restarting (ValueError: invalid literal for int() with base 10: 'high')" in down
+            alarm = 'hotline_alarm_active{kind="component_down",subject="ami bridge"}'
+            await until(lambda: _sample(session, serve.base, alarm, 1.0), "the board's alarm on the bridge", 3.5)
             # Back within its backoff, and the desks it failed to staff are staffed: nothing lost.
             await until(lambda: peer.sent("QueueAdd"), "the bridge to staff the queues after its restart", 15)
             assert peer.status_asked >= 2
             assert peer.logins >= 2
             assert {a["Interface"] for a in peer.sent("QueueAdd")} == {"PJSIP/agent1", "PJSIP/agent2"}
             assert await until(lambda: _ready(session, serve.base), "/readyz to be ready again", 10)
+            await until(lambda: _sample(session, serve.base, alarm, 0.0), "the alarm to clear", 5)
             samples = await scrape(session, serve.base)
             assert samples['hotline_component_restarts_total{component="ami bridge"}'] == 1.0
             assert samples['hotline_component_up{component="ami bridge"}'] == 1.0
@@ -125,6 +128,10 @@ async def test_a_flow_file_nested_too_deeply_is_refused_and_the_reload_listener_
 async def _not_ready(session: aiohttp.ClientSession, base: str) -> str | None:
     status, text = await get(session, f"{base}/readyz")
     return text if status == 503 else None
+
+
+async def _sample(session: aiohttp.ClientSession, base: str, name: str, value: float) -> bool:
+    return (await scrape(session, base)).get(name, 0.0) == value
 
 
 async def _ready(session: aiohttp.ClientSession, base: str) -> bool:

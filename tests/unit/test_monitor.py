@@ -63,6 +63,13 @@ def test_a_records_backlog_alarms_long_before_the_outbox_drops_anything(policy: 
     assert "the outbox keeps at most 200,000" in alarm.message
 
 
+def test_a_background_component_that_is_down_is_an_alarm_named_after_it(policy: Policy) -> None:
+    [alarm] = candidates(conditions(components_down=(("ami bridge", "ami bridge restarting (KeyError: 'name')"),)),
+                         policy, NOW)
+    assert (alarm.kind, alarm.subject, alarm.message) == ("component_down", "ami bridge",
+                                                          "ami bridge restarting (KeyError: 'name')")
+
+
 def test_unusual_sms_volume_alarms_over_its_window(policy: Policy) -> None:
     book = AlarmBook(policy)  # the shipped policy: more than 500 SMS within 10 minutes
     assert book.update(conditions(sms_added=1000), NOW) == []
