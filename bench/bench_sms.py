@@ -47,13 +47,13 @@ async def run(args: argparse.Namespace, redis_url: str, kannel: Kannel) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
         gateway = KannelGateway(session, kannel.sendsms_url, kannel.username, kannel.password,
                                 f"http://127.0.0.1:{port}/sms/dlr?id={{id}}&status=%d&token=t")
-        workers = [SmsWorker(redis, gateway, "bench", f"w{i}", claim_idle_s=10) for i in range(args.workers)]
+        workers = [SmsWorker(redis, gateway, "bench", f"w{i}", claim_idle_s=10, batch=50) for i in range(args.workers)]
         await workers[0].ensure_group()
         started = time.perf_counter()
 
         async def drain(worker: SmsWorker) -> None:
             while (await status_counts(redis, "bench"))["pending"]:
-                await worker.step(count=50)
+                await worker.step()
 
         await asyncio.gather(*(drain(w) for w in workers))
         accepted = time.perf_counter() - started

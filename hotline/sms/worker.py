@@ -69,7 +69,7 @@ class SmsWorker:
                  max_attempts: int = 1000, retry_base_s: float = 2.0, claim_idle_s: float = 30.0,
                  retry_window_s: float = 6 * 3600,
                  state_ttl_s: int = 7 * 86400, concurrency: int = 16, metrics: Metrics | None = None,
-                 replicas: Replicas | None = None, report_wait_s: float = 30.0):
+                 replicas: Replicas | None = None, report_wait_s: float = 30.0, batch: int = 20):
         self._redis = redis
         # With Redis replicated, an attempt's start and its outcome are on a replica before the
         # worker goes on, so a failover neither forgets a job nor sends it twice (see in_doubt).
@@ -79,7 +79,7 @@ class SmsWorker:
         self._gateway = gateway
         self.keys = RedisKeys(prefix)
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
-        self._group = ConsumerGroup(redis, self.keys.sms_jobs, GROUP, self.consumer, claim_idle_s, count=20)
+        self._group = ConsumerGroup(redis, self.keys.sms_jobs, GROUP, self.consumer, claim_idle_s, count=batch)
         self._max_attempts = max_attempts
         self._retry_window = retry_window_s  # a gateway away for hours still gets the SMS out
         self._retry_base = retry_base_s
