@@ -95,6 +95,7 @@ bench: deps venv $(BUILD) asterisk-root
 	@$(PY) -m bench.bench_records
 	@$(PY) -m bench.bench_whatif
 	@$(PY) -m bench.bench_hardening
+	@$(PY) -m bench.bench_abuse
 	@$(PY) -m bench.bench_failover
 
 clean: down pure

@@ -44,6 +44,21 @@ class OutboxRecorder:
         self._clock = clock
         self._metrics = metrics or Metrics()
 
+    async def _store_or_find(self, facts: list[tuple[Fact, dict[str, Any]]]) -> list[tuple[dict[str, Any], str]]:
+        """Store `facts`; when the database refuses the batch (one fact it cannot take fails its
+        whole transaction), halve it until the refused ones are found, and return them with why:
+        a few refused facts among hundreds cost a few transactions each, not one per fact."""
+        if not facts:
+            return []
+        try:
+            await self._store.write_facts([fact for fact, _ in facts])
+        except REFUSED as exc:
+            if len(facts) == 1:
+                return [(facts[0][1], f"the database refused it: {type(exc).__name__}: {exc}")]
+            half = len(facts) // 2
+            return await self._store_or_find(facts[:half]) + await self._store_or_find(facts[half:])
+        return []
+
     async def ensure_group(self) -> None:
         await self._group.ensure()
 
@@ -70,17 +85,9 @@ class OutboxRecorder:
                 facts.append((read_fact(fields, window), fields))
             except BadFact as exc:
                 refused.append((fields, str(exc)))
-        stored = len(facts)
-        try:
-            await self._store.write_facts([fact for fact, _ in facts])
-        except REFUSED:
-            # One fact the database refuses fails its whole batch: one by one, to find it.
-            for fact, fields in facts:
-                try:
-                    await self._store.write_facts([fact])
-                except REFUSED as exc:
-                    refused.append((fields, f"the database refused it: {type(exc).__name__}: {exc}"))
-                    stored -= 1
+        found = await self._store_or_find(facts)
+        refused += found
+        stored = len(facts) - len(found)
         if refused:
             await self._store.quarantine("outbox", refused, now)
             self._metrics.quarantined.labels("records outbox").inc(len(refused))
