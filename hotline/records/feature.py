@@ -48,7 +48,9 @@ def records_feature(settings: Settings, policy: Policy, redis: Redis, pool: asyn
     store = RecordStore(pool)
     keep = settings.records_retention_months
     loops: dict[str, Work] = {
-        "records outbox": OutboxRecorder(redis, settings.redis_prefix, store, clock=now, metrics=metrics).run,
+        # The outbox's sanity window is the wall clock's: a pinned clock (frozen_time, for desks and
+        # seasons in tests and demos) must not make today's real calls look like future ones.
+        "records outbox": OutboxRecorder(redis, settings.redis_prefix, store, metrics=metrics).run,
         "partition upkeep": lambda: keep_partitions(pool, now, policy, keep),
         "rollup upkeep": lambda: keep_rollup(pool, policy, now, keep),
     }

@@ -97,8 +97,10 @@ async def recorded(two: Two, since: float, count: int) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(two.postgres.url())
     try:
         async def rows() -> list[asyncpg.Record]:
+            # Finished calls only: a call whose CONNECT the reader has not yet read is still `waiting`.
             return list(await conn.fetch("SELECT call_id, queue_outcome FROM calls WHERE started_at >= "
-                                         "to_timestamp($1) AND queue_outcome IS NOT NULL", since))
+                                         "to_timestamp($1) AND queue_outcome IS NOT NULL "
+                                         "AND queue_outcome <> 'waiting'", since))
 
         return await until(lambda: _at_least(rows, count), f"{count} calls recorded", 30, every=0.5)
     finally:
