@@ -20,4 +20,13 @@ common=(--quiet --generate-hashes --python-version 3.11 --python-platform x86_64
 "$uv" pip compile "${common[@]}" "${upgrade[@]}" pyproject.toml --extra dev -o requirements-dev.lock
 "$uv" pip compile "${common[@]}" pyproject.toml --extra compile -c requirements-dev.lock -o requirements-build.lock
 "$uv" pip compile "${common[@]}" pyproject.toml -c requirements-dev.lock -o requirements.lock
+# Which declared dependencies the locks were written from: tests/unit/test_lock.py compares it
+# with pyproject.toml, so a dependency added without `make lock KEEP=1` is caught at once.
+declared=$("${PYTHON:-.venv/bin/python}" -c 'import hashlib, json, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+wanted = {"dependencies": project["dependencies"], "optional": project["optional-dependencies"]}
+print(hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest())')
+for lock in requirements.lock requirements-build.lock requirements-dev.lock; do
+  sed -i "1i # declared dependencies: sha256 $declared (pyproject.toml [project])" "$lock"
+done
 echo "lock: $(grep -c '^[a-z]' requirements.lock) run-time, $(grep -c '^[a-z]' requirements-build.lock) build, $(grep -c '^[a-z]' requirements-dev.lock) dev packages pinned"

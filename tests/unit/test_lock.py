@@ -3,6 +3,8 @@ configuration was written for against the root the project builds."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -44,6 +46,16 @@ def test_every_dependency_is_pinned_in_its_lock_with_one_version_across_the_lock
     assert set(run) <= set(build) <= set(dev)
     differ = {name: (version, dev[name]) for name, version in {**run, **build}.items() if dev[name] != version}
     assert not differ, differ
+
+
+def test_the_locks_were_written_from_the_dependencies_pyproject_declares_now() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {"dependencies": project["dependencies"], "optional": project["optional-dependencies"]}
+    declared = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
+    for lock in LOCKS:
+        first = (ROOT / lock).read_text().splitlines()[0]
+        assert first == f"# declared dependencies: sha256 {declared} (pyproject.toml [project])", (
+            f"{lock} was written from other dependencies than pyproject.toml declares: run `make lock KEEP=1`")
 
 
 def fake_root(tmp_path: Path, version: str) -> Path:
