@@ -140,3 +140,20 @@ def test_prometheus_scrapes_both_instances_and_grafana_has_the_dashboard() -> No
     assert targets == ["hotline-a:8088", "hotline-b:8088"]
     dashboard = json.loads((DOCKER / "grafana" / "hotline-dashboard.json").read_text())
     assert dashboard["panels"]
+
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_each_asterisk_publishes_the_rtp_range_it_is_rendered_with(compose: dict[str, Any], side: str) -> None:
+    command = compose["services"][f"asterisk-{side}-config"]["command"]
+    sets = dict(command[i + 1].split("=", 1) for i, word in enumerate(command) if word == "--set")
+    rtp = f"{sets['RTP_START']}-{sets['RTP_END']}"
+    ports = compose["services"][f"asterisk-{side}"]["ports"]
+    assert f"127.0.0.1:{rtp}:{rtp}/udp" in ports  # callers' audio reaches the range rtp.conf names
+
+
+def test_the_sms_gateway_password_is_said_to_match_on_both_sides() -> None:
+    conf = (DOCKER / "kannel" / "kannel.conf").read_text()
+    env = (DOCKER / "hotline.env.example").read_text()
+    assert "HOTLINE_SMS_PASSWORD in docker/hotline.env" in conf
+    assert "docker/kannel/kannel.conf" in env
