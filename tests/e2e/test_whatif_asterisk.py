@@ -42,7 +42,10 @@ DURATION_S = 120.0
 # Two levels without queue announcements (the simulator does not model them; see docs/whatif.md).
 CALLERS = {"highend_easyown": ("13800000001", 0.15, None), "newsub_mzone": ("13800000002", 0.30, 12.0)}
 REPLICATIONS = 40
-MEDIA_BASE = 42000  # SIPp callers' RTP ports, 4 apart (the stack's own phones use 30000-39999)
+# SIPp callers' RTP ports, 4 apart: below the kernel's ephemeral range (32768-60999), where a port picked
+# for another socket meanwhile once took one of them (errno 98), and above the stack's Asterisk RTP
+# ranges (20000-24999); the stack's own phones use 30000-39999.
+MEDIA_BASE = 26000
 Ami = tuple[AmiClient, Events]
 
 
