@@ -62,8 +62,17 @@ class ConsumerGroup:
                       idle_s: float = 0.0) -> None:
         """Forever: read, `handle` (it returns how many it finished; none: wait `idle_s`). Redis or
         what the entries go to away: they stay in the stream, the trouble is said once."""
+        ensured = False
+
         async def step() -> int:
-            await self.ensure()
-            return await handle(await self.read(block_ms))
+            nonlocal ensured
+            if not ensured:  # once, and again after any failure (Redis restarted or flushed: NOGROUP)
+                await self.ensure()
+                ensured = True
+            try:
+                return await handle(await self.read(block_ms))
+            except Exception:
+                ensured = False
+                raise
 
         await keep_stepping(step, f"{what} stalled; retrying", f"{what} flowing again", idle_s=idle_s)

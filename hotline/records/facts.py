@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hotline.records.queue_log import call_started
+from hotline.records.queue_log import INT4, call_started
+from hotline_core.text import unstorable
 
 # A status only moves forward; the database applies the same order (see store.SMS_RANK).
 SMS_RANK = {"queued": 0, "retrying": 1, "sent": 2, "smsc_ack": 3, "buffered": 3, "delivered": 4, "failed": 4,
@@ -87,17 +88,15 @@ def _started(call_id: str, fallback: datetime | None) -> datetime:
 
 
 MAX_FIELD_CHARS = 65_536  # an identity is a few hundred characters; anything this long is not one
-INT4 = 2**31 - 1
 
 
 def _checked(fields: Mapping[str, str]) -> None:
     """What no database row can hold, said by field: NUL characters, lone surrogates, sizes."""
     for name, value in fields.items():
         text = str(value)
-        if "\x00" in text:
-            raise BadFact(f"a NUL character in {str(name)[:40]}")
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
-            raise BadFact(f"a lone surrogate in {str(name)[:40]}")
+        why = unstorable(text)
+        if why:
+            raise BadFact(f"{why} in {str(name)[:40]}")
         if len(text) > MAX_FIELD_CHARS:
             raise BadFact(f"{str(name)[:40]} is {len(text)} characters; at most {MAX_FIELD_CHARS}")
 

@@ -11,6 +11,7 @@ from typing import Any
 from hotline_core.numbers import number_kind
 from hotline_core.policy import NORMAL, TIERS, Handling, Policy, WorkOrderSettings
 from hotline_core.smstext import sms_parts
+from hotline_core.text import unstorable
 
 STATUSES = ("new", "dispatched", "replied", "closed", "reopened")
 OPEN = ("new", "dispatched", "reopened")  # waiting for a reply to the customer
@@ -124,7 +125,7 @@ def reply_text(reply: str, order_id: int, orders: WorkOrderSettings) -> str:
         raise WorkOrderError("a reply to the customer needs its text (reply)")
     if len(reply) > orders.reply_max_chars:
         raise WorkOrderError(f"the reply is {len(reply)} characters; at most {orders.reply_max_chars}")
-    if any(c in reply for c in "\x00\ufffe\uffff") or any(0xD800 <= ord(c) <= 0xDFFF for c in reply):
+    if unstorable(reply) or any(c in reply for c in "\ufffe\uffff"):
         raise WorkOrderError("the reply contains a character no SMS can carry (NUL or a lone surrogate)")
     text = orders.reply_sms.format(order=order_id, reply=reply)
     parts = sms_parts(text)

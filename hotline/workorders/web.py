@@ -25,6 +25,7 @@ from hotline.workorders.store import as_json
 from hotline_core.export import CSV_START, XlsxSheet, csv_lines
 from hotline_core.keys import RedisKeys
 from hotline_core.policy import Policy
+from hotline_core.text import unstorable
 
 PER_PAGE = 100  # orders on a page of the list (and of the API, unless per_page says otherwise)
 PER_PAGE_MAX = 500
@@ -84,7 +85,7 @@ async def _read_json(request: web.Request, text_fields: tuple[str, ...]) -> dict
             continue
         if not isinstance(value, str):
             return _json({"error": f"{name} must be text, not {type(value).__name__}"}, 400)
-        if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        if unstorable(value):
             return _json({"error": f"{name} contains a NUL character or a lone surrogate"}, 400)
     return fields
 
