@@ -27,7 +27,9 @@ class RenderError(ValueError):
 class AgentEndpoint:
     name: str  # also the queue member name and the SIP user
     secret: str
-    contact: str  # where Asterisk reaches the agent, e.g. sip:agent1@127.0.0.1:5070
+    # Where Asterisk reaches the agent, e.g. sip:agent1@127.0.0.1:5070; empty: the phone
+    # registers (with the name and secret) and is reached where it last registered from.
+    contact: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,10 @@ def _agent_blocks(agents: tuple[AgentEndpoint, ...]) -> tuple[str, str]:
             f"dtmf_mode = rfc4733\n\n"
             f"[{agent.name}-auth]\ntype = auth\nauth_type = userpass\nusername = {agent.name}\n"
             f"password = {agent.secret}\n\n"
-            f"[{agent.name}]\ntype = aor\ncontact = {agent.contact}\nmax_contacts = 1\n"
+            f"[{agent.name}]\ntype = aor\n"
+            + (f"contact = {agent.contact}\nmax_contacts = 1\n" if agent.contact else
+               # One phone per agent: a new registration (the agent moved desks) replaces the old.
+               "max_contacts = 1\nremove_existing = yes\n")
         )
         members.append(f"member => PJSIP/{agent.name},0,{agent.name}")
     return "\n".join(endpoints), "\n".join(members)
@@ -192,8 +197,31 @@ def deployment_from(
 
 
 def parse_endpoint(spec: str) -> AgentEndpoint:
-    """NAME:SECRET:CONTACT, e.g. agent1:s3cret:sip:agent1@10.0.0.5:5060."""
+    """NAME:SECRET:CONTACT (e.g. agent1:s3cret:sip:agent1@10.0.0.5:5060), or NAME:SECRET for a
+    phone that registers."""
     parts = spec.split(":", 2)
-    if len(parts) != 3 or not all(parts):
-        raise RenderError(f"agent {spec!r}: expected NAME:SECRET:CONTACT")
-    return AgentEndpoint(parts[0], parts[1], parts[2])
+    if len(parts) not in (2, 3) or not all(parts):
+        raise RenderError(f"agent {spec.partition(':')[0]!r}: expected NAME:SECRET or NAME:SECRET:CONTACT")
+    return AgentEndpoint(*parts)
+
+
+def parse_agent_file(text: str, source: str) -> tuple[AgentEndpoint, ...]:
+    """The agents' phones, one per line: `name,secret` (a phone that registers) or
+    `name,secret,contact`; blank lines and `#` comments skipped. A file, not arguments, so the
+    secrets stay out of process listings and are written once (docker/first-run.sh)."""
+    agents: list[AgentEndpoint] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) not in (2, 3) or not all(fields):
+            raise RenderError(f"{source}:{number}: expected name,secret or name,secret,contact")
+        if not _NAME.match(fields[0]):
+            raise RenderError(f"{source}:{number}: agent name {fields[0]!r} must be lower-case letters, digits, - or _")
+        if fields[0] in seen:
+            raise RenderError(f"{source}:{number}: agent {fields[0]} is listed twice")
+        seen.add(fields[0])
+        agents.append(AgentEndpoint(*fields))
+    return tuple(agents)

@@ -7,3 +7,4 @@ RUN apt-get update \
 USER kannel
 COPY kannel/kannel.conf /etc/kannel/kannel.conf
 EXPOSE 13013
+COPY kannel/start.sh /usr/local/bin/kannel-start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,59 @@ class SippAgent:
 
     def stop(self) -> None:
         self.process.stop(5.0)
+
+    def register(self, asterisk_sip_port: int, secret: str, limit_s: float = 20.0) -> None:
+        """Register this phone with Asterisk (digest auth with its name and secret), as a
+        production agent's phone does; run it before `start`, which then answers on the same port."""
+        path = self.run_dir / f"sipp-{self.name}-register.xml"
+        path.write_text(_REGISTER)
+        done = subprocess.run([
+            require_sipp(), "-sf", str(path), "-m", "1", "-i", "127.0.0.1", "-ci", "127.0.0.1",
+            "-p", str(self.sip_port), "-s", self.name, "-au", self.name, "-ap", secret, "-nostdin",
+            "-timeout", f"{int(limit_s)}s", "-timeout_error", "-trace_err",
+            "-error_file", str(self.run_dir / f"sipp-{self.name}-register-errors.log"),
+            f"127.0.0.1:{asterisk_sip_port}",
+        ], cwd=self.run_dir, capture_output=True, text=True, timeout=limit_s + 10, check=False)
+        if done.returncode != 0:
+            raise StackError(f"agent {self.name} could not register: {(done.stdout + done.stderr)[-2000:]}")
+
+
+# A phone's registration: challenged, then again with the digest of its name and secret
+# (SIPp's [authentication] from -au/-ap); Contact is the port it will answer calls on.
+_REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="agent phone registers">
+  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: 3600
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="401" auth="true"/>
+  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: 3600
+[authentication]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
 
 
 # [cid] is the caller's number: a -key for single calls, [field0] of an -inf file for load runs.

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotline_core.policy import DEFAULT_POLICY_FILE
 from hotline_core.yamlpos import ConfigFileError, Problem, load_yaml
@@ -87,6 +88,9 @@ class Settings(BaseModel):
     secure_cookie: bool = False  # sessions only over HTTPS (set behind a TLS terminator)
     # The records database (PostgreSQL, asyncpg DSN); empty: no durable records from this instance.
     database_url: str = ""
+    # Its password, when the URL carries none: one secret kept in one file (HOTLINE_DATABASE_
+    # PASSWORD_FILE, a container secret) instead of written into the URL as well.
+    database_password: str = ""
     # Asterisk's queue_log file, read by this instance into the records database (on the box
     # where that Asterisk writes it); the source names that Asterisk in the records.
     queue_log_file: Path | None = None
@@ -112,6 +116,21 @@ class Settings(BaseModel):
             out.append((host, int(port)))
         return tuple(out)
 
+    @model_validator(mode="after")
+    def _password_into_url(self) -> Settings:
+        if not self.database_password:
+            return self
+        if not self.database_url:
+            raise ValueError("database_password is set but database_url is empty")
+        parts = urlsplit(self.database_url)
+        if parts.password is not None:
+            raise ValueError("database_password is set and database_url carries a password too: keep one")
+        user = parts.username or ""
+        netloc = f"{user}:{quote(self.database_password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+        # Frozen model: the one place that writes a field after validation, before anyone reads it.
+        object.__setattr__(self, "database_url", urlunsplit(parts._replace(netloc=netloc)))
+        return self
+
     @field_validator("sound_dirs", mode="before")
     @classmethod
     def _split_path_list(cls, value: Any) -> Any:
@@ -135,14 +154,38 @@ def _file_layers(config_file: Path) -> list[tuple[str, dict[str, Any]]]:
     return layers
 
 
+FILE_SUFFIX = "_FILE"
+
+
+def _read_secret(key: str, path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError([Problem("environment", key, f"cannot read {path}: {exc}")]) from None
+    # The file's one line; the newline an editor or `echo` leaves is not part of the secret.
+    return text.removesuffix("\n").removesuffix("\r")
+
+
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """HOTLINE_<NAME>, or HOTLINE_<NAME>_FILE naming a file that holds the value (the
+    convention of container secrets: the secret is written once, in that file)."""
     fields = Settings.model_fields
     out: dict[str, Any] = {}
+    from_files: dict[str, str] = {}
     for key, value in environ.items():
-        if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
-            name = key[len(ENV_PREFIX) :].lower()
-            if name in fields:
-                out[name] = value
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name in fields:
+            out[name] = value
+        elif key.endswith(FILE_SUFFIX) and (stem := name[: -len(FILE_SUFFIX)]) in fields \
+                and fields[stem].annotation is str:
+            from_files[stem] = key
+    for name, key in from_files.items():
+        if name in out:
+            raise ConfigFileError([Problem("environment", key,
+                                           f"{ENV_PREFIX}{name.upper()} is set as well: set one of the two")])
+        out[name] = _read_secret(key, environ[key])
     return out
 
 

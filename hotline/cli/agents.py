@@ -36,8 +36,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     a_rm.add_argument("agent_id")
     a_sec = agents.add_parser("secret", help="set the secret an agent signs in to the agent screen with",
                               parents=[common])
-    a_sec.add_argument("agent_id")
+    a_sec.add_argument("agent_id", nargs="?")
     a_sec.add_argument("--secret", help="default: read from standard input")
+    a_sec.add_argument("--from-file", type=Path, metavar="FILE",
+                       help="every agent's secret at once, a line each: agent_id,secret (first-run step)")
     a_desks = agents.add_parser("desks", help="who sits at which virtual desk, and why", parents=[common])
     a_desks.add_argument("--at", help="date-time to judge tenure and seasons at (default now)")
     a_desks.add_argument("--queues", action="store_true", help="also show each level queue's members")
@@ -106,22 +108,60 @@ async def agent_commands(args: argparse.Namespace, services: Services) -> int:
         print(f"{updated.agent_id}: updated")
         return 0
     if args.action == "secret":
-        if await roster.get(args.agent_id) is None:
-            print(f"hotline: no agent {args.agent_id!r}", file=sys.stderr)
-            return 1
-        secret = args.secret or sys.stdin.readline().strip()
-        if len(secret) < 8:
-            print("hotline: a secret needs at least 8 characters", file=sys.stderr)
-            return 2
-        await Sessions(services.redis, services.settings.redis_prefix).set_secret(args.agent_id, secret)
-        print(f"{args.agent_id}: secret set")
-        return 0
+        return await set_secrets(args, services)
     if args.action == "remove":
         removed = await roster.remove(args.agent_id)
         await Sessions(services.redis, services.settings.redis_prefix).remove_agent(args.agent_id)
         print(f"{args.agent_id}: removed" if removed else f"{args.agent_id}: not in the roster")
         return 0 if removed else 1
     return await desks(args, services, roster)
+
+
+MIN_SECRET = 8
+
+
+def secrets_file(text: str, source: str) -> list[tuple[str, str]]:
+    """`agent_id,secret` lines (blank lines and # comments skipped), each checked, the line named."""
+    pairs: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        agent_id, sep, secret = (part.strip() for part in line.partition(","))
+        if not sep or not agent_id:
+            raise ValueError(f"{source}:{number}: expected agent_id,secret")
+        if len(secret) < MIN_SECRET:
+            raise ValueError(f"{source}:{number}: {agent_id}'s secret needs at least {MIN_SECRET} characters")
+        pairs.append((agent_id, secret))
+    return pairs
+
+
+async def set_secrets(args: argparse.Namespace, services: Services) -> int:
+    if (args.agent_id is None) == (args.from_file is None):
+        print("hotline: name one agent, or give --from-file", file=sys.stderr)
+        return 2
+    if args.from_file is not None:
+        try:
+            pairs = secrets_file(await asyncio.to_thread(args.from_file.read_text, encoding="utf-8"),
+                                 str(args.from_file))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            print(f"hotline: {exc}", file=sys.stderr)
+            return 2
+    else:
+        pairs = [(args.agent_id, args.secret or sys.stdin.readline().strip())]
+        if len(pairs[0][1]) < MIN_SECRET:
+            print(f"hotline: a secret needs at least {MIN_SECRET} characters", file=sys.stderr)
+            return 2
+    # All or nothing: every id must be on the roster before any secret changes.
+    missing = [agent_id for agent_id, _ in pairs if await services.roster.get(agent_id) is None]
+    if missing:
+        print(f"hotline: not on the roster: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    sessions = Sessions(services.redis, services.settings.redis_prefix)
+    for agent_id, secret in pairs:
+        await sessions.set_secret(agent_id, secret)
+        print(f"{agent_id}: secret set")
+    return 0
 
 
 async def desks(args: argparse.Namespace, services: Services, roster: Roster) -> int:

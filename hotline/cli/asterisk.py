@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from asterisk_conf import render
@@ -19,13 +18,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     rend.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="deployment value, e.g. SIP_PORT=5060 AGI_HOST=127.0.0.1 (repeatable)")
     rend.add_argument("--agent", action="append", default=[], metavar="NAME:SECRET:CONTACT",
-                      help="an agent endpoint and queue member (repeatable)")
+                      help="an agent endpoint and queue member (repeatable); NAME:SECRET: a phone that registers")
+    rend.add_argument("--agent-file", type=Path, metavar="FILE",
+                      help="agents' phones, a line each: name,secret (registers) or name,secret,contact")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     overrides: dict[str, str] = {}
-    if os.environ.get("HOTLINE_AMI_SECRET"):
-        overrides["AMI_SECRET"] = os.environ["HOTLINE_AMI_SECRET"]
+    if settings.ami_secret:  # HOTLINE_AMI_SECRET or HOTLINE_AMI_SECRET_FILE: the bridge's own login
+        overrides["AMI_SECRET"] = settings.ami_secret
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -33,11 +34,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         overrides[key] = value
     try:
         policy = load_policy(settings.policy_file)
-        deployment = render.deployment_from(overrides, tuple(render.parse_endpoint(a) for a in args.agent),
-                                            render.level_queues(policy))
+        agents = tuple(render.parse_endpoint(a) for a in args.agent)
+        if args.agent_file:
+            agents += render.parse_agent_file(_read(args.agent_file), str(args.agent_file))
+        names = [a.name for a in agents]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise render.RenderError(f"agent(s) given twice: {', '.join(twice)}")
+        deployment = render.deployment_from(overrides, agents, render.level_queues(policy))
         rendered = render.render(render.load_templates(), deployment)
     except render.RenderError as exc:
         raise CliError(str(exc)) from None
     render.write(rendered, args.target)
     print(f"{len(rendered)} files written to {args.target}")
     return 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--agent-file {path}: {exc}") from None

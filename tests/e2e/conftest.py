@@ -293,12 +293,15 @@ def _stack(run_dir: Path, root: Path, redis: RedisServer, postgres: PostgresServ
     kannel = Kannel(run_dir / "kannel")
     bridge = Bridge(free_tcp_port(), redis.url, run_dir, ami_port=free_tcp_port(), policy_file=policy, kannel=kannel)
     agents = [SippAgent(f"agent{i}", free_udp_port(), _media_port(), run_dir) for i in (1, 2, 3)]
+    registering = agents[2]
     sip_port = free_udp_port()
     deployment = Deployment(
         sip_port=sip_port, agi_port=bridge.port, ami_port=bridge.ami_port, ami_username=AMI_USER,
         ami_secret=AMI_SECRET, rtp_start=20000 + (sip_port % 50) * 100, rtp_end=20000 + (sip_port % 50) * 100 + 99,
         queue_timeout=30,
-        agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", a.contact) for a in agents),
+        # agent3's phone registers (production's way); the others are at fixed contacts.
+        agents=tuple(AgentEndpoint(a.name, f"{a.name}-secret", "" if a is registering else a.contact)
+                     for a in agents),
         level_queues=level_queues(load_policy(policy)),
     )
     asterisk = Asterisk(root, f"e2e-{os.getpid()}", deployment, run_dir)
@@ -306,11 +309,14 @@ def _stack(run_dir: Path, root: Path, redis: RedisServer, postgres: PostgresServ
     # Each started process is stopped in reverse order, however far the start got.
     kannel.start()
     started.callback(kannel.stop)
-    for agent in agents:
+    for agent in agents[:2]:
         agent.start()
         started.callback(agent.stop)
     asterisk.start()
     started.callback(asterisk.stop, remove_files=True)
+    registering.register(sip_port, f"{registering.name}-secret")
+    registering.start()
+    started.callback(registering.stop)
     bridge.start()
     started.callback(bridge.stop)
     until_sync(lambda: bridge.applied_since(0), "the AMI bridge to staff the level queues", 20)

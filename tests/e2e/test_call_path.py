@@ -122,6 +122,34 @@ async def test_redis_down_calls_connect_marked_degraded(stack: Stack, ami: Ami) 
     assert events.variables(events.caller_channel("13800000004")["Uniqueid"])["HOTLINE_TIER"] == "rural"
 
 
+async def test_an_agent_phone_that_registered_is_called_where_it_registered_from(stack: Stack, ami: Ami) -> None:
+    """Production's agents' phones register (no fixed contact in pjsip.conf): agent3's did."""
+    client, events = ami
+    phone = stack.agents[2]
+    contacts = stack.asterisk.cli("pjsip show contacts") or ""
+    assert f"agent3/sip:agent3@127.0.0.1:{phone.sip_port}" in contacts, contacts
+    await pause_all(client, True, ("agent1", "agent2"))
+    try:
+        result = await stack.call("13800000006", digits="0", wait_ms=300, talk_ms=1500)
+    finally:
+        await pause_all(client, False, ("agent1", "agent2"))
+    assert result.returncode == 0, result.output
+    channel = events.caller_channel("13800000006")
+    connected = await events.wait("AgentConnect", Uniqueid=channel["Uniqueid"], within=5)
+    assert connected["MemberName"] == "agent3"
+
+
+async def test_a_caller_claiming_an_agents_name_must_prove_it(stack: Stack, ami: Ami) -> None:
+    """Endpoints are identified by name before address: From agent1 is challenged, and without
+    agent1's secret gets neither the agents' context nor the hotline."""
+    _, events = ami
+    result = await stack.call("agent1", exten="agent2", wait_ms=300, talk_ms=500, limit_s=10)
+    assert result.returncode != 0
+    assert "401" in result.output
+    assert not [e for e in events.seen if e.get("Event") in ("Newchannel", "DialBegin", "QueueCallerJoin")
+                and e.get("CallerIDNum") == "agent1"]
+
+
 @pytest.mark.parametrize("exten", ["8613900000000", "agent1", "900"])
 async def test_callers_reach_nothing_but_the_hotline(stack: Stack, ami: Ami, exten: str) -> None:
     """No toll fraud: any other number gets an announcement or a refusal, never an agent or a line."""

@@ -207,3 +207,25 @@ def test_careless_arguments_get_one_clear_line_never_a_traceback(
     done = run(redis_server.url, "flows", "validate", str(deep))
     assert (done.returncode, "Traceback" in done.stderr) == (1, False), done.stderr[-800:]
     assert "nested 5000 levels deep; at most 64" in done.stdout + done.stderr
+
+
+async def test_agents_secrets_from_a_file_are_all_set_or_none(redis_server: RedisServer, redis: object,
+                                                              tmp_path: Path) -> None:
+    roster = tmp_path / "agents.csv"
+    roster.write_text((Path(__file__).parents[2] / "demo" / "agents.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    assert run(redis_server.url, "agents", "import", str(roster)).returncode == 0
+    secrets = tmp_path / "agent_screens"
+    for text, code, why in [
+        ("agent1,long-enough-1\nagent2\n", 2, f"{secrets}:2: expected agent_id,secret"),
+        ("# first run\nagent1,short\n", 2, f"{secrets}:2: agent1's secret needs at least 8 characters"),
+        ("agent1,long-enough-1\nnobody,long-enough-2\n", 1, "not on the roster: nobody"),
+    ]:
+        secrets.write_text(text)
+        done = run(redis_server.url, "agents", "secret", "--from-file", str(secrets))
+        assert (done.returncode, done.stdout) == (code, ""), done.stderr
+        assert why in done.stderr
+    assert run(redis_server.url, "agents", "secret").returncode == 2  # neither an agent nor a file
+    secrets.write_text("agent1,long-enough-1\n\nagent2 , long-enough-2\n")
+    done = run(redis_server.url, "agents", "secret", "--from-file", str(secrets))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["agent1: secret set", "agent2: secret set"]

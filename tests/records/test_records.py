@@ -32,11 +32,12 @@ from hotline.records.service import roll_up
 from hotline.records.store import RecordStore
 from hotline.records.why import find_call, story_json
 from hotline.sms.postcall import PostCallSms
-from hotline_core.db import SchemaError, check_schema, current_version, expected_version
+from hotline_core.db import SchemaError, check_schema, current_version, expected_version, records_pool
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
 from hotline_core.policy import Policy
 from hotline_core.redispipe import RedisPipe
+from hotline_core.settings import load_settings
 
 T0 = 1796000000  # 2026-11-30 (UTC), an ordinary Monday
 DESKS = {"agent1": "vip_desk", "agent2": "highend_desk", "agent3": "newsub_desk", "agent4": "general"}
@@ -476,3 +477,19 @@ async def test_concurrent_reports_after_a_policy_change_neither_collide_nor_writ
     assert await roll_up(pool, relaxed, lambda: datetime(2026, 11, 30, 12, tzinfo=UTC), keep_months=13)
     async with pool.acquire() as conn:  # once the upkeep rebuilt them, the rollup gives the same report
         assert build_report(await fetch_counts(conn, relaxed, period, ("tier",)), ("tier",), relaxed) == reports[0]
+
+
+async def test_the_database_password_kept_in_a_file_of_its_own_opens_the_database(
+        records_db: tuple[str, asyncpg.Pool[Any]], postgres_server: PostgresServer, tmp_path: Path) -> None:
+    url, _ = records_db
+    bare = url.replace(f":{postgres_server.password}@", "@")
+    assert bare != url
+    secret = tmp_path / "postgres_password"
+    secret.write_text(postgres_server.password + "\n")
+    env = {"HOTLINE_DATABASE_URL": bare, "HOTLINE_DATABASE_PASSWORD_FILE": str(secret)}
+    async with records_pool(load_settings(env).database_url, 1, eager=True) as pool:
+        assert await pool.fetchval("SELECT current_user") == "hotline"
+    secret.write_text("not-the-password")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        async with records_pool(load_settings(env).database_url, 1, eager=True):
+            pass

@@ -6,6 +6,7 @@ from asterisk_conf.render import (
     RenderError,
     deployment_from,
     load_templates,
+    parse_agent_file,
     parse_endpoint,
     render,
 )
@@ -59,8 +60,30 @@ def test_overrides_and_agent_specs() -> None:
         deployment_from({"SIP_PROT": "1"}, ())
     with pytest.raises(RenderError, match="not a number"):
         deployment_from({"SIP_PORT": "five"}, ())
-    with pytest.raises(RenderError, match="NAME:SECRET:CONTACT"):
+    with pytest.raises(RenderError, match="NAME:SECRET or NAME:SECRET:CONTACT"):
         parse_endpoint("agent1")
+    assert parse_endpoint("a2:pw") == AgentEndpoint("a2", "pw", "")
+
+
+def test_a_phone_that_registers_has_no_fixed_contact() -> None:
+    pjsip = rendered(agents=(AgentEndpoint("agent7", "pw7"),))["pjsip.conf"]
+    aor = pjsip.split("[agent7]\ntype = aor\n")[1].split("\n\n")[0]
+    assert "contact =" not in aor
+    assert "max_contacts = 1" in aor
+    assert "remove_existing = yes" in aor
+    assert "username = agent7\npassword = pw7" in pjsip  # it registers with its name and secret
+
+
+def test_the_agent_file_names_the_line_that_is_wrong() -> None:
+    text = "# phones\n\nagent1,pw1\nagent2, pw2 ,sip:agent2@10.0.0.9:5060\n"
+    assert parse_agent_file(text, "phones.csv") == (AgentEndpoint("agent1", "pw1"),
+                                                     AgentEndpoint("agent2", "pw2", "sip:agent2@10.0.0.9:5060"))
+    for bad, why in [("agent1\n", "phones.csv:1: expected name,secret"),
+                     ("agent1,pw\nAgent 2,pw\n", "phones.csv:2: agent name 'Agent 2'"),
+                     ("agent1,pw\n# x\nagent1,pw2\n", "phones.csv:3: agent agent1 is listed twice"),
+                     ("agent1,,sip:x@h\n", "phones.csv:1: expected")]:
+        with pytest.raises(RenderError, match=why):
+            parse_agent_file(bad, "phones.csv")
 
 
 def test_what_waiting_callers_hear_follows_the_policy() -> None:

@@ -46,3 +46,27 @@ def test_a_url_shown_to_anyone_carries_no_password() -> None:
     assert redacted_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://***@127.0.0.1:6379/0"
     assert redacted_url("postgresql://hotline:pw@127.0.0.1:5440/hotline") == "postgresql://***@127.0.0.1:5440/hotline"
     assert redacted_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_secret_is_read_from_the_file_its_variable_names(tmp_path: Path) -> None:
+    (tmp_path / "ami").write_text("from-a-file\n")  # the newline `echo` leaves is not the secret's
+    (tmp_path / "db").write_text("p@ss:w/rd")
+    settings = load_settings({"HOTLINE_AMI_SECRET_FILE": str(tmp_path / "ami"),
+                              "HOTLINE_DATABASE_URL": "postgresql://hotline@db.internal:5432/hotline",
+                              "HOTLINE_DATABASE_PASSWORD_FILE": str(tmp_path / "db"),
+                              "HOTLINE_QUEUE_LOG_FILE": "/var/log/asterisk/queue_log"})
+    assert settings.ami_secret == "from-a-file"
+    # The password goes into the URL quoted, so a ':' or '/' in it cannot change the address.
+    assert settings.database_url == "postgresql://hotline:p%40ss%3Aw%2Frd@db.internal:5432/hotline"
+    assert str(settings.queue_log_file) == "/var/log/asterisk/queue_log"  # a setting that ends in _FILE
+
+
+@pytest.mark.parametrize(("env", "why"), [
+    ({"HOTLINE_AMI_SECRET_FILE": "/nonexistent/ami"}, "HOTLINE_AMI_SECRET_FILE: cannot read /nonexistent/ami"),
+    ({"HOTLINE_AMI_SECRET": "a", "HOTLINE_AMI_SECRET_FILE": "/dev/null"}, "HOTLINE_AMI_SECRET is set as well"),
+    ({"HOTLINE_DATABASE_PASSWORD": "x"}, "database_url is empty"),
+    ({"HOTLINE_DATABASE_PASSWORD": "x", "HOTLINE_DATABASE_URL": "postgresql://a:b@h/d"}, "keep one"),
+])
+def test_a_secret_given_wrongly_is_named(env: dict[str, str], why: str) -> None:
+    with pytest.raises(ConfigFileError, match=why):
+        load_settings(env)
