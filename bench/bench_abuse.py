@@ -174,7 +174,7 @@ async def poison(redis: Redis, pool: asyncpg.Pool[Any], facts: int, calls: int, 
     async def desks() -> DeskOf:
         return lambda _agent: None  # no desks in this bench
 
-    reader = QueueLogReader(store, path, "bench", desks)
+    reader = QueueLogReader(store, path, "bench", desks, clock=lambda: datetime.fromtimestamp(T0, UTC))
     started = time.perf_counter()
     read = 0
     while (step := await reader.step()) > 0:

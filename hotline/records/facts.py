@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hotline.records.queue_log import INT4, call_started
@@ -99,6 +99,16 @@ def _checked(fields: Mapping[str, str]) -> None:
             raise BadFact(f"{why} in {str(name)[:40]}")
         if len(text) > MAX_FIELD_CHARS:
             raise BadFact(f"{str(name)[:40]} is {len(text)} characters; at most {MAX_FIELD_CHARS}")
+
+
+OLDEST_DAYS = 400  # a record of a call older than this (or over a day ahead) names no real call
+
+
+def sane_window(now: datetime) -> tuple[datetime, datetime]:
+    """When a call a record speaks of may have started, seen from `now` (the wall clock): both
+    the outbox's facts and queue_log's lines are held to it, so neither a forged uniqueid nor a
+    broken clock creates a partition for a far year."""
+    return now - timedelta(days=OLDEST_DAYS), now + timedelta(days=1)
 
 
 def read_fact(fields: Mapping[str, str], window: tuple[datetime, datetime] | None = None) -> Fact:

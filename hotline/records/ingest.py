@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
 from ami_bridge.seating import DeskOf
+from hotline.records.facts import sane_window
 from hotline.records.queue_log import parse_chunk
 from hotline.records.store import RecordStore
 from hotline_core.loops import keep_stepping
@@ -36,8 +38,11 @@ def _read(path: Path, offset: int, size: int) -> bytes:
 
 class QueueLogReader:
     def __init__(self, store: RecordStore, path: Path, source: str, desks: Callable[[], Awaitable[DeskOf]],
-                 poll_s: float = 0.5, completed: CallsEnded | None = None, completed_within_s: float = 6 * 3600):
+                 poll_s: float = 0.5, completed: CallsEnded | None = None, completed_within_s: float = 6 * 3600,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self._store = store
+        # The wall clock (not a pinned one): it bounds the times a line may carry (sane_window).
+        self._clock = clock
         # Told of calls an agent finished (COMPLETECALLER/COMPLETEAGENT) in the last hours: the
         # post-call SMS of a call that ended while no `hotline serve` heard AMI is sent from here.
         self._completed = completed
@@ -74,7 +79,8 @@ class QueueLogReader:
         if stat.st_size <= offset and checkpoint is not None and checkpoint[0] == file_key:
             return 0
         data = await asyncio.to_thread(_read, self._path, offset, CHUNK_BYTES)
-        parsed = parse_chunk(data, offset)
+        earliest, latest = sane_window(self._clock())
+        parsed = parse_chunk(data, offset, (int(earliest.timestamp()), int(latest.timestamp())))
         if parsed.consumed == 0 and checkpoint is not None and checkpoint[0] == file_key:
             return 0  # only a line Asterisk is still writing
         for bad in parsed.bad[:10]:

@@ -10,9 +10,12 @@ and a line that is not queue_log is reported with its offset rather than stoppin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 MAX_LINE_BYTES = 8192  # app_queue's lines are short; anything longer is not queue_log
-# The times a line may carry (2000 to 2100): a queue_log line from outside them is not Asterisk's.
+# The times a line may carry at most (2000 to 2100): a line from outside them is not Asterisk's.
+# The reader narrows this to the records' sanity window around today (hotline.records.facts.
+# sane_window): a line of 2090 is as wrong, and would get a partition of its own.
 EARLIEST, LATEST = 946_684_800, 4_102_444_800
 INT4 = 2**31 - 1  # counts and seconds are stored as PostgreSQL integers
 
@@ -54,7 +57,13 @@ class Parsed:
     consumed: int  # bytes up to the end of the last complete line: the next read starts there
 
 
-def parse_line(line: bytes, offset: int) -> QueueLogRow | BadLine:
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+def parse_line(line: bytes, offset: int, window: tuple[int, int] = (EARLIEST, LATEST)) -> QueueLogRow | BadLine:
+    """One line; its time and its call's start (from the callid) must lie in `window` (epoch
+    seconds, from inclusive, to exclusive)."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,11 +77,13 @@ def parse_line(line: bytes, offset: int) -> QueueLogRow | BadLine:
     stamp = fields[0].split(".", 1)[0]  # realtime-style fractions are allowed, seconds kept
     if not stamp.isdigit():
         return BadLine(offset, f"time {fields[0][:20]!r} is not epoch seconds", text)
-    if not EARLIEST <= int(stamp[:12]) < LATEST:
-        return BadLine(offset, f"time {fields[0][:20]!r} is not between 2000 and 2100", text)
+    earliest, latest = window
+    between = f"between {_day(earliest)} and {_day(latest)}"
+    if not earliest <= int(stamp[:12]) < latest:
+        return BadLine(offset, f"time {fields[0][:20]!r} is not {between}", text)
     begun = call_started(fields[1])
-    if begun is not None and not EARLIEST <= begun < LATEST:
-        return BadLine(offset, f"callid {fields[1][:40]!r} names a time not between 2000 and 2100", text)
+    if begun is not None and not earliest <= begun < latest:
+        return BadLine(offset, f"callid {fields[1][:40]!r} names a time not {between}", text)
     if not fields[4]:
         return BadLine(offset, "no event name", text)
     return QueueLogRow(offset, int(stamp), fields[1], fields[2], fields[3], fields[4], tuple(fields[5:]))
@@ -85,8 +96,9 @@ def call_started(call_id: str) -> int | None:
     return int(stamp[:16]) if dot and stamp.isdigit() and sequence.isdigit() else None
 
 
-def parse_chunk(chunk: bytes, base_offset: int) -> Parsed:
-    """Every complete line of `chunk`, which starts at `base_offset` in its file."""
+def parse_chunk(chunk: bytes, base_offset: int, window: tuple[int, int] = (EARLIEST, LATEST)) -> Parsed:
+    """Every complete line of `chunk`, which starts at `base_offset` in its file (times in
+    `window`, as parse_line)."""
     rows: list[QueueLogRow] = []
     bad: list[BadLine] = []
     position = 0
@@ -101,7 +113,7 @@ def parse_chunk(chunk: bytes, base_offset: int) -> Parsed:
             break
         line = chunk[position:end]
         if line.strip():
-            parsed = parse_line(line, base_offset + position) if len(line) <= MAX_LINE_BYTES else BadLine(
+            parsed = parse_line(line, base_offset + position, window) if len(line) <= MAX_LINE_BYTES else BadLine(
                 base_offset + position, f"line longer than {MAX_LINE_BYTES} bytes",
                 line[:200].decode("utf-8", "replace"))
             if isinstance(parsed, QueueLogRow):

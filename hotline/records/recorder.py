@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import structlog
 from redis.asyncio import Redis
 
-from hotline.records.facts import BadFact, Fact, read_fact
+from hotline.records.facts import BadFact, Fact, read_fact, sane_window
 from hotline.records.store import RecordStore
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
@@ -32,7 +32,6 @@ GROUP = "recorders"
 # What the database says of a row it cannot take (a value out of range, an encoding it refuses,
 # a constraint): the fact is at fault, not the database, so it is set aside and the rest flow on.
 REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError)
-OLDEST_DAYS = 400  # a fact about a call older than this (or in the future) names no real call
 
 
 class OutboxRecorder:
@@ -77,7 +76,7 @@ class OutboxRecorder:
         if not entries:
             return 0
         now = self._clock()
-        window = (now - timedelta(days=OLDEST_DAYS), now + timedelta(days=1))
+        window = sane_window(now)
         facts: list[tuple[Fact, dict[str, Any]]] = []
         refused: list[tuple[dict[str, Any], str]] = []
         for _entry_id, fields in entries:

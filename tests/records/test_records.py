@@ -84,7 +84,7 @@ async def desks() -> DeskOf:
 
 
 def reader(store: RecordStore, path: Path) -> QueueLogReader:
-    return QueueLogReader(store, path, "ast1", desks, poll_s=0.01)
+    return QueueLogReader(store, path, "ast1", desks, poll_s=0.01, clock=lambda: datetime.fromtimestamp(T0, UTC))
 
 
 async def read_all(r: QueueLogReader) -> int:
@@ -430,26 +430,35 @@ async def test_queue_log_lines_no_row_can_hold_are_quarantined_and_the_lines_beh
         + f"{T0 + 2}|{T0}.22|hotline-ordinary_easyown|NONE|ENTERQUEUE||86\x00138|1\n".encode()
         + f"99999999999999|{T0}.23|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n".encode()
         + f"{T0 + 3}|99999999999999.1|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n".encode()
+        + f"{T0 + 4}|4_000_000_000.1|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n".replace("_", "").encode()
+        + f"{978_307_200}|978307200.5|hotline-ordinary_easyown|NONE|ENTERQUEUE||861|1\n".encode()
         + f"{T0 + 6}|{call}|hotline-ordinary_easyown|agent1|CONNECT|99999999999999999999|x|1\n".encode()
         + f"{T0 + 40}|{call}|hotline-ordinary_easyown|agent1|COMPLETECALLER|5|34|1\n".encode())
     await read_all(reader(store, path))
     quarantined = await pool.fetch("SELECT source, raw, reason FROM records_quarantine ORDER BY id")
     assert [(r["source"], r["reason"]) for r in quarantined] == [
         ("ast1", "a NUL character in field 7"),
-        ("ast1", "time '99999999999999' is not between 2000 and 2100"),
-        ("ast1", "callid '99999999999999.1' names a time not between 2000 and 2100")]
+        ("ast1", "time '99999999999999' is not between 2025-10-26 and 2026-12-01"),
+        ("ast1", "callid '99999999999999.1' names a time not between 2025-10-26 and 2026-12-01"),
+        # Years Asterisk could write, but no call of these records' (a broken clock, a forged
+        # id): no partition of 2096 or 2001 is made for them.
+        ("ast1", "callid '4000000000.1' names a time not between 2025-10-26 and 2026-12-01"),
+        ("ast1", "time '978307200' is not between 2025-10-26 and 2026-12-01")]
     assert "\\u0000" in quarantined[0]["raw"]  # the raw line kept, NUL and all
     visits = await pool.fetch("SELECT outcome, wait_s, talk_s FROM queue_visits WHERE call_id = $1", call)
     assert [tuple(v) for v in visits] == [("answered", None, 34)]  # one visit, not a phantom waiting one
-    assert await count(pool, "SELECT bad_lines FROM ingest_checkpoints WHERE source = 'ast1'") == 3
+    assert await count(pool, "SELECT bad_lines FROM ingest_checkpoints WHERE source = 'ast1'") == 5
+    months = {r["m"] for r in await pool.fetch("SELECT DISTINCT date_trunc('month', started_at) AS m FROM queue_visits")}
+    assert {m.year for m in months} == {2026}
+    assert not [r for r in await pool.fetch("SELECT relname FROM pg_class WHERE relname ~ '_y(2096|2001)m'")]
     listed = await asyncio.to_thread(
         subprocess.run, [str(Path(sys.executable).parent / "hotline"), "db", "quarantine", "--limit", "2"],
         env={**os.environ, "HOTLINE_DATABASE_URL": records_db[0]}, capture_output=True, text=True, timeout=60,
         check=False)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert lines[0] == "3 item(s) in the quarantine, the newest 2:"
-    assert lines[1].endswith("ast1: callid '99999999999999.1' names a time not between 2000 and 2100")
+    assert lines[0] == "5 item(s) in the quarantine, the newest 2:"
+    assert lines[1].endswith("ast1: time '978307200' is not between 2025-10-26 and 2026-12-01")
 
 
 async def test_concurrent_reports_after_a_policy_change_neither_collide_nor_write(

@@ -66,9 +66,9 @@ def test_lines_no_database_row_can_hold_are_refused_by_name() -> None:
 
     assert reason(b"1796000005|1796000000.1|q|agent1|CONNECT|3|x\x00y|2") == "a NUL character in field 7"
     assert reason(b"99999999999999|1796000000.1|q|agent1|CONNECT|3|x|2") == (
-        "time '99999999999999' is not between 2000 and 2100")
+        "time '99999999999999' is not between 2000-01-01 and 2100-01-01")
     assert reason(b"1796000005|99999999999999.1|q|agent1|CONNECT|3|x|2") == (
-        "callid '99999999999999.1' names a time not between 2000 and 2100")
+        "callid '99999999999999.1' names a time not between 2000-01-01 and 2100-01-01")
     huge = parse_line(b"1796000005|1796000000.1|q|agent1|CONNECT|99999999999999999999|x|2", 0)
     assert isinstance(huge, QueueLogRow)
     assert huge.number(1) is None  # no wait of 3 billion years: unknown rather than an overflow
