@@ -79,7 +79,7 @@ class IvrRoute:
         digits: list[str] = []  # what the caller pressed, one item per prompt or menu answered
         walk = run(flows.flows, self.flow, caller, path)
         try:
-            outcome = await self._drive(session, walk, caller, uniqueid, digits)
+            outcome = await drive(session, walk, caller, uniqueid, digits, self.sms)
         except ChannelGone as exc:
             log.info("caller left in the IVR", reason=exc.reason, at_step=len(path))
             await self._close_record(uniqueid, flows.version, Outcome("hung up in IVR", path=tuple(path)), digits)
@@ -101,46 +101,6 @@ class IvrRoute:
         log.info("ivr finished", outcome=outcome.kind, service=outcome.service, queue=outcome.queue,
                  path=list(outcome.path), ms=round((time.perf_counter() - started) * 1000))
 
-    async def _drive(self, session: AgiSession, walk: Walk, caller: Caller, uniqueid: str,
-                     digits: list[str]) -> Outcome:
-        """Carry out the walk's actions over AGI until it ends."""
-        reply: str | None = None
-        while True:
-            try:
-                action = walk.send(reply)
-            except StopIteration as stop:
-                result: Outcome = stop.value
-                return result
-            reply = None
-            if isinstance(action, PlayPrompt):
-                answer = await self._one(session, ("STREAM FILE", action.prompt, ESCAPE_DIGITS))
-                code = int(answer.result) if answer.result.lstrip("-").isdigit() else 0
-                if code < 0:
-                    raise ChannelGone(f"playing {action.prompt} failed (result {code})")
-                reply = chr(code) if code > 0 else None
-                if reply:
-                    digits.append(reply)
-            elif isinstance(action, Ask):
-                answer = await self._one(session, ("GET DATA", action.prompt, str(int(action.timeout_s * 1000)),
-                                                   str(action.max_digits)))
-                if answer.result == "-1":
-                    raise ChannelGone("collecting digits failed (caller hung up)")
-                reply = answer.result
-                if reply and reply != "timeout":
-                    digits.append(reply)
-            elif isinstance(action, SendSms):
-                number = str(caller.identity.get("number") or "")
-                if number:
-                    await self.sms(uniqueid, number, action.text)
-            elif isinstance(action, Note):
-                log.debug("ivr step", node=action.node, decision=action.text)
-
-    async def _one(self, session: AgiSession, command: tuple[str, ...]) -> Response:
-        [reply] = await session.run([command])
-        if isinstance(reply, CommandFailed):
-            raise ChannelGone(f"asterisk refused {command[0]} ({reply.code} {reply.message})")
-        return reply
-
     async def _close_record(self, uniqueid: str, version: str, outcome: Outcome, digits: list[str]) -> None:
         try:
             async with asyncio.timeout(1.0):
@@ -149,3 +109,46 @@ class IvrRoute:
                                                        "digits": ",".join(digits)})
         except (TimeoutError, OSError) as exc:
             log.warning("call record not updated", error=f"{type(exc).__name__}: {exc}")
+
+
+async def drive(session: AgiSession, walk: Walk, caller: Caller, uniqueid: str, digits: list[str],
+                sms: SmsOutbox | None = None) -> Outcome:
+    """Carry out a flow walk's actions over AGI until it ends; `digits` receives each input
+    the caller gives as it happens (kept if the caller leaves half-way: ChannelGone)."""
+    reply: str | None = None
+    while True:
+        try:
+            action = walk.send(reply)
+        except StopIteration as stop:
+            result: Outcome = stop.value
+            return result
+        reply = None
+        if isinstance(action, PlayPrompt):
+            answer = await _one(session, ("STREAM FILE", action.prompt, ESCAPE_DIGITS))
+            code = int(answer.result) if answer.result.lstrip("-").isdigit() else 0
+            if code < 0:
+                raise ChannelGone(f"playing {action.prompt} failed (result {code})")
+            reply = chr(code) if code > 0 else None
+            if reply:
+                digits.append(reply)
+        elif isinstance(action, Ask):
+            answer = await _one(session, ("GET DATA", action.prompt, str(int(action.timeout_s * 1000)),
+                                          str(action.max_digits)))
+            if answer.result == "-1":
+                raise ChannelGone("collecting digits failed (caller hung up)")
+            reply = answer.result
+            if reply and reply != "timeout":
+                digits.append(reply)
+        elif isinstance(action, SendSms):
+            number = str(caller.identity.get("number") or "")
+            if number and sms is not None:
+                await sms(uniqueid, number, action.text)
+        elif isinstance(action, Note):
+            log.debug("ivr step", node=action.node, decision=action.text)
+
+
+async def _one(session: AgiSession, command: tuple[str, ...]) -> Response:
+    [reply] = await session.run([command])
+    if isinstance(reply, CommandFailed):
+        raise ChannelGone(f"asterisk refused {command[0]} ({reply.code} {reply.message})")
+    return reply

@@ -26,7 +26,7 @@ OUTBOX_MAX = 200_000
 
 
 def fact_fields(kind: str, uniqueid: str, fields: dict[str, str]) -> dict[str, str]:
-    """One fact about a call (`entry`, `ivr`, `sms`) as the outbox stream holds it."""
+    """One fact about a call (`entry`, `ivr`, `survey`, `sms`) as the outbox stream holds it."""
     return {"kind": kind, "uniqueid": uniqueid, **fields}
 
 
@@ -151,12 +151,13 @@ class CallRecords:
     async def write(self, record: CallRecord) -> None:
         await self.submit(record)
 
-    async def annotate(self, uniqueid: str, fields: dict[str, str]) -> None:
-        """Add what the call did later (IVR path, outcome) to its record, and to the outbox."""
+    async def annotate(self, uniqueid: str, fields: dict[str, str], kind: str = "ivr") -> None:
+        """Add what the call did later (IVR path and outcome: `ivr`; the survey's answer:
+        `survey`) to its record, and to the outbox as a fact of that kind."""
         flat = [item for pair in fields.items() for item in pair]
         writes = [self._pipe.execute("HSET", self._keys.call(uniqueid), *flat)]
         if self._outbox:
-            writes.append(self._pipe.execute("XADD", self._keys.records_outbox, *outbox_fact("ivr", uniqueid, fields)))
+            writes.append(self._pipe.execute("XADD", self._keys.records_outbox, *outbox_fact(kind, uniqueid, fields)))
         await asyncio.gather(*writes)
 
     async def get(self, uniqueid: str) -> CallRecord | None:

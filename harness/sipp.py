@@ -285,17 +285,33 @@ def load_scenario() -> str:
 
 
 def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int, gap_ms: int = 0,
-                    patience_ms: int | None = None) -> str:
+                    patience_ms: int | None = None, survey: str | None = None, survey_after_ms: int = 0) -> str:
     """A caller that waits `wait_ms` after answer, sends `digits` (SIP INFO or RFC 4733 RTP
     events from SIPp's recorded packets) `gap_ms` apart, stays `talk_ms`, then hangs up; or,
     with `patience_ms`, stays until Asterisk hangs up or that long, whichever comes first.
+    With `survey`, the caller answers the post-call survey: `survey_after_ms` after its digits
+    (the agent has hung up by then) it presses that key ('' presses none), then waits for
+    Asterisk to end the call (up to `patience_ms`, default 30 s).
 
     Digits for different menus need a gap: a digit that arrives between two AGI commands is
     not kept by Asterisk."""
     if dtmf not in ("info", "rfc4733"):
         raise ValueError(f"dtmf must be info or rfc4733, not {dtmf!r}")
     parts = [_HEAD, f'  <pause milliseconds="{wait_ms}"/>\n']
-    cseq = 2
+    cseq = _press(parts, digits, dtmf, gap_ms, 2)
+    if survey is not None:
+        parts.append(f'  <pause milliseconds="{survey_after_ms}"/>\n')
+        cseq = _press(parts, survey, dtmf, 0, cseq)
+        parts.append(_WAIT_OR_GIVE_UP.format(patience_ms=patience_ms or 30_000, cseq=cseq))
+    elif patience_ms is not None:
+        parts.append(_WAIT_OR_GIVE_UP.format(patience_ms=patience_ms, cseq=cseq))
+    else:
+        parts.append(_TAIL.format(talk_ms=talk_ms, cseq=cseq))
+    return "".join(parts)
+
+
+def _press(parts: list[str], digits: str, dtmf: str, gap_ms: int, cseq: int) -> int:
+    """Append the steps that send `digits`; returns the next CSeq."""
     for index, digit in enumerate(digits):
         if index and gap_ms:
             parts.append(f'  <pause milliseconds="{gap_ms}"/>\n')
@@ -309,11 +325,7 @@ def caller_scenario(digits: str, dtmf: str, wait_ms: int, talk_ms: int, gap_ms: 
             if not pcap.exists():
                 raise ValueError(f"no recorded RFC 4733 packet for {digit!r} (SIPp ships 0-9)")
             parts.append(_RFC4733.format(pcap=pcap))
-    if patience_ms is not None:
-        parts.append(_WAIT_OR_GIVE_UP.format(patience_ms=patience_ms, cseq=cseq))
-    else:
-        parts.append(_TAIL.format(talk_ms=talk_ms, cseq=cseq))
-    return "".join(parts)
+    return cseq
 
 
 @dataclass(frozen=True)
@@ -335,11 +347,14 @@ async def place_call(
     exten: str = "10086",
     limit_s: float = 60.0,
     patience_ms: int | None = None,
+    survey: str | None = None,
+    survey_after_ms: int = 0,
 ) -> CallResult:
     """Place one call with SIPp and wait for it to end."""
     with tempfile.TemporaryDirectory(prefix="hotline-sipp-") as tmp:
         scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms, gap_ms, patience_ms))
+        scenario.write_text(caller_scenario(digits, dtmf, wait_ms, talk_ms, gap_ms, patience_ms, survey,
+                                            survey_after_ms))
         proc = await asyncio.create_subprocess_exec(
             require_sipp(), "-sf", str(scenario), "-s", exten, "-key", "cid", caller,
             "-m", "1", "-l", "1", "-i", "127.0.0.1", "-ci", "127.0.0.1", "-p", str(local_port),

@@ -31,6 +31,7 @@ from agi.entry import CallEntry, EntryRoute
 from agi.ivr import FlowRegistry, IvrRoute
 from agi.records import CallRecords
 from agi.server import FastAgiServer, Route
+from agi.survey import SurveyRoute
 from ami_bridge.bridge import AmiBridge, Listener
 from ami_bridge.client import AmiClient
 from ami_bridge.roster import Roster
@@ -188,7 +189,8 @@ def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
         return await jobs.add(SmsRequest("self_service", uniqueid, number, text))
 
     ivr = IvrRoute(entry, flows, entry.records, self_service_sms, flow=settings.ivr_flow)
-    routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr}
+    survey = SurveyRoute(flows, entry.records, services.policy, services.now)
+    routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr, "survey": survey}
     return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections, services.metrics,
                          settings.agi_max_per_peer, settings.agi_environment_deadline_s)
 

@@ -11,7 +11,7 @@ import string
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -128,6 +128,40 @@ class DeskRule(_Frozen):
     min_tenure_months: int = Field(default=6, ge=0, le=600)
 
 
+class SurveyAnswer(_Frozen):
+    label: str = Field(min_length=1, max_length=40)
+    satisfied: bool  # counts as a satisfied customer in the satisfaction figure
+
+
+class SurveySettings(_Frozen):
+    """The post-call satisfaction survey: after the agent ends an answered call the caller
+    stays on the line and the survey flow (ivr_flows/) asks for one key of the scale."""
+
+    enabled: bool = True
+    flow: str = Field(default="survey", pattern=r"^[a-z][a-z0-9_]*$")
+    variable: str = Field(default="SURVEY", pattern=r"^[A-Z][A-Z0-9_]*$")  # the flow's menu stores the key here
+    scale: dict[Annotated[str, Field(pattern=r"^[0-9]$")], SurveyAnswer] = Field(min_length=2)
+    levels: tuple[str, ...] = ()  # the access levels offered it; empty: every level
+    share: float = Field(default=1.0, ge=0, le=1)  # a sample of those calls (by call id, reproducible)
+
+
+class Measurement(_Frozen):
+    """How the records measure agents (`hotline agents kpis`, `agents desks --measured`)."""
+
+    # A call answered by an agent is resolved at first contact when the same number does not
+    # reach an agent again, and no work order is filed about the call, within this many hours.
+    fcr_window_hours: float = Field(default=72, gt=0, le=24 * 31)
+    # The months a measurement looks back over (the desk rule's "last three months").
+    months: int = Field(default=3, ge=1, le=24)
+    # Below these samples a measured figure does not count; the typed-in one stands.
+    min_surveys: int = Field(default=30, ge=1)
+    min_fcr_calls: int = Field(default=50, ge=1)
+    # When the desks are re-staffed from the measurements on their own: this day of each month,
+    # at this local hour; 0: never (only `hotline agents desks --measured --apply`).
+    reevaluate_day: int = Field(default=1, ge=0, le=28)
+    reevaluate_hour: int = Field(default=3, ge=0, le=23)
+
+
 class ReportSettings(_Frozen):
     # An abandon before this many seconds is a "short abandon": the caller changed their mind
     # rather than gave up waiting. Reports show the service level with and without them.
@@ -188,6 +222,8 @@ class Policy(_Frozen):
     greetings: dict[str, str] = Field(default_factory=dict)
     sms_templates: dict[str, str] = Field(default_factory=dict)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    survey: SurveySettings | None = None
+    measurement: Measurement = Field(default_factory=Measurement)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     work_orders: WorkOrderSettings | None = None
     source: str = "<memory>"
@@ -285,6 +321,12 @@ def _cross_check(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
             orders.reply_sms.format(order="1", reply="x")
         except (KeyError, IndexError, ValueError) as exc:
             problems.append((("work_orders", "reply_sms"), f"bad template ({exc}); fields: {{order}} {{reply}}"))
+    survey = policy.survey
+    if survey is not None:
+        for level_name in sorted(set(survey.levels) - set(names)):
+            problems.append((("survey", "levels"), f"unknown level {level_name!r}"))
+        if not any(answer.satisfied for answer in survey.scale.values()):
+            problems.append((("survey", "scale"), "no answer counts as satisfied: satisfaction would always be 0"))
     for section in ("greetings", "sms_templates"):
         templates: Mapping[str, str] = getattr(policy, section)
         for tier, template in templates.items():

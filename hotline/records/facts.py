@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hotline.records.queue_log import INT4, call_started
+from hotline_core.survey import ANSWERED, RESULTS
 from hotline_core.text import unstorable
 
 # A status only moves forward; the database applies the same order (see store.SMS_RANK).
@@ -65,7 +66,19 @@ class SmsRow:
     at: datetime
 
 
-Fact = EntryRow | IvrRow | SmsRow
+@dataclass(frozen=True, slots=True)
+class SurveyRow:
+    started_at: datetime
+    call_id: str
+    result: str  # hotline_core.survey.RESULTS
+    key: str | None  # the key pressed, when on the scale
+    label: str | None
+    satisfied: bool | None  # None unless answered
+    agent: str  # who answered the call (the survey rates them)
+    at: datetime
+
+
+Fact = EntryRow | IvrRow | SmsRow | SurveyRow
 
 
 def _epoch(value: str, what: str) -> datetime:
@@ -160,4 +173,21 @@ def _read(fields: Mapping[str, str]) -> Fact:
         if status not in SMS_RANK:
             raise BadFact(f"unknown SMS status {status[:20]!r}")
         return SmsRow(_started(call_id, None), call_id, status, _epoch(fields.get("at", ""), "at"))
+    if kind == "survey":
+        return _survey(call_id, fields)
     raise BadFact(f"unknown kind {kind[:20]!r}")
+
+
+def _survey(call_id: str, fields: Mapping[str, str]) -> SurveyRow:
+    result = fields.get("survey_result", "")
+    if result not in RESULTS:
+        raise BadFact(f"unknown survey result {result[:20]!r}")
+    satisfied = {"1": True, "0": False, "": None}.get(fields.get("survey_satisfied", ""), "bad")
+    if satisfied == "bad":
+        raise BadFact(f"survey_satisfied {fields.get('survey_satisfied', '')[:10]!r} is not 1, 0 or empty")
+    key = fields.get("survey", "")
+    if (result == ANSWERED) != bool(key) or (result == ANSWERED) != (satisfied is not None):
+        raise BadFact("an answered survey has a key and a satisfied flag, and only an answered one")
+    return SurveyRow(_started(call_id, None), call_id, result, key or None, fields.get("survey_label") or None,
+                     satisfied if isinstance(satisfied, bool) else None, fields.get("agent", ""),
+                     _epoch(fields.get("at", ""), "at"))

@@ -15,6 +15,12 @@ The formulas (also in docs/operations.md, "Reports"):
   (the level's maximum wait, no agent, or the queue full); IVR only: the call ended in the IVR.
 - overflow share = answered by an agent outside the caller's first desk / answered (a caller
   whose chain starts with the everyone group cannot overflow).
+- satisfaction (csat) = surveys answered with a key the policy's scale counts as satisfied /
+  surveys answered with a key of the scale (no answer, invalid keys and hang-ups left out).
+- first-contact resolution (fcr) = answered calls resolved at first contact / answered calls
+  decided: a call is decided once the policy's window (measurement.fcr_window_hours) has passed,
+  and resolved when its number reached no agent again and no work order was filed about it
+  within the window; calls still inside their window, or without a caller number, are not counted.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from hotline_core.policy import NORMAL, TIERS, Policy, access_level
 
 DIMENSIONS = ("tier", "level", "desk", "service", "agent", "hour", "day")
 COUNTS = ("calls", "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "released", "ivr_only",
-          "wait_sum", "talk_sum", "talked", "overflowed", "sms_delivered")
+          "wait_sum", "talk_sum", "talked", "overflowed", "sms_delivered", "survey_offered", "surveyed", "satisfied",
+          "fcr_decided", "fcr_resolved")
+# Dimensions the per-agent rollup (agent_hours) can answer; with any other, the calls are read.
+AGENT_ROLLUP_DIMENSIONS = frozenset({"agent", "hour", "day"})
 # Every query starts with the policy's figures, typed once as $1..$7 whichever of them it uses.
 _POLICY = ("WITH p AS (SELECT $3::text AS fallback_level, $4::text AS zone, $5::int AS fallback_sl, "
            "$6::int AS short_s, $7::text AS everyone) ")
@@ -41,7 +50,7 @@ _KEYS = {  # a group key, from the calls (raw) and from the hourly rollup
     "level": ("coalesce(c.level, p.fallback_level)", "h.level"),
     "desk": ("coalesce(c.desk, '')", "h.desk"),
     "service": ("coalesce(c.service, '')", "h.service"),
-    "agent": ("coalesce(c.agent, '')", None),
+    "agent": ("coalesce(c.agent, c.survey_agent, '')", "h.agent"),
     "hour": ("extract(hour FROM c.started_at AT TIME ZONE p.zone)::int",
              "extract(hour FROM h.hour AT TIME ZONE p.zone)::int"),
     "day": ("(c.started_at AT TIME ZONE p.zone)::date", "(h.hour AT TIME ZONE p.zone)::date"),
@@ -60,17 +69,43 @@ _COUNTS_SQL = """
     count(talk_s) FILTER (WHERE queue_outcome = 'answered') AS talked,
     count(*) FILTER (WHERE queue_outcome = 'answered' AND desk IS NOT NULL AND skill_chain IS NOT NULL
                      AND desk <> skill_chain[1] AND skill_chain[1] <> p.everyone) AS overflowed,
-    count(*) FILTER (WHERE sms_status = 'delivered') AS sms_delivered
+    count(*) FILTER (WHERE sms_status = 'delivered') AS sms_delivered,
+    count(survey_result) AS survey_offered,
+    count(*) FILTER (WHERE survey_result = 'answered') AS surveyed,
+    count(*) FILTER (WHERE survey_result = 'answered' AND survey_satisfied) AS satisfied,
+    count(fcr) FILTER (WHERE queue_outcome = 'answered') AS fcr_decided,
+    count(*) FILTER (WHERE queue_outcome = 'answered' AND fcr) AS fcr_resolved
 """
 _ROLLUP = (_POLICY + "INSERT INTO call_hours SELECT date_trunc('hour', c.started_at), coalesce(c.tier, 'normal'), "
            "coalesce(c.level, p.fallback_level), coalesce(c.desk, ''), coalesce(c.service, ''), "
            f"coalesce(t.sl, p.fallback_sl), p.short_s, {_COUNTS_SQL} {_CALLS}"
            "WHERE c.started_at >= $8 AND c.started_at < $9 "
            "AND date_trunc('hour', c.started_at) = ANY($10::timestamptz[]) GROUP BY 1, 2, 3, 4, 5, 6, 7")
+_AGENT_ROLLUP = (_POLICY + "INSERT INTO agent_hours SELECT date_trunc('hour', c.started_at), "
+                 f"coalesce(c.agent, c.survey_agent, ''), {_COUNTS_SQL} {_CALLS}"
+                 "WHERE c.started_at >= $8 AND c.started_at < $9 "
+                 "AND date_trunc('hour', c.started_at) = ANY($10::timestamptz[]) GROUP BY 1, 2")
 _STALE = (_POLICY + "SELECT DISTINCT h.hour FROM call_hours h CROSS JOIN p "
           "LEFT JOIN unnest($1::text[], $2::int[]) AS t(level, sl) ON t.level = h.level "
           "WHERE h.hour >= $8 AND h.hour < $9 AND (h.sl_s <> coalesce(t.sl, p.fallback_sl) OR h.short_s <> p.short_s) "
           "UNION SELECT hour FROM dirty_hours WHERE hour >= $8 AND hour < $9")
+# First-contact resolution, decided once per answered call when its window has passed (see the
+# formulas above): the call's hour is marked dirty, so the rollups count the verdict.
+_DECIDE_FCR = """
+WITH decided AS (
+    UPDATE calls c SET fcr = NOT EXISTS (
+            SELECT 1 FROM calls n
+            WHERE n.number = c.number AND n.started_at > c.started_at AND n.started_at <= c.started_at + $1::interval
+              AND n.queue_outcome = 'answered')
+        AND NOT EXISTS (
+            SELECT 1 FROM work_orders w
+            WHERE w.created_at >= c.started_at AND w.created_at <= c.started_at + $1::interval
+              AND (w.linkedid = c.linkedid OR (w.linkedid IS NULL AND w.number = c.number)))
+    WHERE c.queue_outcome = 'answered' AND c.fcr IS NULL AND c.number IS NOT NULL
+      AND c.started_at >= $2::timestamptz AND c.started_at < $3::timestamptz - $1::interval
+    RETURNING date_trunc('hour', c.started_at) AS hour)
+INSERT INTO dirty_hours SELECT DISTINCT hour FROM decided ON CONFLICT DO NOTHING
+"""
 ROLLUP_BATCH_HOURS = 48
 # One number for every instance and process: one rollup writer at a time.
 ROLLUP_LOCK = 0x686C7275  # "hlru"
@@ -127,9 +162,10 @@ def raw_sql(by: Sequence[str]) -> str:
 def rollup_report_sql(by: Sequence[str]) -> str:
     keys = ", ".join(f"{_KEYS[d][1]} AS {d}" for d in by)
     sums = ", ".join(f"sum(h.{name})::bigint AS {name}" for name in COUNTS)
+    table = "agent_hours" if "agent" in by else "call_hours"
     # $1, $2 (the levels) are typed by a no-op so every query takes the same arguments; $10 are
     # the hours the rollup does not hold correctly yet (read from the calls instead).
-    return (_POLICY + f"SELECT {keys}, {sums} FROM call_hours h CROSS JOIN p "
+    return (_POLICY + f"SELECT {keys}, {sums} FROM {table} h CROSS JOIN p "
             "WHERE h.hour >= $8 AND h.hour < $9 AND cardinality($1::text[]) = cardinality($2::int[]) "
             f"AND h.hour <> ALL($10::timestamptz[]) GROUP BY {_positions(by)}")
 
@@ -160,8 +196,17 @@ async def refresh_rollup(conn: Conn, policy: Policy, period: Period) -> int:
             # this transaction and leaves its mark for the next refresh.
             await conn.execute("DELETE FROM dirty_hours WHERE hour = ANY($1::timestamptz[])", batch)
             await conn.execute("DELETE FROM call_hours WHERE hour = ANY($1::timestamptz[])", batch)
+            await conn.execute("DELETE FROM agent_hours WHERE hour = ANY($1::timestamptz[])", batch)
             await conn.execute(_ROLLUP, *args, batch[0], batch[-1] + timedelta(hours=1), batch)
+            await conn.execute(_AGENT_ROLLUP, *args, batch[0], batch[-1] + timedelta(hours=1), batch)
     return len(hours)
+
+
+async def decide_fcr(conn: Conn, policy: Policy, since: datetime, now: datetime) -> None:
+    """Give every answered call since `since` whose window has passed its verdict (the rollup's
+    writer calls this, under ROLLUP_LOCK, before it recomputes the hours)."""
+    window = timedelta(hours=policy.measurement.fcr_window_hours)
+    await conn.execute(_DECIDE_FCR, window, since, now)
 
 
 def _merge(parts: Sequence[Sequence[Mapping[str, Any]]], by: Sequence[str]) -> list[dict[str, Any]]:
@@ -180,11 +225,11 @@ def _merge(parts: Sequence[Sequence[Mapping[str, Any]]], by: Sequence[str]) -> l
 
 
 async def fetch_counts(conn: Conn, policy: Policy, period: Period, by: Sequence[str]) -> list[dict[str, Any]]:
-    """Counts per group, read only: the hourly rollup for the hours it holds correctly and the
-    calls themselves for the few it does not yet (so a report is never stale and never writes);
-    the calls alone when grouping by agent (agents are not a dimension of the rollup)."""
+    """Counts per group, read only: the hourly rollups for the hours they hold correctly and the
+    calls themselves for the few they do not yet (so a report is never stale and never writes);
+    by agent, the per-agent rollup (with hour or day at most: the calls alone otherwise)."""
     args = policy_args(policy)
-    if "agent" in by:
+    if "agent" in by and not set(by) <= AGENT_ROLLUP_DIMENSIONS:
         return [dict(row) for row in await conn.fetch(raw_sql(by), *args, period.start, period.end)]
     # One snapshot for both reads: the upkeep committing between them would count an hour twice.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -228,6 +273,10 @@ def figures(counts: Mapping[str, Any], policy: Policy, level: str | None) -> dic
         "ivr_only": int(counts["ivr_only"]),
         "overflow_share": _ratio(int(counts["overflowed"]), answered),
         "sms_delivered": int(counts["sms_delivered"]),
+        "surveyed": int(counts["surveyed"]),
+        "csat": _ratio(int(counts["satisfied"]), int(counts["surveyed"])),
+        "fcr_decided": int(counts["fcr_decided"]),
+        "fcr": _ratio(int(counts["fcr_resolved"]), int(counts["fcr_decided"])),
     }
     if level is not None and level in {lv.name for lv in policy.levels}:
         target = policy.level(level).answer_rate_target

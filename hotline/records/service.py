@@ -5,14 +5,14 @@ current by one writer at a time across every process and instance (reports only 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 
 from hotline.records.partitions import add_months, ensure_partitions, month_start, months_around, prune
-from hotline.records.report import ROLLUP_LOCK, Period, refresh_rollup
+from hotline.records.report import ROLLUP_LOCK, Period, decide_fcr, refresh_rollup
 from hotline_core.loops import every
 from hotline_core.policy import Policy
 
@@ -42,6 +42,9 @@ async def roll_up(pool: asyncpg.Pool[Any], policy: Policy, now: Callable[[], dat
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ROLLUP_LOCK):
             return None  # another instance is the writer this round
         try:
+            # The wall clock, not a pinned one (frozen_time, for seasons in tests and demos): the
+            # calls' times are real, and so is whether their window has passed.
+            await decide_fcr(conn, policy, period.start, datetime.now(UTC))
             return await refresh_rollup(conn, policy, period)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", ROLLUP_LOCK)

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from ami_bridge.seating import DeskOf
-from hotline.records.facts import SMS_RANK, EntryRow, Fact, IvrRow, SmsRow
+from hotline.records.facts import SMS_RANK, EntryRow, Fact, IvrRow, SmsRow, SurveyRow
 from hotline.records.outcome import QueueOutcome, summarise
 from hotline.records.partitions import ensure_partitions, month_start
 from hotline.records.queue_log import BadLine, QueueLogRow, call_started
@@ -48,6 +48,15 @@ INSERT INTO calls (started_at, call_id, sms_status, sms_at) VALUES ($1, $2, $3, 
 ON CONFLICT (started_at, call_id) DO UPDATE SET sms_status = EXCLUDED.sms_status, sms_at = EXCLUDED.sms_at,
     updated_at = now()
 WHERE {_SMS_RANK_SQL.format(col="calls.sms_status")} <= {_SMS_RANK_SQL.format(col="EXCLUDED.sms_status")}
+"""
+# The survey rates the agent who answered: `survey_agent`, as the survey heard it from app_queue.
+_SURVEY = """
+INSERT INTO calls (started_at, call_id, survey_result, survey, survey_label, survey_satisfied, survey_agent, survey_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (started_at, call_id) DO UPDATE SET
+    survey_result = EXCLUDED.survey_result, survey = EXCLUDED.survey, survey_label = EXCLUDED.survey_label,
+    survey_satisfied = EXCLUDED.survey_satisfied, survey_agent = EXCLUDED.survey_agent,
+    survey_at = EXCLUDED.survey_at, updated_at = now()
 """
 _DIRTY = """
 INSERT INTO dirty_hours SELECT DISTINCT date_trunc('hour', at) FROM unnest($1::timestamptz[]) AS at
@@ -121,6 +130,10 @@ class RecordStore:
             sms = [f for f in facts if isinstance(f, SmsRow)]
             if sms:
                 await conn.executemany(_SMS, [(f.started_at, f.call_id, f.status, f.at) for f in sms])
+            surveys = [f for f in facts if isinstance(f, SurveyRow)]
+            if surveys:
+                await conn.executemany(_SURVEY, [(f.started_at, f.call_id, f.result, f.key, f.label, f.satisfied,
+                                                  f.agent or None, f.at) for f in surveys])
             await conn.execute(_DIRTY, [f.started_at for f in facts])
 
     async def quarantine(self, source: str, items: Sequence[tuple[Mapping[str, Any] | str, str]],

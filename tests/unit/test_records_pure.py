@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from hotline.records.facts import BadFact, read_fact
 from hotline.records.outcome import summarise
 from hotline.records.queue_log import BadLine, QueueLogRow, call_started, parse_chunk, parse_line
-from hotline.records.report import ReportError, build_report, figures, overflow_step, parse_by
+from hotline.records.report import COUNTS, ReportError, build_report, figures, overflow_step, parse_by
 from hotline_core.export import render, safe_text
 from hotline_core.policy import Policy
 
@@ -123,9 +123,7 @@ def test_facts_that_cannot_be_read_say_why() -> None:
 
 
 def counts(**given: int) -> dict[str, int]:
-    base = dict.fromkeys(("calls", "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned",
-                          "released", "ivr_only", "wait_sum", "talk_sum", "talked", "overflowed", "sms_delivered"), 0)
-    return base | given
+    return dict.fromkeys(COUNTS, 0) | given
 
 
 def test_the_formulas(policy: Policy) -> None:
@@ -136,8 +134,13 @@ def test_the_formulas(policy: Policy) -> None:
     assert out["service_level_excl_short"] == round(6 / 9, 4)
     assert (out["asa_s"], out["aht_s"], out["overflow_share"]) == (10.0, 75.0, 0.25)
     assert (out["answer_rate_target"], out["below_target"]) == (0.95, True)
+    measured = figures(counts(answered=8, survey_offered=7, surveyed=5, satisfied=4, fcr_decided=6, fcr_resolved=5),
+                       policy, None)
+    # Satisfaction over surveys answered with a key of the scale; resolution over decided calls.
+    assert (measured["surveyed"], measured["csat"], measured["fcr_decided"], measured["fcr"]) == \
+        (5, 0.8, 6, round(5 / 6, 4))
     empty = figures(counts(), policy, None)
-    assert (empty["answer_rate"], empty["asa_s"]) == (None, None)
+    assert (empty["answer_rate"], empty["asa_s"], empty["csat"], empty["fcr"]) == (None, None, None, None)
     assert "below_target" not in empty
 
 
