@@ -69,7 +69,7 @@ up: deps venv $(BUILD) asterisk-root
 CALLER ?= 13800000004
 DTMF ?=
 call: venv
-	@$(PY) -m harness.devstack call --caller '$(CALLER)' --dtmf '$(DTMF)'
+	@$(PY) -m harness.devstack call --caller '$(CALLER)' --dtmf '$(DTMF)' $(if $(SURVEY),--survey '$(SURVEY)')
 
 ## Stop what `make up` started.
 down: venv

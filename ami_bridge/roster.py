@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 
 import structlog
@@ -40,6 +40,9 @@ class Agent:
     tenure_start: date
     satisfaction: float  # share of satisfied customers over the last three months, 0..1
     first_contact_resolution: float  # 0..1
+    # Which of the two figures came from the records' measurements (`agents desks --measured
+    # --apply`) rather than being typed in: "satisfaction", "first_contact_resolution".
+    measured: tuple[str, ...] = ()
 
     def tenure_months(self, today: date) -> int:
         months = (today.year - self.tenure_start.year) * 12 + today.month - self.tenure_start.month
@@ -49,6 +52,7 @@ class Agent:
         data = asdict(self)
         data["tenure_start"] = self.tenure_start.isoformat()
         data["skills"] = list(self.skills)
+        data["measured"] = list(self.measured)
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
@@ -59,7 +63,8 @@ class Agent:
             data = json.loads(text)
             return cls(str(data["agent_id"]), str(data["name"]), str(data["interface"]),
                        tuple(str(s) for s in data["skills"]), date.fromisoformat(data["tenure_start"]),
-                       float(data["satisfaction"]), float(data["first_contact_resolution"]))
+                       float(data["satisfaction"]), float(data["first_contact_resolution"]),
+                       tuple(str(m) for m in data.get("measured", ())))
         except KeyError as exc:
             raise RosterError(f"the field {exc.args[0]!r} is missing") from None
         except (ValueError, TypeError, AttributeError) as exc:
@@ -149,12 +154,15 @@ def edit(agent: Agent, changes: dict[str, str]) -> Agent:
     """`hotline agents set ID key=value ...` as a pure change; the result is validated whole."""
     current = json.loads(agent.to_json())
     current["skills"] = ";".join(current["skills"])
+    del current["measured"]  # not typed: it says which figures the measurements gave
     unknown = sorted(set(changes) - set(current))
     if unknown:
         raise RosterError(f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(current))}")
     if "agent_id" in changes and changes["agent_id"] != agent.agent_id:
         raise RosterError("agent_id cannot change; remove the agent and add it again")
-    return parse_agent({k: str(v) for k, v in {**current, **changes}.items()})
+    edited = parse_agent({k: str(v) for k, v in {**current, **changes}.items()})
+    # A figure typed in now is a typed-in figure; the other keeps where it came from.
+    return replace(edited, measured=tuple(m for m in agent.measured if m not in changes))
 
 
 class Roster:

@@ -98,8 +98,13 @@ def _ami_secret() -> str:
     return os.environ.get("HOTLINE_AMI_SECRET") or _secret("ami")
 
 
+# The agents' phones answer, talk this long and hang up (the caller then hears the survey).
+AGENT_TALK_S = 3.0
+
+
 def _agents(ports: Ports) -> list[SippAgent]:
-    return [SippAgent(name, ports.agent_base + i, 31000 + 10 * i, run_dir()) for i, name in enumerate(AGENTS)]
+    return [SippAgent(name, ports.agent_base + i, 31000 + 10 * i, run_dir(), talk_ms=int(AGENT_TALK_S * 1000))
+            for i, name in enumerate(AGENTS)]
 
 
 def _asterisk(ports: Ports) -> Asterisk:
@@ -279,7 +284,7 @@ def down() -> int:
     return 0
 
 
-async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
+async def call(caller: str, digits: str, dtmf: str, talk_s: float, survey: str | None = None) -> int:
     if not _state_file().exists():
         raise StackError("the hotline is not up: run `make up` first")
     ports = Ports(**json.loads(_state_file().read_text())["ports"])
@@ -294,8 +299,11 @@ async def call(caller: str, digits: str, dtmf: str, talk_s: float) -> int:
     sms_log = _kannel().delivered_log
     sms_before = len(delivered(sms_log))
     try:
+        # With a survey answer: the agent answers about a second after the last digit and hangs
+        # up AGENT_TALK_S later; the key goes a second into the survey's question.
         result = await place_call(caller, ports.sip, free_udp_port(), 32000 + free_udp_port() % 1000 * 4,
-                                  digits=digits, dtmf=dtmf, wait_ms=700, talk_ms=int(talk_s * 1000), gap_ms=2000)
+                                  digits=digits, dtmf=dtmf, wait_ms=700, talk_ms=int(talk_s * 1000), gap_ms=2000,
+                                  survey=survey, survey_after_ms=int((AGENT_TALK_S + 2.5) * 1000))
         await asyncio.sleep(0.3)
     finally:
         await ami.close()
@@ -356,14 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     placed.add_argument("--caller", required=True)
     placed.add_argument("--dtmf", default="", help="digits to press, one per menu, 2 s apart, e.g. 12")
     placed.add_argument("--dtmf-mode", choices=["info", "rfc4733"], default="info")
-    placed.add_argument("--talk", type=float, default=6.0, help="seconds to stay on the line")
+    placed.add_argument("--talk", type=float, default=6.0, help="seconds to stay on the line (without --survey)")
+    placed.add_argument("--survey", help="the key to press at the post-call survey ('' for none: wait it out)")
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
             return up()
         if args.action == "down":
             return down()
-        return asyncio.run(call(args.caller, args.dtmf, args.dtmf_mode, args.talk))
+        return asyncio.run(call(args.caller, args.dtmf, args.dtmf_mode, args.talk, args.survey))
     except (StackError, RedisServerError) as exc:
         print(f"{args.action}: {exc}", file=sys.stderr)
         return 1

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from ami_bridge.desks import assign_desks, queue_members
 from ami_bridge.roster import Roster, RosterError, edit, parse_roster
 from hotline.app import Services
-from hotline.cli.common import parse_at, redis_services
+from hotline.cli.common import CliError, emit, parse_at, records_connection, records_pool, redis_services
+from hotline.records.kpis import COLUMNS as KPI_COLUMNS
+from hotline.records.kpis import agent_kpis
+from hotline.records.report import Period, ReportError, fetch_counts
+from hotline.records.staffing import apply, evaluate, measurement_period
 from hotline.web.auth import Sessions
+from hotline_core.export import FORMATS, render
 from hotline_core.policy import load_policy
 from hotline_core.settings import Settings
 
@@ -43,6 +49,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     a_desks = agents.add_parser("desks", help="who sits at which virtual desk, and why", parents=[common])
     a_desks.add_argument("--at", help="date-time to judge tenure and seasons at (default now)")
     a_desks.add_argument("--queues", action="store_true", help="also show each level queue's members")
+    a_desks.add_argument("--measured", action="store_true",
+                         help="the desks the measured KPIs give (last months of records), beside today's")
+    a_desks.add_argument("--apply", action="store_true",
+                         help="with --measured: put the measured figures into the roster; the bridge re-seats live")
+    a_desks.add_argument("--as", dest="applied_by", help="who applies it, for the record (default: your login)")
+    a_kpis = agents.add_parser("kpis", help="each agent's measured KPIs and the desk rule's verdict",
+                               parents=[common])
+    a_kpis.add_argument("--from", dest="first", help="first day, YYYY-MM-DD (default: the policy's months back)")
+    a_kpis.add_argument("--to", dest="last", help="last day, included (default today)")
+    a_kpis.add_argument("--format", choices=FORMATS, default="table")
+    a_kpis.add_argument("--output", type=Path, help="write here instead of standard output (xlsx needs it)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,6 +131,13 @@ async def agent_commands(args: argparse.Namespace, services: Services) -> int:
         await Sessions(services.redis, services.settings.redis_prefix).remove_agent(args.agent_id)
         print(f"{args.agent_id}: removed" if removed else f"{args.agent_id}: not in the roster")
         return 0 if removed else 1
+    if args.action == "kpis":
+        return await kpis(args, services)
+    if args.measured:
+        return await measured_desks(args, services)
+    if args.apply:
+        print("hotline: --apply goes with --measured", file=sys.stderr)
+        return 2
     return await desks(args, services, roster)
 
 
@@ -194,4 +218,85 @@ async def desks(args: argparse.Namespace, services: Services, roster: Roster) ->
         for queue, penalties in queue_members(agents, assignment, policy, at.month).items():
             ordered = sorted(penalties.items(), key=lambda x: x[1])
             print(f"  {queue}: " + ", ".join(f"{member}={penalty}" for member, penalty in ordered))
+    return 0
+
+
+KPI_HEADERS = (("agent", "agent"), ("name", "name"), ("calls", "answered"), ("surveyed", "surveyed"),
+               ("csat", "satisfaction"), ("fcr_decided", "FCR decided"), ("fcr", "FCR"), ("aht_s", "AHT s"),
+               ("tenure_months", "tenure months"), ("qualified", "qualified"), ("reasons", "why not"))
+KPI_PERCENT = frozenset({"csat", "fcr"})
+
+
+async def kpis(args: argparse.Namespace, services: Services) -> int:
+    policy = services.policy
+    today = services.now().astimezone(policy.zone).date()
+    last = _day(args.last, "--to", today)
+    try:
+        period = (measurement_period(policy, last) if args.first is None
+                  else Period.days(_day(args.first, "--from", last), last, policy))
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    if args.format == "xlsx" and args.output is None:
+        raise CliError("--format xlsx needs --output FILE")
+    async with records_connection(services.settings) as conn:
+        counts = await fetch_counts(conn, policy, period, ("agent",))
+    rows = [k.row() for k in agent_kpis(counts, await services.roster.all(), policy, last)]
+    if args.format != "json":
+        for row in rows:
+            row["reasons"] = "; ".join(row["reasons"])
+            row["typed_in"] = ", ".join(row["typed_in"])
+    title = f"agents {period.start.date()}..{(period.end - timedelta(days=1)).date()}"
+    emit(render(args.format, KPI_HEADERS if args.format != "json" else [(k, k) for k in KPI_COLUMNS], rows,
+                title, KPI_PERCENT), args.output, len(rows), "agents")
+    if args.format == "table":
+        m = policy.measurement
+        print(f"\n{title}. satisfaction = satisfied / surveys answered (from {m.min_surveys}); FCR = resolved / "
+              f"decided answered calls (no answered call from the number and no work order within "
+              f"{m.fcr_window_hours:g} h; from {m.min_fcr_calls}); AHT = talk time / answered. Below those samples "
+              "the typed-in figure is judged, marked (typed in).")
+    return 0
+
+
+def _day(text: str | None, option: str, default: date) -> date:
+    if text is None:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+async def measured_desks(args: argparse.Namespace, services: Services) -> int:
+    policy = services.policy
+    at = parse_at(args.at, policy.zone)
+    today = at.date()
+    if args.apply:
+        who = args.applied_by or getpass.getuser()
+        async with records_pool(services.settings) as pool:
+            evaluation = await apply(pool, services.roster, policy, today, who, datetime.now(UTC))
+        assert evaluation is not None  # only a scheduled run (a period key) can find it done
+    else:
+        async with records_connection(services.settings) as conn:
+            evaluation = await evaluate(conn, await services.roster.all(), policy, today)
+    period = evaluation.period
+    print(f"measured over {period.start.date()}..{(period.end - timedelta(days=1)).date()} "
+          f"(satisfaction from {policy.measurement.min_surveys} surveys, FCR from "
+          f"{policy.measurement.min_fcr_calls} decided calls; below that the typed-in figure stands)")
+    for desk in evaluation.measured.desks:
+        spec = policy.desks[desk]
+        now, then = evaluation.today, evaluation.measured
+        print(f"{desk} {spec.label}: today {len(now.desks[desk])} seated, {now.qualified_share(desk):.0%} qualified; "
+              f"measured {len(then.desks[desk])} seated, {then.qualified_share(desk):.0%} qualified")
+    print("\nmoves:" if evaluation.changes else "\nno agent changes desk")
+    for change in evaluation.changes:
+        print(f"  {change.agent:<12} {change.leaves or '(general only)'} -> {change.joins or '(general only)'}: "
+              f"{change.why}")
+    typed = [a.agent_id for a in evaluation.agents if len(a.measured) < 2]
+    if typed:
+        print(f"\ntyped-in figures still judged (too little measured): {', '.join(typed)}")
+    if args.apply:
+        print(f"\napplied by {who}: the roster holds the measured figures; the AMI bridge re-seats the desks "
+              f"within {services.settings.desk_reconcile_s:g} s")
+    else:
+        print("\nnothing changed: --apply puts these figures into the roster")
     return 0

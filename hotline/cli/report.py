@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from hotline.cli.common import CliError, emit, records_connection
-from hotline.records.report import Period, ReportError, build_report, fetch_counts, parse_by
+from hotline.records.report import Period, ReportError, against_all, build_report, fetch_counts, parse_by
 from hotline.workorders.rules import SPECIAL_CUSTOMERS
 from hotline.workorders.store import WorkOrders
 from hotline_core.export import FORMATS, render
@@ -20,9 +20,11 @@ FIGURES = (("offered", "offered"), ("answered", "answered"), ("answer_rate", "an
            ("answer_rate_target", "target"), ("below_target", "below"), ("service_level", "service level"),
            ("service_level_excl_short", "SL excl. short abandons"), ("asa_s", "ASA s"), ("aht_s", "AHT s"),
            ("abandoned", "abandoned"), ("short_abandoned", "short abandons"), ("released", "released"),
-           ("overflow_share", "overflow"), ("ivr_only", "IVR only"), ("sms_delivered", "SMS delivered"))
+           ("overflow_share", "overflow"), ("ivr_only", "IVR only"), ("sms_delivered", "SMS delivered"),
+           ("surveyed", "surveyed"), ("csat", "satisfaction"), ("fcr", "FCR"))
+COMPARED = (("answer_rate_vs_all", "answer rate vs all (points)"), ("aht_vs_all_s", "AHT vs all s"))
 PERCENT = frozenset({"answer_rate", "answer_rate_target", "service_level", "service_level_excl_short",
-                     "overflow_share", "on_time_reply_rate"})
+                     "overflow_share", "on_time_reply_rate", "csat", "fcr"})
 COMPLAINT_FIGURES = (("orders", "orders"), ("replied", "replied"), ("replied_on_time", "replied on time"),
                      ("on_time_reply_rate", "on-time reply rate"))
 KEY_HEADERS = {"category": "category", "tier": "tier", "tier_label": "特殊客户", "level": "level",
@@ -38,6 +40,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
                      "(complaints: tier and/or category)")
     rep.add_argument("--what", choices=["calls", "complaints"], default="calls",
                      help="calls (default) or complaint work orders")
+    rep.add_argument("--compare", action="store_true",
+                     help="each group's answer rate and AHT against the whole hotline's, same period")
     rep.add_argument("--format", choices=FORMATS, default="table")
     rep.add_argument("--output", type=Path, help="write here instead of standard output (xlsx needs it)")
 
@@ -85,16 +89,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if "tier" in by:
             table_columns.insert(by.index("tier") + 1, ("tier_label", "特殊客户"))
     else:
-        rows = asyncio.run(_rows(settings, policy, period, by))
-        table_columns = columns(by, args.format)
+        rows = asyncio.run(_rows(settings, policy, period, by, args.compare))
+        table_columns = columns(by, args.format) + (list(COMPARED) if args.compare else [])
     data = render(args.format, table_columns, rows, f"report {first}..{last}", PERCENT)
     emit(data, args.output, len(rows), "rows")
     return 0
 
 
-async def _rows(settings: Settings, policy: Policy, period: Period, by: tuple[str, ...]) -> list[dict[str, object]]:
+async def _rows(settings: Settings, policy: Policy, period: Period, by: tuple[str, ...],
+                compare: bool = False) -> list[dict[str, object]]:
     async with records_connection(settings) as conn:
-        return build_report(await fetch_counts(conn, policy, period, by), by, policy)
+        counted = await fetch_counts(conn, policy, period, by)
+    rows = build_report(counted, by, policy)
+    return against_all(rows, counted, policy) if compare else list(rows)
 
 
 async def _complaints(settings: Settings, policy: Policy, period: Period,

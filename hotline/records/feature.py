@@ -16,6 +16,7 @@ from hotline.records.ingest import CallsEnded, QueueLogReader
 from hotline.records.recorder import OutboxRecorder
 from hotline.records.report import figures_by_level
 from hotline.records.service import keep_partitions, keep_rollup
+from hotline.records.staffing import keep_staffed
 from hotline.records.store import RecordStore
 from hotline_core.feature import Feature, Work
 from hotline_core.metrics import Metrics
@@ -53,6 +54,7 @@ def records_feature(settings: Settings, policy: Policy, redis: Redis, pool: asyn
         "records outbox": OutboxRecorder(redis, settings.redis_prefix, store, metrics=metrics).run,
         "partition upkeep": lambda: keep_partitions(pool, now, policy, keep),
         "rollup upkeep": lambda: keep_rollup(pool, policy, now, keep),
+        "desk re-evaluation": lambda: keep_staffed(pool, roster, policy, now),
     }
     if settings.queue_log_file is not None:
         loops["queue_log reader"] = QueueLogReader(

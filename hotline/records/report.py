@@ -317,6 +317,24 @@ def build_report(counted: list[dict[str, Any]], by: Sequence[str], policy: Polic
     return out
 
 
+def against_all(rows: Sequence[dict[str, Any]], counted: Sequence[Mapping[str, Any]],
+                policy: Policy) -> list[dict[str, Any]]:
+    """Each group's answer rate (in percentage points) and AHT (in seconds) against the whole
+    hotline's over the same calls: the operators' benchmark ("new subscribers answered at 90%,
+    two points above the average; 75 s, ten seconds below") (pure)."""
+    total = {name: sum(int(row[name]) for row in counted) for name in COUNTS}
+    overall = figures(total, policy, None)
+    out = []
+    for row in rows:
+        rate, aht = row["answer_rate"], row["aht_s"]
+        out.append({**row,
+                    "answer_rate_vs_all": None if rate is None or overall["answer_rate"] is None
+                    else round((rate - overall["answer_rate"]) * 100, 1),
+                    "aht_vs_all_s": None if aht is None or overall["aht_s"] is None
+                    else round(aht - overall["aht_s"], 1)})
+    return out
+
+
 async def figures_by_level(conn: Conn, policy: Policy, day: date) -> dict[str, dict[str, Any]]:
     """One day's figures per level, every level present (the live board, `hotline status`)."""
     counted = await fetch_counts(conn, policy, Period.days(day, day, policy), ("level",))

@@ -67,6 +67,10 @@ def story_json(call: dict[str, Any], zone: tzinfo, everyone: str = "general") ->
         "wait_s": call["wait_s"],
         "talk_s": call["talk_s"],
         "sms": call["sms_status"],
+        "survey": call["survey"],
+        "survey_label": call["survey_label"],
+        "survey_result": call["survey_result"],
+        "fcr": call["fcr"],
         "started_at": _iso(call["started_at"]),
         "degraded": call["degraded"],
         "lookup_ms": call["lookup_ms"],
@@ -117,5 +121,11 @@ def story_text(story: dict[str, Any], precedence: tuple[str, ...]) -> str:
                      f"({story['desk']}), not the caller's first desk")
     lines.append(f"  outcome:  {story['outcome'] or 'in progress'}"
                  + (f", waited {story['wait_s']} s" if story["wait_s"] is not None else ""))
+    if story["survey_result"]:
+        answer = (f"pressed {story['survey']} ({story['survey_label']})" if story["survey"]
+                  else story["survey_result"])
+        lines.append(f"  survey:   {answer}")
+    if story["fcr"] is not None:
+        lines.append(f"  FCR:      {'resolved at first contact' if story['fcr'] else 'not resolved at first contact'}")
     lines.append(f"  SMS:      {story['sms'] or '-'}")
     return "\n".join(lines)

@@ -246,6 +246,12 @@ def e2e_policy(run_dir: Path) -> Path:
     tail = tail.replace("    max_wait_seconds: 120\n", "    max_wait_seconds: 4\n", 1)
     # No announcements for them here: app_queue checks the maximum wait only after one ends.
     tail = tail.replace("    announce: {position: true, holdtime: true, frequency_s: 90, periodic_s: 60}\n", "", 1)
+    # Measurements from a handful of calls, and a first-contact window of 36 s: a test can call
+    # back inside it and see the verdicts within a minute.
+    measurement = "measurement:\n  fcr_window_hours: 72\n  months: 3\n  min_surveys: 30\n  min_fcr_calls: 50\n"
+    assert measurement in tail
+    tail = tail.replace(measurement, "measurement:\n  fcr_window_hours: 0.01\n  months: 3\n  min_surveys: 1\n"
+                                     "  min_fcr_calls: 1\n")
     path = run_dir / "policy.yaml"
     path.write_text(head + marker + tail, encoding="utf-8")
     return path

@@ -16,18 +16,31 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import openpyxl
 import pytest
 from redis.asyncio import Redis
 
 from agi.records import CallRecord, CallRecords, fact_fields
+from ami_bridge.roster import Agent, Roster
 from ami_bridge.seating import DeskOf
 from harness.postgres_server import PostgresServer
+from harness.redis_server import RedisServer
 from hotline.app import SCHEMAS, migrate_records
 from hotline.records.facts import read_fact
 from hotline.records.ingest import QueueLogReader
 from hotline.records.partitions import partitions, prune
 from hotline.records.recorder import OutboxRecorder
-from hotline.records.report import Period, build_report, fetch_counts, policy_args, raw_sql
+from hotline.records.report import (
+    COUNTS,
+    Period,
+    against_all,
+    build_report,
+    decide_fcr,
+    fetch_counts,
+    figures,
+    policy_args,
+    raw_sql,
+)
 from hotline.records.service import roll_up
 from hotline.records.store import RecordStore
 from hotline.records.why import find_call, story_json
@@ -35,7 +48,7 @@ from hotline.sms.postcall import PostCallSms
 from hotline_core.db import SchemaError, check_schema, current_version, expected_version, records_pool
 from hotline_core.keys import RedisKeys
 from hotline_core.metrics import Metrics
-from hotline_core.policy import Policy
+from hotline_core.policy import DEFAULT_POLICY_FILE, Policy
 from hotline_core.redispipe import RedisPipe
 from hotline_core.settings import load_settings
 
@@ -506,3 +519,134 @@ async def test_the_database_password_kept_in_a_file_of_its_own_opens_the_databas
     with pytest.raises(asyncpg.InvalidPasswordError):
         async with records_pool(load_settings(env).database_url, 1, eager=True):
             pass
+
+
+def answered(uid: str, at: int, agent: str, number: str) -> str:
+    """queue_log lines of a call answered by `agent` (talked 30 s)."""
+    return (f"{at}|{uid}|hotline-ordinary_easyown|NONE|ENTERQUEUE||{number}|1\n"
+            f"{at + 2}|{uid}|hotline-ordinary_easyown|{agent}|CONNECT|2|x|1\n"
+            f"{at + 32}|{uid}|hotline-ordinary_easyown|{agent}|COMPLETEAGENT|2|30|1\n")
+
+
+def survey_fact(uid: str, key: str, agent: str) -> dict[str, str]:
+    labels = {"1": ("满意", "1"), "2": ("一般", "0"), "3": ("不满意", "0")}
+    if key in labels:
+        label, satisfied = labels[key]
+        fields = {"survey_result": "answered", "survey": key, "survey_label": label, "survey_satisfied": satisfied}
+    else:
+        fields = {"survey_result": key, "survey": "", "survey_label": "", "survey_satisfied": ""}
+    return fact_fields("survey", uid, {**fields, "agent": agent, "at": str(T0 + 3600)})
+
+
+async def seed_measured(store: RecordStore, pool: asyncpg.Pool[Any], tmp_path: Path) -> None:
+    """Agent a answers three calls: one satisfied, one not, one hung up at the survey; the
+    first caller comes back within the window (not resolved). Agent b answers one call about
+    which a work order is filed (not resolved) and one resolved; its survey comes from a key
+    off the scale. Beside them, the usual mix of tiers (QUEUE_LOG)."""
+    n1, n2, n3, n4, n5 = (f"86139000000{i:02d}" for i in range(1, 6))
+    calls = [(f"{T0}.51", T0, "a", n1), (f"{T0 + 600}.52", T0 + 600, "a", n2), (f"{T0 + 900}.53", T0 + 900, "a", n3),
+             (f"{T0 + 1800}.54", T0 + 1800, "a", n1),  # n1 again within 72 h
+             (f"{T0 + 60}.55", T0 + 60, "b", n4), (f"{T0 + 120}.56", T0 + 120, "b", n5)]
+    await store.write_facts([read_fact(f) for f in facts()])
+    await store.write_facts([read_fact(entry(uid, identity("normal", "ordinary_easyown", ["general"], number)))
+                             for uid, _, _, number in calls])
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG + "".join(answered(uid, at, agent, number) for uid, at, agent, number in calls))
+    await read_all(reader(store, path))
+    await store.write_facts([read_fact(survey_fact(uid, key, agent)) for uid, key, agent in [
+        (f"{T0}.51", "1", "a"), (f"{T0 + 600}.52", "3", "a"), (f"{T0 + 900}.53", "hung up", "a"),
+        (f"{T0 + 60}.55", "invalid", "b"), (f"{T0 + 120}.56", "2", "b")]])
+    await pool.execute("INSERT INTO work_orders (created_at, linkedid, number, contact, special_customer, "
+                       "special_label, category, description, status, priority, reply_due, resolve_due, created_by, "
+                       "updated_at) VALUES (to_timestamp($1), $2, $3, $3, 'normal', '普通', 'billing', 'x', 'new', 1, "
+                       "now(), now(), 'b', now())", T0 + 3000, f"{T0 + 60}.55", n4)
+
+
+async def test_surveys_and_first_contact_verdicts_are_counted_per_agent(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy) -> None:
+    """Figures from the rollup equal those from the calls, whatever the path (see seed_measured)."""
+    _, pool = records_db
+    await seed_measured(store, pool, tmp_path)
+    # An hour after the calls their 72 h have not passed: pending, not counted.
+    async with pool.acquire() as conn:
+        await decide_fcr(conn, policy, datetime.fromtimestamp(T0 - 86400, UTC), datetime.fromtimestamp(T0 + 3600, UTC))
+    assert await count(pool, "SELECT count(fcr) FROM calls WHERE agent IN ('a', 'b')") == 0
+    # The writer's round (the wall clock is long past these calls' windows) decides them.
+    await roll_up(pool, policy, lambda: datetime.fromtimestamp(T0, UTC), keep_months=13)
+    verdicts = {r["call_id"]: r["fcr"]
+                for r in await pool.fetch("SELECT call_id, fcr FROM calls WHERE agent IN ('a', 'b')")}
+    assert verdicts == {f"{T0}.51": False, f"{T0 + 600}.52": True, f"{T0 + 900}.53": True, f"{T0 + 1800}.54": True,
+                        f"{T0 + 60}.55": False, f"{T0 + 120}.56": True}
+    period = Period.days(date(2026, 11, 30), date(2026, 11, 30), policy)
+    async with pool.acquire() as conn:
+        rows = {r["agent"]: r for r in build_report(await fetch_counts(conn, policy, period, ("agent",)), ("agent",),
+                                                    policy)}
+        raw = {r["agent"]: r for r in build_report(await fetch_counts(conn, policy, period, ("agent", "tier")),
+                                                   ("agent", "tier"), policy) if r["offered"]}
+        by_tier = await fetch_counts(conn, policy, period, ("tier",))
+    assert await count(pool, "SELECT count(*) FROM agent_hours WHERE agent IN ('a', 'b')") > 0  # from the rollup
+    assert (rows["a"]["surveyed"], rows["a"]["csat"], rows["b"]["surveyed"], rows["b"]["csat"]) == (2, 0.5, 1, 0.0)
+    assert (rows["a"]["fcr_decided"], rows["a"]["fcr"], rows["b"]["fcr"]) == (4, 0.75, 0.5)
+    assert rows["a"]["aht_s"] == 30.0
+    for agent in ("a", "b"):  # the per-agent rollup and the calls themselves agree
+        assert {k: rows[agent][k] for k in ("answered", "surveyed", "csat", "fcr", "aht_s")} == \
+            {k: raw[agent][k] for k in ("answered", "surveyed", "csat", "fcr", "aht_s")}
+    # The operators' benchmark: a tier against the whole hotline, in points and seconds.
+    compared = {r["tier"]: r for r in against_all(build_report(by_tier, ("tier",), policy), by_tier, policy)}
+    overall = figures({k: sum(int(r[k]) for r in by_tier) for k in COUNTS}, policy, None)
+    highend = compared["highend"]
+    assert highend["answer_rate_vs_all"] == round((highend["answer_rate"] - overall["answer_rate"]) * 100, 1)
+    assert highend["aht_vs_all_s"] == round(highend["aht_s"] - overall["aht_s"], 1)
+
+
+async def test_agents_kpis_and_measured_desks_from_the_command_line(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy,
+        redis: Redis, redis_server: RedisServer) -> None:
+    url, pool = records_db
+    await seed_measured(store, pool, tmp_path)
+    await roll_up(pool, policy, lambda: datetime.fromtimestamp(T0, UTC), keep_months=13)
+    roster = Roster(redis, "cli")
+    typed = [Agent("a", "甲", "PJSIP/a", (), date(2022, 1, 1), 0.99, 0.95),
+             Agent("b", "乙", "PJSIP/b", (), date(2022, 1, 1), 0.98, 0.94)]
+    await roster.replace_all(typed)
+    env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_REDIS_URL": redis_server.url,
+           "HOTLINE_REDIS_PREFIX": "cli", "HOTLINE_FROZEN_TIME": "2026-11-30T12:00:00+08:00"}
+    strict = tmp_path / "policy.yaml"  # a figure counts from one survey or one decided call here
+    strict.write_text(DEFAULT_POLICY_FILE.read_text(encoding="utf-8").replace("min_surveys: 30", "min_surveys: 1")
+                      .replace("min_fcr_calls: 50", "min_fcr_calls: 1"), encoding="utf-8")
+    env["HOTLINE_POLICY_FILE"] = str(strict)
+
+    def hotline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).parent / "hotline"), *args], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    shown = await asyncio.to_thread(hotline, "agents", "kpis", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    rows = {r["agent"]: r for r in json.loads(shown.stdout)}
+    assert (rows["a"]["calls"], rows["a"]["csat"], rows["a"]["fcr"], rows["a"]["qualified"]) == (4, 0.5, 0.75, False)
+    assert rows["a"]["reasons"] == ["satisfaction 50% < 95%", "first-contact resolution 75% < 85%"]
+    assert {"agent2", "agent4"} <= set(rows)  # agents of the records not on this roster
+    assert rows["agent2"]["reasons"] == ["not on the roster"]
+    table = await asyncio.to_thread(hotline, "agents", "kpis")
+    assert "satisfaction = satisfied / surveys answered" in table.stdout
+    assert "50.0%" in table.stdout
+    xlsx = await asyncio.to_thread(hotline, "agents", "kpis", "--format", "xlsx", "--output", str(tmp_path / "k.xlsx"))
+    assert xlsx.returncode == 0, xlsx.stderr
+    assert openpyxl.load_workbook(tmp_path / "k.xlsx").active["A2"].value == "a"
+    bad = await asyncio.to_thread(hotline, "agents", "kpis", "--from", "2026-12-31", "--to", "2026-12-01")
+    assert (bad.returncode, "--to 2026-12-01 is before --from 2026-12-31" in bad.stderr) == (2, True)
+
+    looked = await asyncio.to_thread(hotline, "agents", "desks", "--measured")
+    assert looked.returncode == 0, looked.stderr
+    assert "nothing changed: --apply puts these figures into the roster" in looked.stdout
+    assert await roster.all() == typed  # looking changes nothing
+    assert (await asyncio.to_thread(hotline, "agents", "desks", "--apply")).returncode == 2
+    applied = await asyncio.to_thread(hotline, "agents", "desks", "--measured", "--apply", "--as", "王主管")
+    assert applied.returncode == 0, applied.stderr
+    a, b = await roster.all()
+    assert (a.satisfaction, a.first_contact_resolution, a.measured) == (0.5, 0.75,
+                                                                         ("satisfaction", "first_contact_resolution"))
+    assert (b.satisfaction, b.first_contact_resolution) == (0.0, 0.5)
+    kept = await pool.fetchrow("SELECT applied_by, period, changes FROM desk_evaluations")
+    assert (kept["applied_by"], kept["period"]) == ("王主管", None)
+    assert json.loads(kept["changes"])["figures"]["a"]["satisfaction"] == 0.5
