@@ -47,6 +47,10 @@ class LiveCollector(Collector):
         service = GaugeMetricFamily("hotline_level_service_level_today",
                                     "Answered within the level's threshold / offered, today", labels=["level"])
         target = GaugeMetricFamily("hotline_level_answer_rate_target", "The level's target", labels=["level"])
+        surveyed = GaugeMetricFamily("hotline_level_surveyed_today", "Post-call surveys answered today (records)",
+                                     labels=["level"])
+        satisfaction = GaugeMetricFamily("hotline_level_satisfaction_today",
+                                         "Satisfied / post-call surveys answered, today", labels=["level"])
         for line in snapshot.levels:
             waiting.add_metric([line.level], line.waiting)
             longest.add_metric([line.level], line.longest_wait_s)
@@ -57,7 +61,11 @@ class LiveCollector(Collector):
                     family.add_metric([line.level], value)
             if line.service_level_today is not None:
                 service.add_metric([line.level], line.service_level_today)
-        yield from (waiting, longest, *today.values(), service, target)
+            if line.surveyed_today is not None:
+                surveyed.add_metric([line.level], line.surveyed_today)
+            if line.satisfaction_today is not None:
+                satisfaction.add_metric([line.level], line.satisfaction_today)
+        yield from (waiting, longest, *today.values(), service, target, surveyed, satisfaction)
         agents = GaugeMetricFamily("hotline_desk_agents", "Agents of the desk by state", labels=["desk", "state"])
         for desk in snapshot.desks:
             for state in AGENT_STATES:

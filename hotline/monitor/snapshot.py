@@ -31,6 +31,8 @@ class LevelLine:
     service_level_today: float | None
     target: float  # the level's answer-rate target
     below: bool
+    surveyed_today: int | None = None  # post-call surveys answered today
+    satisfaction_today: float | None = None  # satisfied / surveyed
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,8 @@ def build_snapshot(policy: Policy, model: QueueModel, desk_of: DeskOf, today: Ma
         levels.append(LevelLine(
             level.name, level.label, queue, model.waiting(queue), round(model.longest_wait(queue, epoch)),
             today_count("offered"), today_count("answered"), today_count("abandoned"), today_count("released"),
-            sl, level.answer_rate_target, sl is not None and sl < level.answer_rate_target))
+            sl, level.answer_rate_target, sl is not None and sl < level.answer_rate_target,
+            today_count("surveyed"), figures.get("csat") if figures is not None else None))
     everyone = policy.everyone_group
     counts: dict[str, dict[str, int]] = {name: dict.fromkeys(AGENT_STATES, 0) for name in policy.desks}
     for interface, (status, paused) in model.agents().items():
@@ -101,13 +104,14 @@ def status_text(snapshot: Snapshot) -> str:
     lines = [f"hotline at {snapshot.at}; AMI link "
              + {True: "up", False: "DOWN", None: "not configured"}[snapshot.ami_up], ""]
     lines.append(f"{'level':<18} {'waiting':>7} {'longest':>8} {'offered':>8} {'answered':>8} {'SL today':>9} "
-                 f"{'target':>7}")
+                 f"{'target':>7} {'CSAT':>6}")
     for lv in snapshot.levels:
         sl = "-" if lv.service_level_today is None else f"{lv.service_level_today:.1%}"
         offered = "-" if lv.offered_today is None else str(lv.offered_today)
         answered = "-" if lv.answered_today is None else str(lv.answered_today)
+        csat = "-" if lv.satisfaction_today is None else f"{lv.satisfaction_today:.0%}"
         lines.append(f"{lv.level:<18} {lv.waiting:>7} {lv.longest_wait_s:>7}s {offered:>8} {answered:>8} {sl:>9} "
-                     f"{lv.target:>7.0%}" + ("  BELOW" if lv.below else ""))
+                     f"{lv.target:>7.0%} {csat:>6}" + ("  BELOW" if lv.below else ""))
     lines += ["", f"{'desk':<14} {'free':>5} {'busy':>5} {'paused':>6} {'away':>5}  season"]
     for desk in snapshot.desks:
         season = ("open" if desk.open_now else "closed") if desk.seasonal else "permanent"

@@ -18,6 +18,7 @@ from harness.sipp import SippAgent
 from harness.waiting import until
 from hotline_core.policy import load_policy
 from tests.e2e.conftest import HOTLINE, ROSTER, Events, Stack, pause_all
+from tests.e2e.test_board import metrics
 
 Ami = tuple[AmiClient, Events]
 AGENT_TALK_MS = 2000
@@ -150,6 +151,15 @@ async def test_surveys_and_repeat_calls_measure_the_agents_and_restaff_the_vip_d
         assert {k: measured[agent_id][k] for k in figures} == figures, agent_id
     assert measured["agent1"]["qualified"] is False
     assert any(r.startswith("satisfaction 33% < 95%") for r in measured["agent1"]["reasons"])
+    # Today's satisfaction by level, as the report and Prometheus (the board's source) give it.
+    report = cli(stack, "report", "--by", "level", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    rated = {row["level"]: row for row in json.loads(report.stdout) if row["surveyed"]}
+    assert sum(row["surveyed"] for row in rated.values()) >= 4
+    scraped = await metrics(stack)
+    for level, row in rated.items():
+        assert scraped[f'hotline_level_surveyed_today{{level="{level}"}}'] == row["surveyed"]
+        assert scraped[f'hotline_level_satisfaction_today{{level="{level}"}}'] == pytest.approx(row["csat"])
 
     mark = stack.bridge.log_mark()
     applied = cli(stack, "agents", "desks", "--measured", "--apply", "--as", "e2e-supervisor")
