@@ -7,12 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("table", "csv", "xlsx", "json")
@@ -51,11 +48,15 @@ def to_csv(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -
     return CSV_START + csv_lines(columns, rows, header=True)
 
 
+# The control characters an XLSX cell refuses: below 0x20, except tab, newline and carriage return.
+_NOT_IN_XLSX = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def xlsx_text(value: Any) -> Any:
     """What an XLSX cell can hold: the control characters the format refuses (all below 0x20 but
     tab, newline and carriage return) become U+FFFD, so one odd order never fails a whole export
     (openpyxl raises IllegalCharacterError on them)."""
-    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
+    return _NOT_IN_XLSX.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 class XlsxSheet:
@@ -63,12 +64,18 @@ class XlsxSheet:
     temporary file, not kept as cell objects), so its memory does not grow with the rows."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], title: str):
+        # openpyxl is imported here, not with the module: it is a fifth of every command's start
+        # (measured with -X importtime), and most commands never write a spreadsheet.
+        from openpyxl import Workbook
+
         self._columns = columns
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title[:31])
         self._sheet.append([xlsx_text(header) for _, header in columns])
 
     def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+
         for row in rows:
             cells = []
             for key, _ in self._columns:

@@ -37,6 +37,7 @@ class Conditions:
     sms_added: int = 0  # SMS jobs ever queued, by every instance (a counter)
     outbox: int = 0  # call facts waiting in Redis for the records database
     components_down: tuple[tuple[str, str], ...] = ()  # (background component, what is wrong)
+    desk_shares: tuple[tuple[str, float], ...] = ()  # (virtual desk, share of its agents qualified)
 
 
 def _pct(value: float) -> str:
@@ -59,6 +60,13 @@ def candidates(conditions: Conditions, policy: Policy, now: datetime) -> list[Al
             age = (now - imported).total_seconds() / 3600
             out.append(Alarm("feed_late", table, f"tier table {table} last imported {age:.0f} h ago "
                              f"(expected within {hours:g} h)"))
+    rule = policy.desk_rule
+    for desk, share in conditions.desk_shares:
+        spec = policy.desks.get(desk)
+        if spec is not None and spec.open_in(now.astimezone(policy.zone).month) and share < rule.min_qualified_share:
+            out.append(Alarm("desk_rule", desk, f"{spec.label} ({desk}): {_pct(share)} of its agents qualified, "
+                             f"under the desk rule's {_pct(rule.min_qualified_share)} (hotline agents kpis; "
+                             "agents desks --measured)"))
     if conditions.ami_up is False:
         out.append(Alarm("ami_down", "", "the AMI link to Asterisk is down: queues are not staffed from the desks"))
     for component, description in conditions.components_down:
@@ -141,4 +149,4 @@ class AlarmBook:
 
 def alarm_kinds() -> Iterable[str]:
     return ("level_below_target", "feed_late", "ami_down", "sms_dead_letters", "degraded_lookups", "sms_volume",
-            "records_backlog", "component_down")
+            "records_backlog", "component_down", "desk_rule")

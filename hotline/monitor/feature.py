@@ -54,7 +54,7 @@ def board_feature(settings: Settings, policy: Policy, redis: Redis, store: TierS
     sources = Sources(model=bridge.model, changed=bridge.model_changed, desks=seating, today=today, tables=tables,
                       sms_dead=sms_dead, sms_added=sms_added, outbox=outbox, redis_up=redis_up, postgres_up=postgres_up,
                       ami_up=lambda: bridge.connected.is_set() if ami_managed else None,
-                      components_down=components_down)
+                      components_down=components_down, desk_shares=lambda: seating.shares)
     live = Monitor(policy, sources, metrics, now)
     board = Board(live, metrics, settings.metrics_token, multiprocess_dir, ready, settings.streams_per_person)
     return Feature("board", routes=board.routes(), access=BOARD_ACCESS, loops={"live board": live.run})

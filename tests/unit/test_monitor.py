@@ -109,3 +109,14 @@ def test_the_picture_counts_waiting_callers_and_agents_per_desk(policy: Policy) 
     no_records = build_snapshot(policy, model, lambda _a: None, None, [], None, NOW)
     assert no_records.levels[0].offered_today is None
     assert "AMI link not configured" in status_text(no_records)
+
+
+def test_a_desk_under_the_rules_qualified_share_alarms_while_it_is_open(policy: Policy) -> None:
+    found = candidates(conditions(desk_shares=(("vip_desk", 0.5), ("highend_desk", 0.75), ("campus_desk", 0.0))),
+                       policy, NOW)  # November: the campus desk is closed
+    [alarm] = found
+    assert (alarm.kind, alarm.subject) == ("desk_rule", "vip_desk")
+    assert alarm.message.startswith("全球通VIP席 (vip_desk): 50.0% of its agents qualified, under the desk rule's 70.0%")
+    march = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    assert [a.subject for a in candidates(conditions(desk_shares=(("campus_desk", 0.0),)), policy, march)] == [
+        "campus_desk"]
