@@ -106,9 +106,13 @@ async def agent_commands(args: argparse.Namespace, services: Services) -> int:
         return 0
     if args.action == "list":
         for listed in await roster.all():
-            print(f"{listed.agent_id:<12} {listed.interface:<16} sat {listed.satisfaction:4.0%}  fcr "
-                  f"{listed.first_contact_resolution:4.0%}  since {listed.tenure_start}  {listed.name}  "
+            # m: measured from the records (agents desks --measured --apply); t: typed in.
+            sat = "m" if "satisfaction" in listed.measured else "t"
+            fcr = "m" if "first_contact_resolution" in listed.measured else "t"
+            print(f"{listed.agent_id:<12} {listed.interface:<16} sat {listed.satisfaction:4.0%}{sat}  fcr "
+                  f"{listed.first_contact_resolution:4.0%}{fcr}  since {listed.tenure_start}  {listed.name}  "
                   f"{' '.join(listed.skills)}")
+        print("(m: measured from the call records; t: typed in)")
         return 0
     if args.action == "set":
         agent = await roster.get(args.agent_id)

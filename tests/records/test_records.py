@@ -647,6 +647,8 @@ async def test_agents_kpis_and_measured_desks_from_the_command_line(
     assert (a.satisfaction, a.first_contact_resolution, a.measured) == (0.5, 0.75,
                                                                          ("satisfaction", "first_contact_resolution"))
     assert (b.satisfaction, b.first_contact_resolution) == (0.0, 0.5)
+    listed = (await asyncio.to_thread(hotline, "agents", "list")).stdout
+    assert "sat  50%m  fcr  75%m" in listed  # m: measured, not typed in
     kept = await pool.fetchrow("SELECT applied_by, period, changes FROM desk_evaluations")
     assert (kept["applied_by"], kept["period"]) == ("王主管", None)
     assert json.loads(kept["changes"])["figures"]["a"]["satisfaction"] == 0.5
