@@ -76,40 +76,27 @@ class SippAgent:
 
 # A phone's registration: challenged, then again with the digest of its name and secret
 # (SIPp's [authentication] from -au/-ap); Contact is the port it will answer calls on.
-_REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+_REGISTER_REQUEST = """  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: {cseq} REGISTER
+Contact: <sip:[service]@[local_ip]:[local_port]>
+Expires: 3600
+{auth}Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+_REGISTER = ("""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="agent phone registers">
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:[service]@[local_ip]:[local_port]>
-Expires: 3600
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <sip:[service]@[local_ip]:[local_port]>
-Expires: 3600
-[authentication]
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
+""" + _REGISTER_REQUEST.format(cseq=1, auth="") + """  <recv response="401" auth="true"/>
+""" + _REGISTER_REQUEST.format(cseq=2, auth="[authentication]\n") + """  <recv response="200"/>
 </scenario>
-"""
+""")
 
 
 # [cid] is the caller's number: a -key for single calls, [field0] of an -inf file for load runs.

@@ -12,7 +12,7 @@ from pathlib import Path
 from ami_bridge.desks import assign_desks, queue_members
 from ami_bridge.roster import Roster, RosterError, edit, parse_roster
 from hotline.app import Services
-from hotline.cli.common import CliError, emit, parse_at, records_connection, records_pool, redis_services
+from hotline.cli.common import CliError, emit, parse_at, parse_day, records_connection, records_pool, redis_services
 from hotline.records.kpis import COLUMNS as KPI_COLUMNS
 from hotline.records.kpis import agent_kpis
 from hotline.records.report import Period, ReportError, fetch_counts
@@ -234,10 +234,10 @@ KPI_PERCENT = frozenset({"csat", "fcr"})
 async def kpis(args: argparse.Namespace, services: Services) -> int:
     policy = services.policy
     today = services.now().astimezone(policy.zone).date()
-    last = _day(args.last, "--to", today)
+    last = parse_day(args.last, "--to", today)
     try:
         period = (measurement_period(policy, last) if args.first is None
-                  else Period.days(_day(args.first, "--from", last), last, policy))
+                  else Period.days(parse_day(args.first, "--from", last), last, policy))
     except ReportError as exc:
         raise CliError(str(exc)) from None
     if args.format == "xlsx" and args.output is None:
@@ -260,14 +260,6 @@ async def kpis(args: argparse.Namespace, services: Services) -> int:
               "the typed-in figure is judged, marked (typed in).")
     return 0
 
-
-def _day(text: str | None, option: str, default: date) -> date:
-    if text is None:
-        return default
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 async def measured_desks(args: argparse.Namespace, services: Services) -> int:

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
            "agi_port": getattr(args, "agi_port", None), "workers": getattr(args, "workers", None),
            "separate_pages": getattr(args, "separate_pages", None)}
     return load_settings(os.environ, cli, args.config)
+
+
+def parse_day(text: str | None, option: str, default: date) -> date:
+    """A day from the command line (YYYY-MM-DD); `default` when not given."""
+    if text is None:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def parse_at(text: str | None, zone: tzinfo, option: str = "--at") -> datetime:

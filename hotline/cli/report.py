@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
-from hotline.cli.common import CliError, emit, records_connection
+from hotline.cli.common import CliError, emit, parse_day, records_connection
 from hotline.records.report import Period, ReportError, against_all, build_report, fetch_counts, parse_by
 from hotline.workorders.rules import SPECIAL_CUSTOMERS
 from hotline.workorders.store import WorkOrders
@@ -46,14 +46,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     rep.add_argument("--output", type=Path, help="write here instead of standard output (xlsx needs it)")
 
 
-def _day(text: str | None, option: str, default: date) -> date:
-    if text is None:
-        return default
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
-
 
 def columns(by: tuple[str, ...], fmt: str) -> list[tuple[str, str]]:
     keys: list[str] = []
@@ -69,8 +61,8 @@ def columns(by: tuple[str, ...], fmt: str) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     policy = load_policy(settings.policy_file)
     today = datetime.now(policy.zone).date()
-    first = _day(args.first, "--from", today)
-    last = _day(args.last, "--to", first)
+    first = parse_day(args.first, "--from", today)
+    last = parse_day(args.last, "--to", first)
     try:
         period = Period.days(first, last, policy)
         if args.what == "complaints":
