@@ -329,6 +329,15 @@ def _stack(run_dir: Path, root: Path, redis: RedisServer, postgres: PostgresServ
     yield Stack(asterisk, bridge, redis, agents, sip_port, kannel, postgres)
 
 
+def reregister(stack: Stack) -> None:
+    """agent3's phone registers again, as a real phone does within its re-registration interval
+    after Asterisk restarts (a restarted Asterisk here starts with no registrations)."""
+    phone = stack.agents[2]
+    phone.stop()
+    phone.register(stack.sip_port, f"{phone.name}-secret")
+    phone.start()
+
+
 @pytest.fixture
 async def ami(stack: Stack) -> AsyncIterator[tuple[AmiClient, Events]]:
     client = AmiClient("127.0.0.1", stack.asterisk.deployment.ami_port, AMI_USER, AMI_SECRET)

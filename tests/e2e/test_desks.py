@@ -6,7 +6,7 @@ import asyncio
 
 from ami_bridge.client import AmiClient
 from harness.waiting import until_sync
-from tests.e2e.conftest import Events, Stack, pause_all
+from tests.e2e.conftest import Events, Stack, pause_all, reregister
 
 Ami = tuple[AmiClient, Events]
 
@@ -89,6 +89,7 @@ async def test_every_agent_busy_beyond_the_limit_the_caller_hears_the_release(st
 async def test_after_an_asterisk_restart_the_bridge_reapplies_the_desks(stack: Stack, ami: Ami) -> None:
     mark = stack.bridge.log_mark()
     await asyncio.to_thread(stack.asterisk.restart)
+    await asyncio.to_thread(reregister, stack)
     await asyncio.to_thread(until_sync, lambda: stack.bridge.applied_since(mark), "the desks after the restart", 30)
     client = AmiClient("127.0.0.1", stack.asterisk.deployment.ami_port, "hotline", "e2e-secret")
     await client.connect()

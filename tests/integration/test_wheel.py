@@ -107,7 +107,7 @@ def test_policy_flows_and_asterisk_render_work_from_the_install(installed: tuple
     assert "site-packages/hotline_core/data/policy.yaml" in checked.stdout
     flows = run(bin_dir, "hotline", "flows", "validate")
     assert flows.returncode == 0, flows.stderr
-    assert "site-packages/ivr_flows/flows: OK, 1 flow(s)" in flows.stdout
+    assert "site-packages/ivr_flows/flows: OK, 2 flow(s)" in flows.stdout
     target = tmp_path / "etc"
     rendered = run(bin_dir, "hotline", "asterisk", "render", "--target", str(target), "--set", "SIP_PORT=5099",
                    "--agent", "agent1:agent-secret-1:sip:agent1@127.0.0.1:5071", env={"HOTLINE_AMI_SECRET": "s3cret"})
