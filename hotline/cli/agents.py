@@ -227,8 +227,9 @@ async def desks(args: argparse.Namespace, services: Services, roster: Roster) ->
 
 KPI_HEADERS = (("agent", "agent"), ("name", "name"), ("calls", "answered"), ("surveyed", "surveyed"),
                ("csat", "satisfaction"), ("fcr_decided", "FCR decided"), ("fcr", "FCR"), ("aht_s", "AHT s"),
-               ("tenure_months", "tenure months"), ("qualified", "qualified"), ("reasons", "why not"))
-KPI_PERCENT = frozenset({"csat", "fcr"})
+               ("tenure_months", "tenure months"), ("satisfaction_used", "judged sat."), ("fcr_used", "judged FCR"),
+               ("typed_in", "typed in"), ("qualified", "qualified"), ("reasons", "why not"))
+KPI_PERCENT = frozenset({"csat", "fcr", "satisfaction_used", "fcr_used"})
 
 
 async def kpis(args: argparse.Namespace, services: Services) -> int:
@@ -248,7 +249,7 @@ async def kpis(args: argparse.Namespace, services: Services) -> int:
     if args.format != "json":
         for row in rows:
             row["reasons"] = "; ".join(row["reasons"])
-            row["typed_in"] = ", ".join(row["typed_in"])
+            row["typed_in"] = ", ".join("sat." if t == "satisfaction" else "FCR" for t in row["typed_in"])
     title = f"agents {period.start.date()}..{(period.end - timedelta(days=1)).date()}"
     emit(render(args.format, KPI_HEADERS if args.format != "json" else [(k, k) for k in KPI_COLUMNS], rows,
                 title, KPI_PERCENT), args.output, len(rows), "agents")
