@@ -93,6 +93,7 @@ bench: deps venv $(BUILD) asterisk-root
 	@$(PY) -m bench.bench_e2e
 	@$(PY) -m bench.bench_sms
 	@$(PY) -m bench.bench_records
+	@$(PY) -m bench.bench_kpis
 	@$(PY) -m bench.bench_whatif
 	@$(PY) -m bench.bench_hardening
 	@$(PY) -m bench.bench_abuse
