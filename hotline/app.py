@@ -189,6 +189,11 @@ def build_agi_server(services: Services, flows: FlowRegistry) -> FastAgiServer:
         return await jobs.add(SmsRequest("self_service", uniqueid, number, text))
 
     ivr = IvrRoute(entry, flows, entry.records, self_service_sms, flow=settings.ivr_flow)
+    asked = services.policy.survey
+    if asked is not None and asked.enabled and asked.flow not in flows.current.flows:
+        # Said once at start; the route says it again on each call it cannot survey.
+        structlog.get_logger("hotline").error("the policy's survey flow is not among the flows: no survey offered",
+                                              flow=asked.flow, flows=sorted(flows.current.flows))
     survey = SurveyRoute(flows, entry.records, services.policy, services.now)
     routes: dict[str, Route] = {"entry": EntryRoute(entry), "ivr": ivr, "survey": survey}
     return FastAgiServer(routes, settings.agi_idle_timeout_s, settings.agi_max_connections, services.metrics,
