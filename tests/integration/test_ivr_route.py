@@ -102,3 +102,49 @@ async def test_vip_goes_straight_to_agents(agi: Agi) -> None:
     variables = result.variables()
     assert (variables["HOTLINE_LEVEL"], variables["HOTLINE_SERVICE"]) == ("gotone_vip", "vip")
     assert not [c for c in result.commands if c.startswith(b"GET DATA")]
+
+
+def survey_env(uniqueid: str, agent: str = "agent1") -> bytes:
+    return environment("survey", "13800000004", uniqueid,
+                       {"agi_arg_1": uniqueid, **({"agi_arg_2": agent} if agent else {})})
+
+
+async def test_the_survey_records_the_key_with_the_agent_who_answered(agi: Agi, redis: Redis) -> None:
+    await play(*agi, environment("ivr", "13800000004", "1.20"), asterisk(["0"]))  # the call's entry
+    result = await play(*agi, survey_env("1.20"), asterisk(["3"]))
+    prompts = [c for c in result.commands if c.startswith((b"STREAM FILE", b"GET DATA"))]
+    assert prompts == [b'GET DATA "vm-press" "5000" "1"', b'STREAM FILE "queue-thankyou" "0123456789*#"']
+    record = await redis.hgetall("ivrtest:call:1.20")
+    assert (record["survey_result"], record["survey"], record["survey_label"], record["survey_satisfied"],
+            record["agent"]) == ("answered", "3", "不满意", "0", "agent1")
+
+
+@pytest.mark.parametrize(("digits", "hang_up", "expected"), [
+    (["9", "9"], False, "invalid"),  # twice off the scale
+    ([], False, "no answer"),
+    ([], True, "hung up"),
+    (["9", "1"], False, "answered"),  # asked again after a key off the scale
+])
+async def test_what_the_caller_does_at_the_survey_is_recorded_as_such(
+        agi: Agi, redis: Redis, digits: list[str], hang_up: bool, expected: str) -> None:
+    uid = f"1.2{len(digits)}{int(hang_up)}"
+    await play(*agi, environment("ivr", "13800000004", uid), asterisk(["0"]))
+
+    scripted = asterisk(digits)
+
+    def answer(index: int, command: bytes) -> bytes:
+        if hang_up and command.startswith(b"GET DATA"):
+            return b"HANGUP\n200 result=-1\n"
+        return scripted(index, command)
+
+    with capture_logs() as logs:
+        await play(*agi, survey_env(uid), answer)
+    assert (await redis.hgetall(f"ivrtest:call:{uid}"))["survey_result"] == expected
+    assert not any(e["log_level"] == "error" for e in logs), logs
+
+
+async def test_a_call_no_agent_answered_is_not_surveyed(agi: Agi, redis: Redis) -> None:
+    await play(*agi, environment("ivr", "13800000004", "1.30"), asterisk(["0"]))
+    result = await play(*agi, survey_env("1.30", agent=""), asterisk(["1"]))
+    assert not [c for c in result.commands if c.startswith((b"STREAM FILE", b"GET DATA"))]
+    assert "survey_result" not in await redis.hgetall("ivrtest:call:1.30")
