@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         rows = asyncio.run(_rows(settings, policy, period, by, args.compare))
         table_columns = columns(by, args.format) + (list(COMPARED) if args.compare else [])
-    data = render(args.format, table_columns, rows, f"report {first}..{last}", PERCENT)
+    data = render(args.format, table_columns, rows, f"report {first}..{last}", PERCENT, frozenset({"day"}))
     emit(data, args.output, len(rows), "rows")
     return 0
 

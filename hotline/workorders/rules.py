@@ -14,6 +14,8 @@ from hotline_core.smstext import sms_parts
 from hotline_core.text import unstorable
 
 STATUSES = ("new", "dispatched", "replied", "closed", "reopened")
+# What a handler calls each status (exports, pages).
+STATUS_LABELS = {"new": "新建", "dispatched": "已派单", "replied": "已答复", "closed": "已关闭", "reopened": "已重开"}
 OPEN = ("new", "dispatched", "reopened")  # waiting for a reply to the customer
 # (from, to) -> the roles that may make that move
 MOVES: Mapping[tuple[str, str], frozenset[str]] = {

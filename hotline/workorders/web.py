@@ -19,7 +19,15 @@ from redis.asyncio import Redis
 from agi.records import CallRecords
 from hotline.web.access import principal_of
 from hotline.web.auth import Principal
-from hotline.workorders.rules import MOVES, SPECIAL_CUSTOMERS, STATUSES, Filters, WorkOrderError, settings_of
+from hotline.workorders.rules import (
+    MOVES,
+    SPECIAL_CUSTOMERS,
+    STATUS_LABELS,
+    STATUSES,
+    Filters,
+    WorkOrderError,
+    settings_of,
+)
 from hotline.workorders.service import WorkOrderService
 from hotline.workorders.store import as_json
 from hotline_core.export import CSV_START, XlsxSheet, csv_lines
@@ -51,11 +59,13 @@ def _paging(query: Any) -> tuple[int, int]:
     return number, size
 
 
-EXPORT_COLUMNS = (("id", "工单号"), ("created_at", "created"), ("special_label", "特殊客户"),
-                  ("special_customer", "tier"), ("category", "category"), ("status", "status"),
-                  ("priority", "priority"), ("reply_due", "reply due"), ("overdue", "overdue"),
-                  ("number", "number"), ("contact", "contact"), ("linkedid", "linkedid"),
-                  ("created_by", "agent"), ("description", "description"), ("reply", "reply"))
+# The exports are for people: the handler's words and labels, not the API's keys and codes.
+EXPORT_COLUMNS = (("id", "工单号"), ("created_at", "创建时间"), ("special_label", "特殊客户"),
+                  ("category_label", "类别"), ("status_label", "状态"), ("priority", "优先级"),
+                  ("reply_due", "答复期限"), ("resolve_due", "办结期限"), ("overdue_label", "超时"),
+                  ("number", "来电号码"), ("contact", "联系号码"), ("linkedid", "通话编号"),
+                  ("created_by", "创建人"), ("description", "内容"), ("reply", "答复"), ("replied_at", "答复时间"))
+EXPORT_DATES = frozenset({"created_at", "reply_due", "resolve_due", "replied_at"})
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json",
                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -234,7 +244,7 @@ class WorkOrderPages:
         headers = {"Content-Type": CONTENT_TYPES[fmt],
                    "Content-Disposition": f'attachment; filename="workorders.{fmt}"'}
         if fmt == "xlsx":
-            sheet = XlsxSheet(EXPORT_COLUMNS, "工单")
+            sheet = XlsxSheet(EXPORT_COLUMNS, "工单", EXPORT_DATES)
             async for rows in batches:
                 sheet.add([_public(row, self._service, self._policy) for row in rows])
             return web.Response(body=await asyncio.to_thread(sheet.save), headers=headers)
@@ -400,4 +410,6 @@ def _h(text: Any) -> str:
 def _public(row: Any, service: WorkOrderService, policy: Policy) -> dict[str, Any]:
     order = as_json(row, service.now(), policy.zone)
     order["category_label"] = settings_of(policy).categories.get(order["category"], order["category"])
+    order["status_label"] = STATUS_LABELS.get(order["status"], order["status"])
+    order["overdue_label"] = "超时" if order["overdue"] else ""
     return order

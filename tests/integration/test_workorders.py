@@ -169,8 +169,13 @@ async def test_the_queue_runs_by_priority_then_deadline_with_filters_and_exports
             sheet = load_workbook(io.BytesIO(await reply.read())).active
         assert sheet is not None
         rows = list(sheet.iter_rows(values_only=True))
-        assert rows[0][:3] == ("工单号", "created", "特殊客户")
-        assert [(r[0], r[2], r[3]) for r in rows[1:]] == [(ids["rural"], "农村", "rural")]
+        assert rows[0][:5] == ("工单号", "创建时间", "特殊客户", "类别", "状态")
+        assert [(r[0], r[2], r[4]) for r in rows[1:]] == [(ids["rural"], "农村", "新建")]
+        assert isinstance(rows[1][1], datetime)  # a date Excel can sort and filter, not text
+        assert sheet.cell(2, 2).number_format == "yyyy-mm-dd hh:mm"
+        assert (sheet.freeze_panes, sheet.auto_filter.ref) == ("A2", "A1:P2")  # header kept, filters on
+        assert sheet.cell(1, 1).font.b
+        assert sheet.column_dimensions["N"].width > sheet.column_dimensions["A"].width  # as wide as the text
         assert sheet.cell(2, 14).data_type == "s"  # the description stays text, not a formula
         async with handler.get(f"{site.base}/api/workorders?format=csv") as reply:
             data = await reply.read()
