@@ -86,12 +86,12 @@ def build_snapshot(policy: Policy, model: QueueModel, desk_of: DeskOf, today: Ma
             today_count("surveyed"), figures.get("csat") if figures is not None else None))
     everyone = policy.everyone_group
     counts: dict[str, dict[str, int]] = {name: dict.fromkeys(AGENT_STATES, 0) for name in policy.desks}
+    # Each agent counted once, at its virtual desk or else in the everyone group, so the desks'
+    # counts add up to the agents (a desk agent also takes overflow calls as one of everyone).
     for interface, (status, paused) in model.agents().items():
         desk = desk_of(interface.split("/", 1)[-1]) or everyone
         if desk in counts:
             counts[desk][agent_state(status, paused)] += 1
-        if everyone and desk != everyone:  # a desk agent belongs to the everyone group too
-            counts[everyone][agent_state(status, paused)] += 1
     month = now.astimezone(policy.zone).month
     desks = tuple(DeskLine(name, spec.label, **counts[name], seasonal=spec.months is not None,
                            open_now=spec.open_in(month)) for name, spec in policy.desks.items())

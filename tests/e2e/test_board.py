@@ -90,9 +90,9 @@ async def test_the_board_and_metrics_follow_real_calls(stack: Stack, ami: Ami, b
     assert vip["service_level"] < 0.95
 
     async def agrees() -> bool:
-        shown = (await cell(board, "gotone_vip", 4), await cell(board, "gotone_vip", 5),
-                 await cell(board, "gotone_vip", 6))
-        return shown == (str(vip["offered"]), str(vip["answered"]), f"{vip['service_level'] * 100:.1f}%")
+        shown = tuple([await cell(board, "gotone_vip", column) for column in (4, 5, 6, 7, 8)])
+        return shown == (str(vip["offered"]), str(vip["answered"]), str(vip["abandoned"]), str(vip["released"]),
+                         f"{vip['service_level'] * 100:.1f}%")
 
     await until(agrees, f"the board to show the records' figures {vip}", within=10)
     scraped = await metrics(stack)
