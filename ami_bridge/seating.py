@@ -25,8 +25,9 @@ class Seating:
         self._refresh_s = refresh_s
         self._desk_of: dict[str, str] = {}
         self._read_at = float("-inf")
-        # Each virtual desk's share of agents the desk rule qualifies (the desk_rule alarm).
-        self.shares: dict[str, float] = {}
+        # Each virtual desk's agents seated and share of them the desk rule qualifies (the
+        # desk_rule alarm).
+        self.shares: dict[str, tuple[int, float]] = {}
         # An agent at no virtual desk answers as a member of the group everyone belongs to.
         self._everyone = policy.everyone_group or None
 
@@ -46,5 +47,6 @@ class Seating:
                 desk_of[agent.agent_id] = desk
                 desk_of[agent.interface.split("/", 1)[-1]] = desk  # queue_log names the queue member
         self._desk_of, self._read_at = desk_of, now
-        self.shares = {desk: seating.qualified_share(desk) for desk in seating.desks} if agents else {}
+        self.shares = ({desk: (len(members), seating.qualified_share(desk)) for desk, members in seating.desks.items()}
+                       if agents else {})
         return desk_of.get

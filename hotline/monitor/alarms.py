@@ -37,7 +37,7 @@ class Conditions:
     sms_added: int = 0  # SMS jobs ever queued, by every instance (a counter)
     outbox: int = 0  # call facts waiting in Redis for the records database
     components_down: tuple[tuple[str, str], ...] = ()  # (background component, what is wrong)
-    desk_shares: tuple[tuple[str, float], ...] = ()  # (virtual desk, share of its agents qualified)
+    desk_shares: tuple[tuple[str, int, float], ...] = ()  # (virtual desk, agents seated, share qualified)
 
 
 def _pct(value: float) -> str:
@@ -61,9 +61,14 @@ def candidates(conditions: Conditions, policy: Policy, now: datetime) -> list[Al
             out.append(Alarm("feed_late", table, f"tier table {table} last imported {age:.0f} h ago "
                              f"(expected within {hours:g} h)"))
     rule = policy.desk_rule
-    for desk, share in conditions.desk_shares:
+    for desk, seated, share in conditions.desk_shares:
         spec = policy.desks.get(desk)
-        if spec is not None and spec.open_in(now.astimezone(policy.zone).month) and share < rule.min_qualified_share:
+        if spec is None or not spec.open_in(now.astimezone(policy.zone).month):
+            continue
+        if not seated:
+            out.append(Alarm("desk_rule", desk, f"{spec.label} ({desk}): no agent seated (no qualified agent "
+                             "is left for it; its callers go straight to the next group)"))
+        elif share < rule.min_qualified_share:
             out.append(Alarm("desk_rule", desk, f"{spec.label} ({desk}): {_pct(share)} of its agents qualified, "
                              f"under the desk rule's {_pct(rule.min_qualified_share)} (hotline agents kpis; "
                              "agents desks --measured)"))

@@ -65,7 +65,7 @@ class Sources:
     postgres_up: Callable[[], Awaitable[bool]] | None
     ami_up: Callable[[], bool | None]
     components_down: Callable[[], list[tuple[str, str]]] = lambda: []  # background components not running
-    desk_shares: Callable[[], Mapping[str, float]] = lambda: {}  # virtual desk -> share qualified
+    desk_shares: Callable[[], Mapping[str, tuple[int, float]]] = lambda: {}  # desk -> (seated, share qualified)
 
 
 class Monitor:
@@ -100,7 +100,8 @@ class Monitor:
             table_imported_at=await self.tables.get(), ami_up=self._sources.ami_up(),
             sms_dead=await self.sms_dead.get(), sms_added=await self.sms_added.get(), outbox=await self.outbox.get(),
             components_down=tuple(self._sources.components_down()),
-            desk_shares=tuple(sorted(self._sources.desk_shares().items())),
+            desk_shares=tuple((desk, seated, share)
+                              for desk, (seated, share) in sorted(self._sources.desk_shares().items())),
             entries=int(counted["hotline_call_entries_total"]),
             degraded=int(counted["hotline_degraded_lookups_total"]))
         alarms = self._book.update(conditions, now)

@@ -114,11 +114,13 @@ def test_the_picture_counts_waiting_callers_and_agents_per_desk(policy: Policy) 
 
 
 def test_a_desk_under_the_rules_qualified_share_alarms_while_it_is_open(policy: Policy) -> None:
-    found = candidates(conditions(desk_shares=(("vip_desk", 0.5), ("highend_desk", 0.75), ("campus_desk", 0.0))),
+    found = candidates(conditions(desk_shares=(("vip_desk", 2, 0.5), ("highend_desk", 4, 0.75),
+                                               ("campus_desk", 2, 0.0), ("newsub_desk", 0, 0.0))),
                        policy, NOW)  # November: the campus desk is closed
-    [alarm] = found
-    assert (alarm.kind, alarm.subject) == ("desk_rule", "vip_desk")
-    assert alarm.message.startswith("全球通VIP席 (vip_desk): 50.0% of its agents qualified, under the desk rule's 70.0%")
+    assert [(a.kind, a.subject) for a in found] == [("desk_rule", "vip_desk"), ("desk_rule", "newsub_desk")]
+    assert found[0].message.startswith("全球通VIP席 (vip_desk): 50.0% of its agents qualified, under the desk rule's "
+                                       "70.0%")
+    assert found[1].message.startswith("新入网优先席 (newsub_desk): no agent seated")
     march = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
-    assert [a.subject for a in candidates(conditions(desk_shares=(("campus_desk", 0.0),)), policy, march)] == [
+    assert [a.subject for a in candidates(conditions(desk_shares=(("campus_desk", 2, 0.0),)), policy, march)] == [
         "campus_desk"]
