@@ -125,8 +125,12 @@ async def _stats(args: argparse.Namespace, services: Services) -> int:
     if not stats:
         print("no tables imported yet")
         return 0
-    print(f"{'table':<10} {'rows':>10} {'memory':>12} {'bytes/row':>9} {'buckets':>8}  imported (UTC)        source")
+    zone = services.policy.zone
+    # The operator's time, as everything else a person reads (the JSON keeps UTC ISO 8601).
+    print(f"{'table':<10} {'rows':>10} {'memory':>12} {'bytes/row':>9} {'buckets':>8}  {'imported':<25}  source")
     for s in stats:
+        at = s.imported
+        when = at.astimezone(zone).isoformat(sep=" ", timespec="seconds") if at else "-"
         print(f"{s.table:<10} {s.rows:>10} {s.memory_bytes:>12} {s.bytes_per_row:>9.1f} {s.buckets:>8}  "
-              f"{s.imported_at:<20}  {s.source}")
+              f"{when:<25}  {s.source}")
     return 0

@@ -43,6 +43,7 @@ async def test_import_then_lookup_json(redis_server: RedisServer, redis: object,
     stats = run(redis_server.url, "tiers", "stats")
     assert stats.returncode == 0
     assert "rural" in stats.stdout
+    assert "+08:00" in stats.stdout  # the operator's time, as the rest of what a person reads
     assert "brand" in stats.stdout
 
 
