@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -58,7 +59,7 @@ async def _today(settings: Settings, services: Services) -> dict[str, dict[str, 
     except (OSError, TimeoutError, asyncpg.PostgresError):
         return None
     try:
-        return await figures_by_level(conn, policy, day)
+        return await figures_by_level(conn, policy, day, datetime.now(UTC))
     finally:
         await conn.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -36,7 +36,9 @@ class Records:
     async def today_by_level(self) -> dict[str, dict[str, Any]]:
         """Today's figures per level (the live board), read from the rollup and the latest calls."""
         async with self.pool.acquire() as conn:
-            return await figures_by_level(conn, self.policy, self.now().astimezone(self.policy.zone).date())
+            # The wall clock for the waits (the calls' times are real), the pinned one for the day.
+            return await figures_by_level(conn, self.policy, self.now().astimezone(self.policy.zone).date(),
+                                          datetime.now(UTC))
 
     async def reachable(self) -> bool:
         return bool(await self.pool.fetchval("SELECT true"))

@@ -8,6 +8,9 @@ The formulas (also in docs/operations.md, "Reports"):
 - service level = answered within the level's `service_level_seconds` / offered; the second
   figure leaves short abandons (abandoned within the policy's `short_abandon_seconds`) out of
   the offered calls: answered in time / (offered - short abandons).
+- today's figures (the board, `hotline status`) count only calls whose outcome is known or whose
+  wait has passed the threshold: a caller still waiting within it is left out of the offered
+  calls of both rates until then (else one waiting caller would turn a quiet level red).
 - ASA = total wait of answered calls / answered (every queue visit up to the answer counts).
 - AHT = total talk time / answered calls with a known talk time (no wrap-up time is configured
   in the shipped queues, so handle time is talk time).
@@ -255,8 +258,10 @@ def _ratio(part: float, whole: float) -> float | None:
 
 
 def figures(counts: Mapping[str, Any], policy: Policy, level: str | None) -> dict[str, Any]:
-    """The published figures of one group from its counts (pure)."""
-    offered, answered = int(counts["offered"]), int(counts["answered"])
+    """The published figures of one group from its counts (pure). `waiting_within_sl` (today's
+    figures only): calls still waiting within the threshold, not yet counted as offered."""
+    offered = int(counts["offered"]) - int(counts.get("waiting_within_sl", 0))
+    answered = int(counts["answered"])
     in_sl, short = int(counts["answered_in_sl"]), int(counts["short_abandoned"])
     out: dict[str, Any] = {
         "calls": int(counts["calls"]),
@@ -335,7 +340,20 @@ def against_all(rows: Sequence[dict[str, Any]], counted: Sequence[Mapping[str, A
     return out
 
 
-async def figures_by_level(conn: Conn, policy: Policy, day: date) -> dict[str, dict[str, Any]]:
-    """One day's figures per level, every level present (the live board, `hotline status`)."""
-    counted = await fetch_counts(conn, policy, Period.days(day, day, policy), ("level",))
+# Calls of the day still waiting in a queue within their level's threshold, at $10 (now).
+_WAITING = (_POLICY + "SELECT coalesce(c.level, p.fallback_level) AS level, count(*) AS waiting_within_sl "
+            f"{_CALLS}WHERE c.started_at >= $8 AND c.started_at < $9 AND c.queue_outcome = 'waiting' "
+            "AND c.queue_entered_at > $10::timestamptz - make_interval(secs => coalesce(t.sl, p.fallback_sl)) "
+            "GROUP BY 1")
+
+
+async def figures_by_level(conn: Conn, policy: Policy, day: date, now: datetime) -> dict[str, dict[str, Any]]:
+    """One day's figures per level, every level present (the live board, `hotline status`), a
+    caller still waiting within the threshold not yet counted (see the formulas)."""
+    period = Period.days(day, day, policy)
+    counted = await fetch_counts(conn, policy, period, ("level",))
+    waiting = {row["level"]: int(row["waiting_within_sl"])
+               for row in await conn.fetch(_WAITING, *policy_args(policy), period.start, period.end, now)}
+    for row in counted:
+        row["waiting_within_sl"] = waiting.get(row["level"], 0)
     return {row["level"]: row for row in build_report(counted, ("level",), policy)}

@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import aiohttp
+import asyncpg
 import pytest
 from playwright.async_api import Browser, Page
 
@@ -50,7 +51,7 @@ async def test_the_board_and_metrics_follow_real_calls(stack: Stack, ami: Ami, b
     waiting_metric = 'hotline_queue_callers_waiting{level="gotone_vip"}'
     await pause_all(client, True)
     try:
-        call = asyncio.create_task(stack.call("13800000005", wait_ms=300, talk_ms=6000))
+        call = asyncio.create_task(stack.call("13800000005", wait_ms=300, talk_ms=14000))  # waits ~10 s, then talks
         await events.wait("QueueCallerJoin", within=15, CallerIDNum="13800000005")
 
         async def one_waiting() -> bool:
@@ -61,6 +62,17 @@ async def test_the_board_and_metrics_follow_real_calls(stack: Stack, ami: Ami, b
 
         await until(one_waiting, "the waiting VIP caller on the board and in /metrics", within=3)
         await until(desk_paused, "the paused VIP desk agent on the board", within=3)
+        # The caller is on record as waiting, and the board has refreshed today's figures since
+        # (every 5 s), still within the level's 15 s: a caller waiting within the threshold is
+        # not counted yet, so the quiet level does not turn red.
+        conn = await asyncpg.connect(stack.postgres.url())
+        try:
+            await until(lambda: conn.fetchval("SELECT count(*) FROM calls WHERE number = '8613800000005' "
+                                              "AND queue_outcome = 'waiting'"), "the waiting call on record", 5)
+        finally:
+            await conn.close()
+        await asyncio.sleep(5.5)
+        assert await board.get_attribute("tr[data-level=gotone_vip]", "class") != "below"
     finally:
         await pause_all(client, False)
     await events.wait("AgentConnect", within=10, CallerIDNum="13800000005")

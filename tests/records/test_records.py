@@ -38,6 +38,7 @@ from hotline.records.report import (
     decide_fcr,
     fetch_counts,
     figures,
+    figures_by_level,
     policy_args,
     raw_sql,
 )
@@ -652,3 +653,23 @@ async def test_agents_kpis_and_measured_desks_from_the_command_line(
     kept = await pool.fetchrow("SELECT applied_by, period, changes FROM desk_evaluations")
     assert (kept["applied_by"], kept["period"]) == ("王主管", None)
     assert json.loads(kept["changes"])["figures"]["a"]["satisfaction"] == 0.5
+
+
+async def test_a_caller_still_waiting_within_the_threshold_is_not_yet_counted_today(
+        store: RecordStore, tmp_path: Path, records_db: tuple[str, asyncpg.Pool[Any]], policy: Policy) -> None:
+    """The board's rule: one caller waiting 10 s of a 20 s threshold does not lower the level's
+    service level; once the wait passes the threshold it counts (as not answered in time)."""
+    _, pool = records_db
+    await store.write_facts([read_fact(f) for f in facts()])
+    await store.write_facts([read_fact(entry(f"{T0 + 100}.7", identity("highend", "highend_easyown",
+                                                                      ["highend_desk", "general"], "8613800000007")))])
+    path = tmp_path / "queue_log"
+    path.write_text(QUEUE_LOG + f"{T0 + 100}|{T0 + 100}.7|hotline-highend_easyown|NONE|ENTERQUEUE||8613800000007|1\n")
+    await read_all(reader(store, path))
+    threshold = policy.level("highend_easyown").service_level_seconds
+    async with pool.acquire() as conn:
+        soon = await figures_by_level(conn, policy, date(2026, 11, 30), datetime.fromtimestamp(T0 + 100 + 10, UTC))
+        late = await figures_by_level(conn, policy, date(2026, 11, 30),
+                                      datetime.fromtimestamp(T0 + 100 + threshold + 1, UTC))
+    assert (soon["highend_easyown"]["offered"], soon["highend_easyown"]["service_level"]) == (2, 0.5)
+    assert (late["highend_easyown"]["offered"], late["highend_easyown"]["service_level"]) == (3, round(1 / 3, 4))
