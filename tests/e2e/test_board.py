@@ -113,3 +113,15 @@ async def test_the_board_and_metrics_follow_real_calls(stack: Stack, ami: Ami, b
     assert scraped['hotline_call_entries_total{level="gotone_vip",tier="normal"}'] >= 2
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await board.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
+
+
+async def test_the_board_says_when_its_live_stream_is_lost_and_when_it_is_back(board: Page) -> None:
+    warning = board.locator("#lost")
+    assert await warning.is_hidden()
+    await board.route("**/board/events", lambda route: route.abort())
+    await board.reload()
+    await warning.wait_for(state="visible", timeout=10_000)
+    assert "The live connection is lost; reconnecting" in await warning.inner_text()
+    await board.unroute("**/board/events")
+    await warning.wait_for(state="hidden", timeout=15_000)  # the browser's retry brings the next picture
+    await board.wait_for_selector("tr[data-level=gotone_vip]")
