@@ -21,6 +21,7 @@ import structlog
 from ami_bridge.desks import DeskAssignment, assign_desks
 from ami_bridge.roster import Agent, Roster
 from hotline.records.kpis import DeskChange, desk_changes, measured
+from hotline.records.partitions import add_months
 from hotline.records.report import Period, fetch_counts
 from hotline_core.db import Conn
 from hotline_core.loops import every
@@ -35,12 +36,9 @@ STAFFING_LOCK = 0x686C7374  # "hlst"
 
 def measurement_period(policy: Policy, today: date) -> Period:
     """The policy's months back from today, today included (the desk rule's "last three months")."""
-    months = policy.measurement.months
-    index = today.year * 12 + today.month - 1 - months
-    year, month = divmod(index, 12)
-    first_of = date(year, month + 1, 1)
+    first_of = add_months(today, -policy.measurement.months)
     # The same day of that month, or its last day when it has fewer.
-    last_day = (date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1) - timedelta(days=1)).day
+    last_day = (add_months(first_of, 1) - timedelta(days=1)).day
     return Period.days(first_of.replace(day=min(today.day, last_day)), today, policy)
 
 
@@ -50,7 +48,6 @@ class Evaluation:
     today: DeskAssignment  # the desks as the roster's figures give them now
     measured: DeskAssignment  # as the measurements give them
     agents: list[Agent]  # the roster with the measured figures in place
-    counts: list[dict[str, Any]]  # the records' counts per agent
     changes: list[DeskChange]
 
     def roster_updates(self, current: list[Agent]) -> list[Agent]:
@@ -66,7 +63,7 @@ async def evaluate(conn: Conn, roster: list[Agent], policy: Policy, today: date)
     agents = [measured(agent, by_agent.get(agent.agent_id), policy) for agent in roster]
     before = assign_desks(roster, policy, today)
     after = assign_desks(agents, policy, today)
-    return Evaluation(period, before, after, agents, counts, desk_changes(before, after))
+    return Evaluation(period, before, after, agents, desk_changes(before, after))
 
 
 def changes_json(evaluation: Evaluation, updated: list[Agent]) -> str:
